@@ -1,0 +1,87 @@
+/**
+ * Every error PacsGuard reports has a code from this one table. The HTTP layer turns a code into an
+ * RFC 9457 problem+json response, STOW-RS and DIMSE turn it into a DICOM status, and the audit trail
+ * records the same code, so a denial reads the same wherever it is seen.
+ *
+ * This module is a leaf: every layer may import it, and it imports nothing of ours.
+ */
+
+export interface ErrorSpec {
+  /** HTTP status when the error ends an HTTP request. */
+  readonly http: number;
+  /** DICOM status (PS3.7 C / PS3.18 Table 10.5.3-1 FailureReason) when it ends a DICOM operation. */
+  readonly dicomStatus: number;
+  /** Short, stable title; the detail says what exactly was wrong. */
+  readonly title: string;
+}
+
+export const ERRORS = {
+  // DICOM input
+  PG_ERR_DICOM_UNREADABLE: { http: 400, dicomStatus: 0xc000, title: 'DICOM data could not be parsed' },
+  PG_ERR_DICOM_NO_FILE_META: { http: 400, dicomStatus: 0xc000, title: 'DICOM file meta information missing or invalid' },
+  PG_ERR_DICOM_META_MISMATCH: { http: 400, dicomStatus: 0xa900, title: 'File meta information contradicts the dataset' },
+  PG_ERR_DICOM_MISSING_UID: { http: 400, dicomStatus: 0xa900, title: 'An identifying UID is missing' },
+  PG_ERR_DICOM_BAD_UID: { http: 400, dicomStatus: 0xa900, title: 'An identifying UID is malformed' },
+  PG_ERR_DICOM_UNKNOWN_TRANSFER_SYNTAX: { http: 400, dicomStatus: 0xc000, title: 'Transfer syntax not known' },
+  PG_ERR_DICOM_PREAMBLE_EXECUTABLE: { http: 400, dicomStatus: 0xc000, title: 'DICOM preamble holds executable content; quarantined' },
+  PG_ERR_DICOM_STUDY_MISMATCH: { http: 409, dicomStatus: 0xa900, title: 'Instance does not belong to the study in the request' },
+  PG_ERR_DICOM_NOT_A_FRAME_SOURCE: { http: 406, dicomStatus: 0xc000, title: 'Frames are available only for uncompressed pixel data' },
+  PG_ERR_DICOM_BAD_FRAME: { http: 404, dicomStatus: 0xc000, title: 'Frame number out of range' },
+
+  // HTTP input
+  PG_ERR_HTTP_BAD_CONTENT_TYPE: { http: 415, dicomStatus: 0xc000, title: 'Unsupported content type' },
+  PG_ERR_HTTP_BAD_MULTIPART: { http: 400, dicomStatus: 0xc000, title: 'Malformed multipart body' },
+  PG_ERR_HTTP_BODY_TOO_LARGE: { http: 413, dicomStatus: 0xa700, title: 'Request body over the configured limit' },
+  PG_ERR_HTTP_BAD_QUERY: { http: 400, dicomStatus: 0xc000, title: 'Invalid query parameter' },
+  PG_ERR_HTTP_BAD_REQUEST: { http: 400, dicomStatus: 0xc000, title: 'Invalid request' },
+  PG_ERR_HTTP_NOT_ACCEPTABLE: { http: 406, dicomStatus: 0xc000, title: 'No acceptable representation' },
+  PG_ERR_NOT_FOUND: { http: 404, dicomStatus: 0xc000, title: 'Not found' },
+
+  // Identity and policy
+  PG_ERR_AUTH_REQUIRED: { http: 401, dicomStatus: 0x0124, title: 'Authentication required' },
+  PG_ERR_AUTH_FAILED: { http: 401, dicomStatus: 0x0124, title: 'Authentication failed' },
+  PG_ERR_AUTH_LOCKED: { http: 423, dicomStatus: 0x0124, title: 'Account locked' },
+  PG_ERR_ZONE_DENIED: { http: 403, dicomStatus: 0x0124, title: 'Flow not allowed from this network zone' },
+  PG_ERR_POLICY_DENIED: { http: 403, dicomStatus: 0x0124, title: 'Not permitted' },
+  PG_ERR_RATE_LIMITED: { http: 429, dicomStatus: 0xa700, title: 'Too many requests' },
+
+  // Archive and storage
+  PG_ERR_STORAGE_FULL: { http: 507, dicomStatus: 0xa700, title: 'Storage full' },
+  PG_ERR_STORAGE_FAILED: { http: 500, dicomStatus: 0x0110, title: 'Storage failure' },
+  PG_ERR_INTEGRITY: { http: 500, dicomStatus: 0x0110, title: 'Stored data failed its integrity check' },
+  PG_ERR_AUDIT_UNAVAILABLE: { http: 503, dicomStatus: 0x0110, title: 'Audit trail unavailable; refusing to operate unaudited' },
+  PG_ERR_INTERNAL: { http: 500, dicomStatus: 0x0110, title: 'Internal error' },
+
+  // Configuration and CLI
+  PG_ERR_CONFIG: { http: 500, dicomStatus: 0x0110, title: 'Invalid configuration' },
+  PG_ERR_CONFLICT: { http: 409, dicomStatus: 0x0110, title: 'Conflict' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** An error with a code from the table and a detail that says what exactly was wrong. */
+export class PacsGuardError extends Error {
+  readonly code: ErrorCode;
+  readonly detail: string;
+
+  constructor(code: ErrorCode, detail: string, options?: { cause?: unknown }) {
+    super(`${ERRORS[code].title}: ${detail}`, options);
+    this.name = 'PacsGuardError';
+    this.code = code;
+    this.detail = detail;
+  }
+
+  get spec(): ErrorSpec {
+    return ERRORS[this.code];
+  }
+}
+
+/** Narrows an unknown thrown value to a PacsGuardError, wrapping anything else as internal. */
+export function asPacsGuardError(err: unknown): PacsGuardError {
+  if (err instanceof PacsGuardError) return err;
+  const errno = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (errno === 'ENOSPC' || errno === 'EDQUOT') {
+    return new PacsGuardError('PG_ERR_STORAGE_FULL', 'no space left on the storage device', { cause: err });
+  }
+  return new PacsGuardError('PG_ERR_INTERNAL', 'unexpected error', { cause: err });
+}

@@ -1,0 +1,103 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase } from '../../test/support/postgres.js';
+import { ArchiveIndex, openIndexDatabase, type IndexDatabase, type InstanceRecord, type Matcher, type SearchableKeyword } from './index.js';
+
+function record(over: Partial<InstanceRecord> & { sopUid: string; studyUid: string; seriesUid: string }, extra: {
+  patientId?: string; patientName?: string; modality?: string; studyDate?: string; accession?: string; sha?: string;
+} = {}): InstanceRecord {
+  return {
+    sopClassUid: '1.2.840.10008.5.1.4.1.1.2', transferSyntaxUid: '1.2.840.10008.1.2.1',
+    blobSha256: extra.sha ?? 'a'.repeat(64), size: 10, metadataJson: '{}', receivedBy: 'test',
+    patient: { patientId: extra.patientId ?? 'P1', patientName: extra.patientName ?? 'DOE^JOHN', birthDate: '19700101', sex: 'M' },
+    study: { studyDate: extra.studyDate ?? '20240101', studyTime: '101010', accessionNumber: extra.accession ?? 'ACC1', studyId: '1', studyDescription: 'CT HEAD', referringPhysicianName: 'HOUSE^GREGORY' },
+    series: { modality: extra.modality ?? 'CT', seriesNumber: '1', seriesDescription: 'AXIAL', seriesDate: '', seriesTime: '', bodyPartExamined: 'HEAD', stationName: 'CT01' },
+    instance: { instanceNumber: '1', numberOfFrames: '', rows: '512', columns: '512' },
+    ...over,
+  };
+}
+
+const filters = (entries: Array<[SearchableKeyword, Matcher]>) => new Map(entries);
+
+// The same migrations and queries run on both engines; every assertion below holds for each.
+describe.each([
+  ['sqlite', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pg-index-'));
+    return { url: join(dir, 'index.sqlite'), drop: async () => rmSync(dir, { recursive: true, force: true }) };
+  }],
+  ['postgres', createTestDatabase],
+])('ArchiveIndex on %s', (_engine, makeDb) => {
+  let handle: { url: string; drop: () => Promise<void> };
+  let database: IndexDatabase;
+  let index: ArchiveIndex;
+
+  beforeAll(async () => {
+    handle = await makeDb();
+    database = await openIndexDatabase(handle.url);
+    index = new ArchiveIndex(database.db);
+    await index.recordInstance(record({ sopUid: '1.1.1', studyUid: '1.1', seriesUid: '1.1.0' }, { sha: '1'.repeat(64) }));
+    await index.recordInstance(record({ sopUid: '1.1.2', studyUid: '1.1', seriesUid: '1.1.0' }, { sha: '2'.repeat(64) }));
+    await index.recordInstance(record({ sopUid: '1.1.3', studyUid: '1.1', seriesUid: '1.1.9' }, { sha: '3'.repeat(64), modality: 'SR' }));
+    await index.recordInstance(record({ sopUid: '2.1.1', studyUid: '2.1', seriesUid: '2.1.0' }, {
+      sha: '4'.repeat(64), patientId: 'P2', patientName: 'Smith^Anna', modality: 'MR', studyDate: '20231215', accession: 'X_1%',
+    }));
+  });
+  afterAll(async () => {
+    await database?.close();
+    await handle?.drop();
+  });
+
+  it('makes a re-send with identical content an idempotent duplicate', async () => {
+    const outcome = await index.recordInstance(record({ sopUid: '1.1.1', studyUid: '1.1', seriesUid: '1.1.0' }, { sha: '1'.repeat(64) }));
+    expect(outcome).toEqual({ kind: 'duplicate', version: 1 });
+  });
+
+  it('keeps the old version when the same SOP Instance UID arrives with new content', async () => {
+    const outcome = await index.recordInstance(record({ sopUid: '1.1.2', studyUid: '1.1', seriesUid: '1.1.0' }, { sha: '5'.repeat(64) }));
+    expect(outcome).toEqual({ kind: 'new-version', version: 2, previousSha256: '2'.repeat(64) });
+    const versions = await index.versionsOf('1.1.2');
+    expect(versions.map((v) => [v.version, v.blobSha256[0], v.isCurrent])).toEqual([[2, '5', true], [1, '2', false]]);
+    const current = await index.findInstances('1.1', '1.1.0', '1.1.2');
+    expect(current).toHaveLength(1);
+    expect(current[0]?.blobSha256).toBe('5'.repeat(64));
+  });
+
+  it('counts studies, series and current instances, and lists modalities in study', async () => {
+    const rows = await index.search({ level: 'study', filters: filters([]), limit: 10, offset: 0 });
+    expect(rows.map((r) => r.values.StudyInstanceUID)).toEqual(['1.1', '2.1']);
+    expect(rows[0]).toMatchObject({ modalitiesInStudy: ['CT', 'SR'], numberOfStudyRelatedSeries: 2, numberOfStudyRelatedInstances: 3 });
+    expect(rows[1]).toMatchObject({ modalitiesInStudy: ['MR'], numberOfStudyRelatedSeries: 1, numberOfStudyRelatedInstances: 1 });
+  });
+
+  it.each<[string, Array<[SearchableKeyword, Matcher]>, string[]]>([
+    ['exact patient ID', [['PatientID', { kind: 'single', value: 'P2' }]], ['2.1']],
+    ['person name case-insensitively', [['PatientName', { kind: 'single', value: 'smith^anna' }]], ['2.1']],
+    ['wildcard *', [['PatientName', { kind: 'wildcard', pattern: 'DO*' }]], ['1.1']],
+    ['wildcard ?', [['PatientName', { kind: 'wildcard', pattern: 'Smit?^*' }]], ['2.1']],
+    ['wildcard is case-sensitive outside names', [['StudyDescription', { kind: 'wildcard', pattern: 'ct*' }]], []],
+    ['LIKE metacharacters are literal', [['AccessionNumber', { kind: 'wildcard', pattern: 'X_1%*' }]], ['2.1']],
+    ['LIKE metacharacters do not match others', [['AccessionNumber', { kind: 'wildcard', pattern: 'ACC_*' }]], []],
+    ['date range', [['StudyDate', { kind: 'range', from: '20231201', to: '20231231' }]], ['2.1']],
+    ['open-ended date range', [['StudyDate', { kind: 'range', from: '20240101', to: '' }]], ['1.1']],
+    ['UID list', [['StudyInstanceUID', { kind: 'list', values: ['2.1', '9.9'] }]], ['2.1']],
+    ['modalities in study', [['ModalitiesInStudy', { kind: 'single', value: 'SR' }]], ['1.1']],
+    ['series-level key at study level', [['Modality', { kind: 'single', value: 'MR' }]], ['2.1']],
+  ])('matches studies by %s', async (_name, f, expected) => {
+    const rows = await index.search({ level: 'study', filters: filters(f), limit: 10, offset: 0 });
+    expect(rows.map((r) => r.values.StudyInstanceUID)).toEqual(expected);
+  });
+
+  it('pages with limit and offset', async () => {
+    const page = await index.search({ level: 'study', filters: filters([]), limit: 1, offset: 1 });
+    expect(page.map((r) => r.values.StudyInstanceUID)).toEqual(['2.1']);
+  });
+
+  it('searches series within a study and instances within a series', async () => {
+    const series = await index.search({ level: 'series', filters: filters([['StudyInstanceUID', { kind: 'single', value: '1.1' }]]), limit: 10, offset: 0 });
+    expect(series.map((r) => [r.values.SeriesInstanceUID, r.numberOfSeriesRelatedInstances])).toEqual([['1.1.0', 2], ['1.1.9', 1]]);
+    const instances = await index.search({ level: 'instance', filters: filters([['SeriesInstanceUID', { kind: 'single', value: '1.1.0' }]]), limit: 10, offset: 0 });
+    expect(instances.map((r) => r.values.SOPInstanceUID)).toEqual(['1.1.1', '1.1.2']);
+  });
+});

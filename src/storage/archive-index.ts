@@ -1,0 +1,408 @@
+import { sql, type Expression, type Kysely, type SqlBool, type ExpressionBuilder } from 'kysely';
+import type { IndexSchema } from './schema.js';
+
+/** What the index keeps of one received instance (values already normalised to strings). */
+export interface InstanceRecord {
+  readonly sopUid: string;
+  readonly sopClassUid: string;
+  readonly studyUid: string;
+  readonly seriesUid: string;
+  readonly transferSyntaxUid: string;
+  readonly blobSha256: string;
+  readonly size: number;
+  /** DICOM JSON of the instance (bulk data by reference), serialised once at ingest. */
+  readonly metadataJson: string;
+  readonly receivedBy: string;
+  readonly patient: { patientId: string; patientName: string; birthDate: string; sex: string };
+  readonly study: {
+    studyDate: string; studyTime: string; accessionNumber: string; studyId: string;
+    studyDescription: string; referringPhysicianName: string;
+  };
+  readonly series: {
+    modality: string; seriesNumber: string; seriesDescription: string; seriesDate: string;
+    seriesTime: string; bodyPartExamined: string; stationName: string;
+  };
+  readonly instance: { instanceNumber: string; numberOfFrames: string; rows: string; columns: string };
+}
+
+/** How a record landed: new, an identical re-send (idempotent), or new content for a known SOP Instance UID. */
+export type RecordOutcome =
+  | { readonly kind: 'stored'; readonly version: number }
+  | { readonly kind: 'duplicate'; readonly version: number }
+  | { readonly kind: 'new-version'; readonly version: number; readonly previousSha256: string };
+
+/** One DICOM matching rule (PS3.4 C.2.2.2) after the query string was parsed. */
+export type Matcher =
+  | { readonly kind: 'single'; readonly value: string }
+  | { readonly kind: 'wildcard'; readonly pattern: string }
+  | { readonly kind: 'range'; readonly from: string; readonly to: string }
+  | { readonly kind: 'list'; readonly values: readonly string[] };
+
+export type QueryLevel = 'study' | 'series' | 'instance';
+
+/** Searchable attributes by DICOM keyword, with the column that holds each and whether it is a person name. */
+export const SEARCHABLE = {
+  PatientName: { column: 'p.patient_name', level: 'study', pn: true },
+  PatientID: { column: 'p.patient_id', level: 'study', pn: false },
+  PatientBirthDate: { column: 'p.birth_date', level: 'study', pn: false },
+  PatientSex: { column: 'p.sex', level: 'study', pn: false },
+  StudyInstanceUID: { column: 'st.study_uid', level: 'study', pn: false },
+  StudyDate: { column: 'st.study_date', level: 'study', pn: false },
+  StudyTime: { column: 'st.study_time', level: 'study', pn: false },
+  AccessionNumber: { column: 'st.accession_number', level: 'study', pn: false },
+  StudyID: { column: 'st.study_id', level: 'study', pn: false },
+  StudyDescription: { column: 'st.study_description', level: 'study', pn: false },
+  ReferringPhysicianName: { column: 'st.referring_physician_name', level: 'study', pn: true },
+  ModalitiesInStudy: { column: 'se.modality', level: 'study', pn: false },
+  SeriesInstanceUID: { column: 'se.series_uid', level: 'series', pn: false },
+  Modality: { column: 'se.modality', level: 'series', pn: false },
+  SeriesNumber: { column: 'se.series_number', level: 'series', pn: false },
+  SeriesDescription: { column: 'se.series_description', level: 'series', pn: false },
+  SeriesDate: { column: 'se.series_date', level: 'series', pn: false },
+  SeriesTime: { column: 'se.series_time', level: 'series', pn: false },
+  BodyPartExamined: { column: 'se.body_part_examined', level: 'series', pn: false },
+  StationName: { column: 'se.station_name', level: 'series', pn: false },
+  SOPInstanceUID: { column: 'i.sop_uid', level: 'instance', pn: false },
+  SOPClassUID: { column: 'i.sop_class_uid', level: 'instance', pn: false },
+  InstanceNumber: { column: 'i.instance_number', level: 'instance', pn: false },
+  NumberOfFrames: { column: 'i.number_of_frames', level: 'instance', pn: false },
+  Rows: { column: 'i.rows', level: 'instance', pn: false },
+  Columns: { column: 'i.columns', level: 'instance', pn: false },
+} as const satisfies Record<string, { column: string; level: QueryLevel; pn: boolean }>;
+
+export type SearchableKeyword = keyof typeof SEARCHABLE;
+
+export interface SearchRequest {
+  readonly level: QueryLevel;
+  readonly filters: ReadonlyMap<SearchableKeyword, Matcher>;
+  readonly limit: number;
+  readonly offset: number;
+}
+
+/** A row of a study, series or instance search: every indexed attribute of its level and the levels above. */
+export interface SearchRow {
+  readonly studyPk: number;
+  readonly seriesPk: number | null;
+  readonly instancePk: number | null;
+  readonly values: Readonly<Partial<Record<SearchableKeyword, string>>>;
+  /** Study: ModalitiesInStudy; computed over all series of the study. */
+  readonly modalitiesInStudy?: readonly string[];
+  readonly numberOfStudyRelatedSeries?: number;
+  readonly numberOfStudyRelatedInstances?: number;
+  readonly numberOfSeriesRelatedInstances?: number;
+  /** The instance's (or, at study/series level, a representative instance's) DICOM JSON, for includefield. */
+  readonly metadataJson?: string;
+}
+
+/** An instance to retrieve: where its bytes are and what the index knows of it. */
+export interface StoredInstance {
+  readonly pk: number;
+  readonly sopUid: string;
+  readonly studyUid: string;
+  readonly seriesUid: string;
+  readonly sopClassUid: string;
+  readonly transferSyntaxUid: string;
+  readonly blobSha256: string;
+  readonly size: number;
+  readonly version: number;
+  readonly metadataJson: string;
+  readonly patientId: string;
+}
+
+type DB = Kysely<IndexSchema>;
+type Joined = ExpressionBuilder<
+  { p: IndexSchema['patients']; st: IndexSchema['studies']; se: IndexSchema['series']; i: IndexSchema['instances'] },
+  'p' | 'st' | 'se' | 'i'
+>;
+
+/** The archive's queries over the index: record an instance, search, and find what to retrieve. */
+export class ArchiveIndex {
+  constructor(private readonly db: DB) {}
+
+  /**
+   * Records an instance and its patient/study/series in one transaction. The caller has already made
+   * the blob durable; once this resolves the index row is durable too and the instance may be acknowledged.
+   */
+  async recordInstance(r: InstanceRecord): Promise<RecordOutcome> {
+    const now = new Date().toISOString();
+    return this.db.transaction().execute(async (trx) => {
+      await trx.insertInto('patients')
+        .values({ patient_id: r.patient.patientId, patient_name: r.patient.patientName, birth_date: r.patient.birthDate, sex: r.patient.sex, created_at: now })
+        .onConflict((oc) => oc.column('patient_id').doNothing())
+        .execute();
+      const patient = await trx.selectFrom('patients').select('id').where('patient_id', '=', r.patient.patientId).executeTakeFirstOrThrow();
+      await trx.insertInto('studies')
+        .values({
+          study_uid: r.studyUid, patient_pk: patient.id, study_date: r.study.studyDate, study_time: r.study.studyTime,
+          accession_number: r.study.accessionNumber, study_id: r.study.studyId, study_description: r.study.studyDescription,
+          referring_physician_name: r.study.referringPhysicianName, created_at: now,
+        })
+        .onConflict((oc) => oc.column('study_uid').doNothing())
+        .execute();
+      const study = await trx.selectFrom('studies').select('id').where('study_uid', '=', r.studyUid).executeTakeFirstOrThrow();
+      await trx.insertInto('series')
+        .values({
+          series_uid: r.seriesUid, study_pk: study.id, modality: r.series.modality, series_number: r.series.seriesNumber,
+          series_description: r.series.seriesDescription, series_date: r.series.seriesDate, series_time: r.series.seriesTime,
+          body_part_examined: r.series.bodyPartExamined, station_name: r.series.stationName, created_at: now,
+        })
+        .onConflict((oc) => oc.column('series_uid').doNothing())
+        .execute();
+      const series = await trx.selectFrom('series').select('id').where('series_uid', '=', r.seriesUid).executeTakeFirstOrThrow();
+
+      const current = await trx.selectFrom('instances').select(['id', 'version', 'blob_sha256'])
+        .where('sop_uid', '=', r.sopUid).where('is_current', '=', 1).executeTakeFirst();
+      if (current && current.blob_sha256 === r.blobSha256) return { kind: 'duplicate', version: current.version } as const;
+      const version = current ? current.version + 1 : 1;
+      if (current) {
+        // The earlier version is kept (never overwritten); it just stops being the one served by default.
+        await trx.updateTable('instances').set({ is_current: 0 }).where('id', '=', current.id).execute();
+      }
+      await trx.insertInto('instances').values({
+        sop_uid: r.sopUid, version, is_current: 1, series_pk: series.id, sop_class_uid: r.sopClassUid,
+        instance_number: r.instance.instanceNumber, transfer_syntax_uid: r.transferSyntaxUid,
+        number_of_frames: r.instance.numberOfFrames, rows: r.instance.rows, columns: r.instance.columns,
+        blob_sha256: r.blobSha256, size: r.size, metadata: r.metadataJson, received_by: r.receivedBy, created_at: now,
+      }).execute();
+      return current
+        ? ({ kind: 'new-version', version, previousSha256: current.blob_sha256 } as const)
+        : ({ kind: 'stored', version } as const);
+    });
+  }
+
+  /** QIDO-RS / C-FIND search at one level, matching by PS3.4 C.2.2.2 rules, paged by limit/offset. */
+  async search(req: SearchRequest): Promise<SearchRow[]> {
+    if (req.level === 'study') return this.searchStudies(req);
+    if (req.level === 'series') return this.searchSeries(req);
+    return this.searchInstances(req);
+  }
+
+  private async searchStudies(req: SearchRequest): Promise<SearchRow[]> {
+    let q = this.db.selectFrom('studies as st').innerJoin('patients as p', 'p.id', 'st.patient_pk')
+      .select(['st.id as study_pk', ...studyColumns]);
+    for (const [keyword, matcher] of req.filters) {
+      if (keyword === 'ModalitiesInStudy') {
+        q = q.where(({ exists, selectFrom }) => exists(
+          selectFrom('series as se').select(sql`1`.as('one')).whereRef('se.study_pk', '=', 'st.id')
+            .where((eb) => matchExpression(eb as unknown as Joined, 'se.modality', matcher, false)),
+        ));
+      } else if (SEARCHABLE[keyword].level === 'study') {
+        q = q.where((eb) => matchExpression(eb as unknown as Joined, SEARCHABLE[keyword].column, matcher, SEARCHABLE[keyword].pn));
+      } else {
+        // A lower-level key at study level (e.g. Modality) matches studies that have such a series/instance.
+        q = q.where(({ exists, selectFrom }) => exists(
+          selectFrom('series as se').leftJoin('instances as i', (j) => j.onRef('i.series_pk', '=', 'se.id').on('i.is_current', '=', 1))
+            .select(sql`1`.as('one')).whereRef('se.study_pk', '=', 'st.id')
+            .where((eb) => matchExpression(eb as unknown as Joined, SEARCHABLE[keyword].column, matcher, SEARCHABLE[keyword].pn)),
+        ));
+      }
+    }
+    const rows = await q.orderBy('st.id').limit(req.limit).offset(req.offset).execute();
+    const pks = rows.map((r) => r.study_pk);
+    const [modalities, counts, reps] = await Promise.all([this.modalitiesOf(pks), this.studyCounts(pks), this.representatives('study', pks)]);
+    return rows.map((r) => ({
+      studyPk: r.study_pk, seriesPk: null, instancePk: null, values: studyValues(r),
+      modalitiesInStudy: modalities.get(r.study_pk) ?? [],
+      numberOfStudyRelatedSeries: counts.get(r.study_pk)?.series ?? 0,
+      numberOfStudyRelatedInstances: counts.get(r.study_pk)?.instances ?? 0,
+      metadataJson: reps.get(r.study_pk),
+    }));
+  }
+
+  private async searchSeries(req: SearchRequest): Promise<SearchRow[]> {
+    let q = this.db.selectFrom('series as se').innerJoin('studies as st', 'st.id', 'se.study_pk').innerJoin('patients as p', 'p.id', 'st.patient_pk')
+      .select(['st.id as study_pk', 'se.id as series_pk', ...studyColumns, ...seriesColumns]);
+    for (const [keyword, matcher] of req.filters) {
+      const spec = SEARCHABLE[keyword];
+      if (spec.level === 'instance') {
+        q = q.where(({ exists, selectFrom }) => exists(
+          selectFrom('instances as i').select(sql`1`.as('one')).whereRef('i.series_pk', '=', 'se.id').where('i.is_current', '=', 1)
+            .where((eb) => matchExpression(eb as unknown as Joined, spec.column, matcher, spec.pn)),
+        ));
+      } else {
+        q = q.where((eb) => matchExpression(eb as unknown as Joined, spec.column, matcher, spec.pn));
+      }
+    }
+    const rows = await q.orderBy('se.id').limit(req.limit).offset(req.offset).execute();
+    const pks = rows.map((r) => r.series_pk);
+    const [counts, reps] = await Promise.all([this.seriesCounts(pks), this.representatives('series', pks)]);
+    return rows.map((r) => ({
+      studyPk: r.study_pk, seriesPk: r.series_pk, instancePk: null,
+      values: { ...studyValues(r), ...seriesValues(r) },
+      numberOfSeriesRelatedInstances: counts.get(r.series_pk) ?? 0,
+      metadataJson: reps.get(r.series_pk),
+    }));
+  }
+
+  private async searchInstances(req: SearchRequest): Promise<SearchRow[]> {
+    let q = this.db.selectFrom('instances as i').innerJoin('series as se', 'se.id', 'i.series_pk')
+      .innerJoin('studies as st', 'st.id', 'se.study_pk').innerJoin('patients as p', 'p.id', 'st.patient_pk')
+      .select(['st.id as study_pk', 'se.id as series_pk', 'i.id as instance_pk', 'i.metadata', ...studyColumns, ...seriesColumns, ...instanceColumns])
+      .where('i.is_current', '=', 1);
+    for (const [keyword, matcher] of req.filters) {
+      const spec = SEARCHABLE[keyword];
+      q = q.where((eb) => matchExpression(eb as unknown as Joined, spec.column, matcher, spec.pn));
+    }
+    const rows = await q.orderBy('i.id').limit(req.limit).offset(req.offset).execute();
+    return rows.map((r) => ({
+      studyPk: r.study_pk, seriesPk: r.series_pk, instancePk: r.instance_pk,
+      values: { ...studyValues(r), ...seriesValues(r), ...instanceValues(r) },
+      metadataJson: r.metadata,
+    }));
+  }
+
+  /** Current instances of a study, optionally narrowed to a series and an instance, in series then instance order. */
+  async findInstances(studyUid: string, seriesUid?: string, sopUid?: string): Promise<StoredInstance[]> {
+    let q = this.db.selectFrom('instances as i').innerJoin('series as se', 'se.id', 'i.series_pk')
+      .innerJoin('studies as st', 'st.id', 'se.study_pk').innerJoin('patients as p', 'p.id', 'st.patient_pk')
+      .select([
+        'i.id', 'i.sop_uid', 'st.study_uid', 'se.series_uid', 'i.sop_class_uid', 'i.transfer_syntax_uid',
+        'i.blob_sha256', 'i.size', 'i.version', 'i.metadata', 'p.patient_id',
+      ])
+      .where('st.study_uid', '=', studyUid).where('i.is_current', '=', 1);
+    if (seriesUid !== undefined) q = q.where('se.series_uid', '=', seriesUid);
+    if (sopUid !== undefined) q = q.where('i.sop_uid', '=', sopUid);
+    const rows = await q.orderBy('se.id').orderBy('i.id').execute();
+    return rows.map((r) => ({
+      pk: r.id, sopUid: r.sop_uid, studyUid: r.study_uid, seriesUid: r.series_uid, sopClassUid: r.sop_class_uid,
+      transferSyntaxUid: r.transfer_syntax_uid, blobSha256: r.blob_sha256, size: Number(r.size), version: r.version,
+      metadataJson: r.metadata, patientId: r.patient_id,
+    }));
+  }
+
+  /** Every version of a SOP instance, newest first (earlier versions are kept, never overwritten). */
+  async versionsOf(sopUid: string): Promise<Array<{ version: number; blobSha256: string; isCurrent: boolean; createdAt: string }>> {
+    const rows = await this.db.selectFrom('instances').select(['version', 'blob_sha256', 'is_current', 'created_at'])
+      .where('sop_uid', '=', sopUid).orderBy('version', 'desc').execute();
+    return rows.map((r) => ({ version: r.version, blobSha256: r.blob_sha256, isCurrent: r.is_current === 1, createdAt: r.created_at }));
+  }
+
+  /** Counts of what the index holds, for status pages and tests. */
+  async counts(): Promise<{ patients: number; studies: number; series: number; instances: number }> {
+    const one = async (t: 'patients' | 'studies' | 'series' | 'instances') =>
+      Number((await this.db.selectFrom(t).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+    const [patients, studies, series, instances] = await Promise.all([one('patients'), one('studies'), one('series'), one('instances')]);
+    return { patients, studies, series, instances };
+  }
+
+  private async modalitiesOf(studyPks: number[]): Promise<Map<number, string[]>> {
+    const out = new Map<number, string[]>();
+    if (studyPks.length === 0) return out;
+    const rows = await this.db.selectFrom('series').select(['study_pk', 'modality']).distinct()
+      .where('study_pk', 'in', studyPks).where('modality', '<>', '').orderBy('modality').execute();
+    for (const r of rows) out.set(r.study_pk, [...(out.get(r.study_pk) ?? []), r.modality]);
+    return out;
+  }
+
+  private async studyCounts(studyPks: number[]): Promise<Map<number, { series: number; instances: number }>> {
+    const out = new Map<number, { series: number; instances: number }>();
+    if (studyPks.length === 0) return out;
+    const rows = await this.db.selectFrom('series as se').leftJoin('instances as i', (j) => j.onRef('i.series_pk', '=', 'se.id').on('i.is_current', '=', 1))
+      .select(['se.study_pk', (eb) => eb.fn.count('se.id').distinct().as('series'), (eb) => eb.fn.count('i.id').as('instances')])
+      .where('se.study_pk', 'in', studyPks).groupBy('se.study_pk').execute();
+    for (const r of rows) out.set(r.study_pk, { series: Number(r.series), instances: Number(r.instances) });
+    return out;
+  }
+
+  private async seriesCounts(seriesPks: number[]): Promise<Map<number, number>> {
+    const out = new Map<number, number>();
+    if (seriesPks.length === 0) return out;
+    const rows = await this.db.selectFrom('instances').select(['series_pk', (eb) => eb.fn.countAll().as('n')])
+      .where('series_pk', 'in', seriesPks).where('is_current', '=', 1).groupBy('series_pk').execute();
+    for (const r of rows) out.set(r.series_pk, Number(r.n));
+    return out;
+  }
+
+  /** One instance's metadata per study or series: the source of attributes the index has no column for. */
+  private async representatives(level: 'study' | 'series', pks: number[]): Promise<Map<number, string>> {
+    const out = new Map<number, string>();
+    if (pks.length === 0) return out;
+    const key = level === 'study' ? 'se.study_pk' : 'se.id';
+    const firsts = this.db.selectFrom('instances as i').innerJoin('series as se', 'se.id', 'i.series_pk')
+      .select([sql<number>`${sql.ref(key)}`.as('owner'), (eb) => eb.fn.min('i.id').as('first_id')])
+      .where(sql.ref(key), 'in', pks).where('i.is_current', '=', 1).groupBy(sql.ref(key));
+    const rows = await this.db.selectFrom('instances as i').innerJoin(firsts.as('f'), 'f.first_id', 'i.id')
+      .select(['f.owner', 'i.metadata']).execute();
+    for (const r of rows) out.set(Number(r.owner), r.metadata);
+    return out;
+  }
+}
+
+const studyColumns = [
+  'p.patient_name', 'p.patient_id', 'p.birth_date', 'p.sex', 'st.study_uid', 'st.study_date', 'st.study_time',
+  'st.accession_number', 'st.study_id', 'st.study_description', 'st.referring_physician_name',
+] as const;
+const seriesColumns = [
+  'se.series_uid', 'se.modality', 'se.series_number', 'se.series_description', 'se.series_date', 'se.series_time',
+  'se.body_part_examined', 'se.station_name',
+] as const;
+const instanceColumns = ['i.sop_uid', 'i.sop_class_uid', 'i.instance_number', 'i.number_of_frames', 'i.rows', 'i.columns'] as const;
+
+interface StudyColumns {
+  patient_name: string; patient_id: string; birth_date: string; sex: string; study_uid: string; study_date: string;
+  study_time: string; accession_number: string; study_id: string; study_description: string; referring_physician_name: string;
+}
+interface SeriesColumns {
+  series_uid: string; modality: string; series_number: string; series_description: string; series_date: string;
+  series_time: string; body_part_examined: string; station_name: string;
+}
+interface InstanceColumns {
+  sop_uid: string; sop_class_uid: string; instance_number: string; number_of_frames: string; rows: string; columns: string;
+}
+
+function studyValues(r: StudyColumns): Partial<Record<SearchableKeyword, string>> {
+  return {
+    PatientName: r.patient_name, PatientID: r.patient_id, PatientBirthDate: r.birth_date, PatientSex: r.sex,
+    StudyInstanceUID: r.study_uid, StudyDate: r.study_date, StudyTime: r.study_time, AccessionNumber: r.accession_number,
+    StudyID: r.study_id, StudyDescription: r.study_description, ReferringPhysicianName: r.referring_physician_name,
+  };
+}
+function seriesValues(r: SeriesColumns): Partial<Record<SearchableKeyword, string>> {
+  return {
+    SeriesInstanceUID: r.series_uid, Modality: r.modality, SeriesNumber: r.series_number, SeriesDescription: r.series_description,
+    SeriesDate: r.series_date, SeriesTime: r.series_time, BodyPartExamined: r.body_part_examined, StationName: r.station_name,
+  };
+}
+function instanceValues(r: InstanceColumns): Partial<Record<SearchableKeyword, string>> {
+  return {
+    SOPInstanceUID: r.sop_uid, SOPClassUID: r.sop_class_uid, InstanceNumber: r.instance_number,
+    NumberOfFrames: r.number_of_frames, Rows: r.rows, Columns: r.columns,
+  };
+}
+
+/**
+ * One matcher as SQL. Person names match case-insensitively (as Orthanc and most PACS do by default);
+ * everything else is case-sensitive, as PS3.4 C.2.2.2 asks (SQLite runs with case_sensitive_like on).
+ */
+function matchExpression(eb: Joined, column: string, m: Matcher, pn: boolean): Expression<SqlBool> {
+  const col = pn ? sql`lower(${sql.ref(column)})` : sql.ref(column);
+  const v = (s: string) => (pn ? s.toLowerCase() : s);
+  switch (m.kind) {
+    case 'single':
+      return sql<SqlBool>`${col} = ${v(m.value)}`;
+    case 'list':
+      return sql<SqlBool>`${col} in (${sql.join(m.values.map(v))})`;
+    case 'wildcard':
+      return sql<SqlBool>`${col} like ${v(wildcardToLike(m.pattern))} escape '\\'`;
+    case 'range': {
+      // An empty stored value never matches a range (PS3.4 C.2.2.2.5).
+      const parts = [sql`${sql.ref(column)} <> ''`];
+      if (m.from !== '') parts.push(sql`${sql.ref(column)} >= ${m.from}`);
+      if (m.to !== '') parts.push(sql`${sql.ref(column)} <= ${m.to}`);
+      void eb;
+      return sql<SqlBool>`(${sql.join(parts, sql` and `)})`;
+    }
+  }
+}
+
+/** DICOM `*` and `?` to SQL LIKE, escaping LIKE's own metacharacters. */
+export function wildcardToLike(pattern: string): string {
+  let out = '';
+  for (const ch of pattern) {
+    if (ch === '*') out += '%';
+    else if (ch === '?') out += '_';
+    else if (ch === '%' || ch === '_' || ch === '\\') out += `\\${ch}`;
+    else out += ch;
+  }
+  return out;
+}

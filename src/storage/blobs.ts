@@ -1,0 +1,138 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PacsGuardError, asPacsGuardError } from '../errors.js';
+
+/** Where a blob went and whether it was already there (content addressing makes re-sends free). */
+export interface PutResult {
+  readonly sha256: string;
+  readonly size: number;
+  readonly existed: boolean;
+}
+
+/** The blob store contract: immutable, content-addressed by SHA-256; implementations are chosen by config. */
+export interface BlobStore {
+  /** Writes the bytes durably (data and directory entry on disk) and returns their address. */
+  put(bytes: Uint8Array): Promise<PutResult>;
+  /** Reads a blob and refuses to return it unless its SHA-256 still matches its address. */
+  get(sha256: string): Promise<Buffer>;
+  has(sha256: string): Promise<boolean>;
+  /** Removes temporary files left by a crash mid-write; run before serving. */
+  cleanTemporaryFiles(): Promise<number>;
+}
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/** SHA-256 of a buffer as lower-case hex. */
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/**
+ * Filesystem blob store: `root/ab/cd/abcd…` (two levels of 256 folders keeps directories small at
+ * millions of blobs). A blob is written to `root/tmp`, fsynced, renamed into place and its directory
+ * fsynced, so after a crash a blob is either whole at its address or absent; it is never rewritten.
+ */
+export class FileBlobStore implements BlobStore {
+  private readonly tmpDir: string;
+  private readonly knownDirs = new Set<string>();
+
+  constructor(private readonly root: string) {
+    this.tmpDir = join(root, 'tmp');
+  }
+
+  /** Creates the folders the store needs. */
+  async open(): Promise<this> {
+    await mkdir(this.tmpDir, { recursive: true });
+    return this;
+  }
+
+  pathOf(sha256: string): string {
+    if (!SHA256_HEX.test(sha256)) throw new PacsGuardError('PG_ERR_INTERNAL', `not a SHA-256 address: ${sha256}`);
+    return join(this.root, sha256.slice(0, 2), sha256.slice(2, 4), sha256);
+  }
+
+  async put(bytes: Uint8Array): Promise<PutResult> {
+    const sha256 = sha256Hex(bytes);
+    const finalPath = this.pathOf(sha256);
+    if (await exists(finalPath)) return { sha256, size: bytes.length, existed: true };
+    const dir = join(this.root, sha256.slice(0, 2), sha256.slice(2, 4));
+    await this.ensureDir(dir);
+    const tmpPath = join(this.tmpDir, `${sha256}.${randomBytes(6).toString('hex')}.tmp`);
+    try {
+      const fh = await open(tmpPath, 'wx', 0o640);
+      try {
+        await fh.writeFile(bytes);
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmpPath, finalPath);
+      await fsyncDir(dir);
+    } catch (err) {
+      await rm(tmpPath, { force: true }).catch(() => undefined);
+      throw asPacsGuardError(err);
+    }
+    return { sha256, size: bytes.length, existed: false };
+  }
+
+  async get(sha256: string): Promise<Buffer> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(this.pathOf(sha256));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new PacsGuardError('PG_ERR_INTEGRITY', `blob ${sha256} is missing from the store`);
+      }
+      throw asPacsGuardError(err);
+    }
+    // Hash on every read: a blob changed on disk (bit rot, ransomware, an operator's mistake) is never served.
+    const actual = sha256Hex(bytes);
+    if (actual !== sha256) {
+      throw new PacsGuardError('PG_ERR_INTEGRITY', `blob ${sha256} on disk now hashes to ${actual}`);
+    }
+    return bytes;
+  }
+
+  async has(sha256: string): Promise<boolean> {
+    return exists(this.pathOf(sha256));
+  }
+
+  async cleanTemporaryFiles(): Promise<number> {
+    const names = await readdir(this.tmpDir).catch(() => [] as string[]);
+    await Promise.all(names.map((n) => rm(join(this.tmpDir, n), { force: true })));
+    return names.length;
+  }
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.knownDirs.has(dir)) return;
+    const parent = join(dir, '..');
+    const created = await mkdir(dir, { recursive: true });
+    if (created !== undefined) {
+      // New directories must themselves be durable entries in their parents.
+      await fsyncDir(parent);
+      await fsyncDir(this.root);
+    }
+    this.knownDirs.add(dir);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** fsync on a directory makes a rename or a new entry in it durable (POSIX leaves that to the caller). */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, fsConstants.O_RDONLY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

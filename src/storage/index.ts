@@ -1,0 +1,8 @@
+export { FileBlobStore, sha256Hex, fsyncDir, type BlobStore, type PutResult } from './blobs.js';
+export { openIndexDatabase, type IndexDatabase } from './db.js';
+export {
+  ArchiveIndex, SEARCHABLE, wildcardToLike,
+  type InstanceRecord, type RecordOutcome, type Matcher, type QueryLevel, type SearchableKeyword,
+  type SearchRequest, type SearchRow, type StoredInstance,
+} from './archive-index.js';
+export type { IndexSchema, UsersTable } from './schema.js';

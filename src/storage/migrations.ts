@@ -1,0 +1,102 @@
+import type { ColumnDefinitionBuilder, Kysely, Migration, MigrationProvider } from 'kysely';
+
+/** The two engines the index runs on; the migrations differ only in how a row id is generated. */
+export type IndexEngine = 'sqlite' | 'postgres';
+
+/**
+ * One set of migrations for SQLite and PostgreSQL: only types and constructs both engines share.
+ * Never edit a migration that has shipped; add the next one.
+ */
+function migrationsFor(engine: IndexEngine): Record<string, Migration> {
+  const id = (c: ColumnDefinitionBuilder) =>
+    engine === 'postgres' ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey().autoIncrement();
+  return {
+  '0001_archive_and_users': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('patients')
+        .addColumn('id', 'integer', id)
+        .addColumn('patient_id', 'text', (c) => c.notNull().unique())
+        .addColumn('patient_name', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('birth_date', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('sex', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('studies')
+        .addColumn('id', 'integer', id)
+        .addColumn('study_uid', 'text', (c) => c.notNull().unique())
+        .addColumn('patient_pk', 'integer', (c) => c.notNull().references('patients.id'))
+        .addColumn('study_date', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('study_time', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('accession_number', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('study_id', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('study_description', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('referring_physician_name', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('series')
+        .addColumn('id', 'integer', id)
+        .addColumn('series_uid', 'text', (c) => c.notNull().unique())
+        .addColumn('study_pk', 'integer', (c) => c.notNull().references('studies.id'))
+        .addColumn('modality', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('series_number', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('series_description', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('series_date', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('series_time', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('body_part_examined', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('station_name', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('instances')
+        .addColumn('id', 'integer', id)
+        .addColumn('sop_uid', 'text', (c) => c.notNull())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('is_current', 'integer', (c) => c.notNull())
+        .addColumn('series_pk', 'integer', (c) => c.notNull().references('series.id'))
+        .addColumn('sop_class_uid', 'text', (c) => c.notNull())
+        .addColumn('instance_number', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('transfer_syntax_uid', 'text', (c) => c.notNull())
+        .addColumn('number_of_frames', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('rows', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('columns', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('blob_sha256', 'text', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('metadata', 'text', (c) => c.notNull())
+        .addColumn('received_by', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('instances_sop_version', ['sop_uid', 'version'])
+        .execute();
+      // Every hot query uses an index, so ingest and search stay flat as the archive grows.
+      await db.schema.createIndex('patients_name').on('patients').column('patient_name').execute();
+      await db.schema.createIndex('studies_patient').on('studies').column('patient_pk').execute();
+      await db.schema.createIndex('studies_date').on('studies').column('study_date').execute();
+      await db.schema.createIndex('studies_accession').on('studies').column('accession_number').execute();
+      await db.schema.createIndex('series_study').on('series').columns(['study_pk', 'modality']).execute();
+      await db.schema.createIndex('instances_series_current').on('instances').columns(['series_pk', 'is_current']).execute();
+      await db.schema.createIndex('instances_sop_current').on('instances').columns(['sop_uid', 'is_current']).execute();
+
+      await db.schema
+        .createTable('users')
+        .addColumn('id', 'integer', id)
+        .addColumn('username', 'text', (c) => c.notNull().unique())
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('password_hash', 'text', (c) => c.notNull())
+        .addColumn('totp_secret', 'text', (c) => c.notNull())
+        .addColumn('disabled', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('failed_logins', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('locked_until', 'text')
+        .addColumn('last_login_at', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
+  };
+}
+
+/** Serves the migrations above to Kysely's Migrator, in name order. */
+export function migrationProvider(engine: IndexEngine): MigrationProvider {
+  return { getMigrations: async () => migrationsFor(engine) };
+}

@@ -1,0 +1,81 @@
+import type { ColumnType, Generated } from 'kysely';
+
+/** Tables of the index. Text columns hold DICOM values as strings ('' when absent) so matching is uniform. */
+export interface IndexSchema {
+  patients: PatientsTable;
+  studies: StudiesTable;
+  series: SeriesTable;
+  instances: InstancesTable;
+  users: UsersTable;
+}
+
+export interface PatientsTable {
+  id: Generated<number>;
+  patient_id: string;
+  patient_name: string;
+  birth_date: string;
+  sex: string;
+  created_at: string;
+}
+
+export interface StudiesTable {
+  id: Generated<number>;
+  study_uid: string;
+  patient_pk: number;
+  study_date: string;
+  study_time: string;
+  accession_number: string;
+  study_id: string;
+  study_description: string;
+  referring_physician_name: string;
+  created_at: string;
+}
+
+export interface SeriesTable {
+  id: Generated<number>;
+  series_uid: string;
+  study_pk: number;
+  modality: string;
+  series_number: string;
+  series_description: string;
+  series_date: string;
+  series_time: string;
+  body_part_examined: string;
+  station_name: string;
+  created_at: string;
+}
+
+export interface InstancesTable {
+  id: Generated<number>;
+  sop_uid: string;
+  /** 1 for the first content received for a SOP Instance UID; a different content makes version 2, … */
+  version: number;
+  /** 1 for the version served by default; earlier versions stay for authorised retrieval. */
+  is_current: number;
+  series_pk: number;
+  sop_class_uid: string;
+  instance_number: string;
+  transfer_syntax_uid: string;
+  number_of_frames: string;
+  rows: string;
+  columns: string;
+  blob_sha256: string;
+  size: ColumnType<number, number, never>;
+  /** PS3.18 F.2 DICOM JSON of the instance, bulk data by reference: written once, served by /metadata. */
+  metadata: string;
+  received_by: string;
+  created_at: string;
+}
+
+export interface UsersTable {
+  id: Generated<number>;
+  username: string;
+  role: string;
+  password_hash: string;
+  totp_secret: string;
+  disabled: number;
+  failed_logins: number;
+  locked_until: string | null;
+  last_login_at: string | null;
+  created_at: string;
+}
