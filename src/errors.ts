@@ -63,12 +63,15 @@ export type ErrorCode = keyof typeof ERRORS;
 export class PacsGuardError extends Error {
   readonly code: ErrorCode;
   readonly detail: string;
+  /** What the audit trail records when it must say more than the caller may learn (why a login failed). */
+  readonly auditDetail: string;
 
-  constructor(code: ErrorCode, detail: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, detail: string, options?: { cause?: unknown; auditDetail?: string }) {
     super(`${ERRORS[code].title}: ${detail}`, options);
     this.name = 'PacsGuardError';
     this.code = code;
     this.detail = detail;
+    this.auditDetail = options?.auditDetail ?? detail;
   }
 
   get spec(): ErrorSpec {

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs everything PacsGuard and its test suite need on a fresh Debian machine:
+# DCMTK and Orthanc (real peers for interop tests), then the npm packages from the lock file.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pkg in dcmtk orthanc orthanc-dicomweb; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+# The Debian orthanc package starts a system service on 4242/8042; tests start their own instances.
+if command -v service >/dev/null 2>&1; then service orthanc stop >/dev/null 2>&1 || true; fi
+
+npm ci --no-audit --no-fund --loglevel=error

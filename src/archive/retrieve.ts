@@ -1,0 +1,28 @@
+import { extractFrames } from '../dicom/index.js';
+import { PacsGuardError } from '../errors.js';
+import type { ArchiveIndex, BlobStore, StoredInstance } from '../storage/index.js';
+
+/** Retrieval: finds what a request names and reads it back, hash-checked, never a byte that does not match. */
+export class Retrieve {
+  constructor(private readonly blobs: BlobStore, private readonly index: ArchiveIndex) {}
+
+  /** The current instances a WADO-RS path names; 404 when it names nothing. */
+  async instances(studyUid: string, seriesUid?: string, sopUid?: string): Promise<StoredInstance[]> {
+    const found = await this.index.findInstances(studyUid, seriesUid, sopUid);
+    if (found.length === 0) {
+      const what = sopUid ? `instance ${sopUid}` : seriesUid ? `series ${seriesUid}` : `study ${studyUid}`;
+      throw new PacsGuardError('PG_ERR_NOT_FOUND', `${what} is not in the archive`);
+    }
+    return found;
+  }
+
+  /** An instance's stored Part 10 bytes, verified against their SHA-256 address. */
+  bytes(instance: StoredInstance): Promise<Buffer> {
+    return this.blobs.get(instance.blobSha256);
+  }
+
+  /** Frames of an uncompressed instance (1-based frame numbers). */
+  async frames(instance: StoredInstance, frameNumbers: number[]): Promise<Buffer[]> {
+    return extractFrames(await this.bytes(instance), frameNumbers);
+  }
+}

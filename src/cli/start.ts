@@ -1,0 +1,56 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { PKI_FILES } from '../identity/index.js';
+import { buildHttpApp } from '../server/http/app.js';
+import { openServices, type Services } from '../server/services.js';
+
+export interface StartOptions {
+  readonly host?: string;
+  readonly httpPort?: number;
+  readonly index?: string;
+}
+
+/** A running server: its listener URLs and how to stop it. */
+export interface RunningServer {
+  readonly urls: { https: string };
+  readonly services: Services;
+  stop(): Promise<void>;
+}
+
+/** Opens the data directory and starts the listeners; logs one line per listener with its URL. */
+export async function startServer(dataDir: string, opts: StartOptions = {}, log: (line: string) => void = console.log): Promise<RunningServer> {
+  const services = await openServices(dataDir, { index: opts.index });
+  const host = opts.host ?? services.config.host;
+  const source = { address: '127.0.0.1', zone: 'local', protocol: 'cli' } as const;
+  const subject = { kind: 'system', id: 'pacsguard' };
+  try {
+    const tls = {
+      key: await readFile(join(services.paths.pki, PKI_FILES.serverKey), 'utf8'),
+      cert: await readFile(join(services.paths.pki, PKI_FILES.serverCert), 'utf8'),
+      ca: await readFile(join(services.paths.pki, PKI_FILES.caCert), 'utf8'),
+    };
+    const app = await buildHttpApp(services, tls, { logger: process.env.PACSGUARD_LOG_LEVEL !== 'silent' });
+    await app.listen({ host, port: opts.httpPort ?? services.config.ports.http });
+    const addr = app.server.address() as AddressInfo;
+    const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    const https = `https://${shownHost}:${addr.port}`;
+    log(https);
+    await services.audit.append({ eventType: 'Application Activity', action: 'server.start', outcome: 0, reason: `listening on ${https}`, subject, source });
+    let stopped = false;
+    return {
+      urls: { https },
+      services,
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        await app.close();
+        await services.audit.append({ eventType: 'Application Activity', action: 'server.stop', outcome: 0, reason: 'stopped', subject, source });
+        await services.close();
+      },
+    };
+  } catch (err) {
+    await services.close();
+    throw err;
+  }
+}

@@ -1,0 +1,85 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { isAbsolute, join, resolve } from 'node:path';
+import { z } from 'zod';
+import { PacsGuardError } from './errors.js';
+import { zoneSchema, type ZoneConfig } from './policy/index.js';
+
+const port = z.number().int().min(0).max(65535);
+
+/** The zones a new installation starts with: only this machine may do anything until the administrator adds more. */
+export const DEFAULT_ZONES: ZoneConfig[] = [
+  {
+    name: 'local',
+    description: 'This machine (loopback): operators and scripts on the server itself.',
+    addresses: ['127.0.0.0/8', '::1/128'],
+    flows: ['dicomweb-read', 'dicomweb-write', 'admin-api', 'auth', 'console', 'dimse-store', 'dimse-query', 'dimse-retrieve', 'dimse-echo'],
+  },
+];
+
+/**
+ * `DIR/config.json`: one documented file with safe defaults. Every option is explained where it is declared.
+ */
+export const configSchema = z.object({
+  /** The archive's own DICOM AE title. */
+  aeTitle: z.string().regex(/^[\x20-\x5b\x5d-\x7e]{1,16}$/, 'AE titles are 1-16 printable characters, no backslash').default('PACSGUARD'),
+  /** Address the listeners bind to; the zone policy decides who may use them. */
+  host: z.string().default('0.0.0.0'),
+  /** Listener ports (0 picks a free one): HTTPS, DICOM over mutual TLS, plain DICOM for named legacy devices. */
+  ports: z.object({ http: port.default(8443), dicomTls: port.default(2762), dicom: port.default(11112) }).prefault({}),
+  /** The index: a SQLite file (relative to the data directory) or a postgres:// URL. */
+  index: z.string().default('index.sqlite'),
+  /** Lifetime of access tokens issued at login. Short, so a stolen token is soon useless. */
+  accessTokenSeconds: z.number().int().min(60).max(86_400).default(900),
+  limits: z.object({
+    /** Largest HTTP request body accepted (a STOW-RS of a large multi-frame study fits). */
+    requestBodyBytes: z.number().int().min(1024).default(1024 * 1024 * 1024),
+    /** QIDO-RS results per page when the client names no limit, and the most it may ask for. */
+    queryDefaultLimit: z.number().int().min(1).default(100),
+    queryMaxLimit: z.number().int().min(1).default(10_000),
+  }).prefault({}),
+  /** Origins allowed to call DICOMweb from a browser (a viewer such as OHIF on another host). Empty: none. */
+  corsOrigins: z.array(z.string()).default([]),
+  /** Base URL clients see (behind a reverse proxy); otherwise taken from Forwarded/Host. */
+  publicBaseUrl: z.string().url().optional(),
+  /** Network zones and the flows each may use; an address in no zone is denied everything. */
+  zones: z.array(zoneSchema).default(DEFAULT_ZONES),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+/** The fixed layout of a data directory (the embedded default keeps everything here). */
+export function dataPaths(dataDir: string) {
+  const root = resolve(dataDir);
+  return {
+    root,
+    config: join(root, 'config.json'),
+    blobs: join(root, 'blobs'),
+    quarantine: join(root, 'quarantine'),
+    audit: join(root, 'audit'),
+    pki: join(root, 'pki'),
+    index: (config: Config) => (/^postgres(ql)?:\/\//.test(config.index) || isAbsolute(config.index) ? config.index : join(root, config.index)),
+  };
+}
+export type DataPaths = ReturnType<typeof dataPaths>;
+
+/** Reads and validates `config.json`; a bad file is a one-line error naming the field. */
+export async function loadConfig(path: string): Promise<Config> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(path, 'utf8'));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new PacsGuardError('PG_ERR_CONFIG', code === 'ENOENT' ? `${path} not found; run 'pacsguard init' first` : `${path}: ${(err as Error).message}`);
+  }
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new PacsGuardError('PG_ERR_CONFIG', `${path}: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`);
+  }
+  return parsed.data;
+}
+
+/** Writes a config file (validated first), readable only by the service account. */
+export async function writeConfig(path: string, config: Config): Promise<void> {
+  await writeFile(path, `${JSON.stringify(configSchema.parse(config), null, 2)}\n`, { mode: 0o640 });
+}

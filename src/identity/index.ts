@@ -1,0 +1,6 @@
+export { type Subject, type Role, type PersonRole, ROLES, PERSON_ROLES, subjectLabel } from './subject.js';
+export { hashPassword, verifyPassword, generatePassword } from './passwords.js';
+export { generateTotpSecret, totpEnrolmentUri, verifyTotp, currentTotp } from './totp.js';
+export { UserStore, type User, type LoginResult } from './users.js';
+export { TokenService, type AccessClaims } from './tokens.js';
+export { CertificateAuthority, PKI_FILES, type IssuedIdentity } from './pki.js';

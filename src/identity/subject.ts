@@ -1,0 +1,20 @@
+/** Who or what is calling, as established by the identify step of the one path. */
+export type Subject =
+  | { readonly kind: 'user'; readonly id: string; readonly username: string; readonly role: Role }
+  | { readonly kind: 'device'; readonly id: string; readonly aeTitle: string; readonly role: Role }
+  | { readonly kind: 'anonymous'; readonly id: 'anonymous'; readonly reason: string };
+
+/** Roles known today; the policy layer says what each may do. */
+export const ROLES = ['administrator', 'technologist', 'radiologist', 'modality', 'clinical-system'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Roles a person may hold (device roles are given by enrolment, never to a user). */
+export const PERSON_ROLES = ['administrator', 'technologist', 'radiologist'] as const satisfies readonly Role[];
+export type PersonRole = (typeof PERSON_ROLES)[number];
+
+/** A short label for logs and audit events: `user:alice`, `device:CT01`, `anonymous`. */
+export function subjectLabel(s: Subject): string {
+  if (s.kind === 'user') return `user:${s.username}`;
+  if (s.kind === 'device') return `device:${s.aeTitle}`;
+  return 'anonymous';
+}

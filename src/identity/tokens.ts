@@ -1,0 +1,64 @@
+import { SignJWT, exportJWK, generateKeyPair, importJWK, jwtVerify, type CryptoKey, type JWK } from 'jose';
+import { readFile, writeFile } from 'node:fs/promises';
+import { PacsGuardError } from '../errors.js';
+import type { PersonRole } from './subject.js';
+
+const ISSUER = 'pacsguard';
+const AUDIENCE = 'pacsguard-api';
+
+/** The claims PacsGuard puts in an access token. */
+export interface AccessClaims {
+  readonly userId: number;
+  readonly username: string;
+  readonly role: PersonRole;
+}
+
+/**
+ * Issues and verifies short-lived access tokens (EdDSA-signed JWTs). The signing key lives in the
+ * data directory's pki/ folder, mode 0600, never in config or logs.
+ */
+export class TokenService {
+  private constructor(private readonly privateKey: CryptoKey, private readonly publicKey: CryptoKey, readonly lifetimeSeconds: number) {}
+
+  /** Creates a new signing key file. */
+  static async createKeyFile(path: string): Promise<void> {
+    const { privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+    const jwk = await exportJWK(privateKey);
+    await writeFile(path, JSON.stringify(jwk), { mode: 0o600, flag: 'wx' });
+  }
+
+  /** Loads the signing key file. */
+  static async load(path: string, lifetimeSeconds: number): Promise<TokenService> {
+    const jwk = JSON.parse(await readFile(path, 'utf8')) as JWK;
+    const privateKey = (await importJWK(jwk, 'EdDSA')) as CryptoKey;
+    const { d: _d, ...publicJwk } = jwk;
+    const publicKey = (await importJWK(publicJwk, 'EdDSA')) as CryptoKey;
+    return new TokenService(privateKey, publicKey, lifetimeSeconds);
+  }
+
+  /** Signs an access token for a logged-in person. */
+  async issue(claims: AccessClaims): Promise<string> {
+    return new SignJWT({ username: claims.username, role: claims.role })
+      .setProtectedHeader({ alg: 'EdDSA' })
+      .setSubject(String(claims.userId))
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setIssuedAt()
+      .setExpirationTime(`${this.lifetimeSeconds}s`)
+      .sign(this.privateKey);
+  }
+
+  /** Verifies signature, issuer, audience and expiry; throws PG_ERR_AUTH_FAILED otherwise. */
+  async verify(token: string): Promise<AccessClaims> {
+    try {
+      const { payload } = await jwtVerify(token, this.publicKey, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['EdDSA'] });
+      const userId = Number(payload.sub);
+      if (!Number.isInteger(userId) || typeof payload.username !== 'string' || typeof payload.role !== 'string') {
+        throw new Error('token claims incomplete');
+      }
+      return { userId, username: payload.username, role: payload.role as PersonRole };
+    } catch (err) {
+      throw new PacsGuardError('PG_ERR_AUTH_FAILED', `access token rejected: ${(err as Error).message}`);
+    }
+  }
+}

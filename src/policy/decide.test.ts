@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import type { Subject } from '../identity/index.js';
+import { decide, decideZone, PERMISSIONS, ZonePolicy, type Action } from './index.js';
+
+const zones = new ZonePolicy([
+  { name: 'local', description: '', addresses: ['127.0.0.0/8', '::1/128'], flows: ['dicomweb-read', 'dicomweb-write', 'admin-api', 'auth'] },
+  { name: 'viewers', description: '', addresses: ['10.20.0.0/16'], flows: ['dicomweb-read', 'auth'] },
+]);
+const user = (role: Subject & { kind: 'user' } extends infer U ? U extends { role: infer R } ? R : never : never): Subject =>
+  ({ kind: 'user', id: '1', username: 'u', role });
+
+describe('zones', () => {
+  it('maps addresses to zones, IPv4-mapped IPv6 included, and everything else to no zone', () => {
+    expect(zones.resolve('127.0.0.1').name).toBe('local');
+    expect(zones.resolve('::ffff:10.20.3.4')).toEqual({ name: 'viewers', address: '10.20.3.4' });
+    expect(zones.resolve('::1').name).toBe('local');
+    expect(zones.resolve('192.168.1.1').name).toBeNull();
+  });
+  it('denies by default: no zone, or a flow the zone does not list', () => {
+    expect(decideZone(zones, zones.resolve('192.168.1.1'), 'instances.read')).toMatchObject({ allow: false, code: 'PG_ERR_ZONE_DENIED' });
+    expect(decideZone(zones, zones.resolve('10.20.0.9'), 'instances.store')).toMatchObject({ allow: false, reason: "zone 'viewers' may not use flow 'dicomweb-write'" });
+    expect(decideZone(zones, zones.resolve('10.20.0.9'), 'instances.read')).toMatchObject({ allow: true });
+  });
+});
+
+describe('decide', () => {
+  const zone = zones.resolve('127.0.0.1');
+  const actions = Object.keys({ 'instances.store': 1, 'instances.search': 1, 'instances.read': 1, 'users.manage': 1, 'server.status': 1, 'session.login': 1 }) as Action[];
+
+  it('follows the permission matrix for every role and action', () => {
+    for (const role of ['administrator', 'technologist', 'radiologist'] as const) {
+      for (const action of actions) {
+        const d = decide({ subject: user(role), zone, action, resource: {} });
+        expect(d.allow, `${role} ${action}`).toBe(PERMISSIONS[role].includes(action));
+      }
+    }
+  });
+  it('keeps the administrator away from images (separation of duties)', () => {
+    for (const action of ['instances.read', 'instances.search', 'instances.store'] as const) {
+      expect(decide({ subject: user('administrator'), zone, action, resource: {} })).toMatchObject({ allow: false, code: 'PG_ERR_POLICY_DENIED' });
+    }
+  });
+  it('lets the anonymous only attempt a login, and says why anything else is refused', () => {
+    const anon: Subject = { kind: 'anonymous', id: 'anonymous', reason: 'no credentials presented' };
+    expect(decide({ subject: anon, zone, action: 'session.login', resource: {} }).allow).toBe(true);
+    expect(decide({ subject: anon, zone, action: 'instances.search', resource: {} })).toEqual({ allow: false, code: 'PG_ERR_AUTH_REQUIRED', reason: 'no credentials presented' });
+  });
+});

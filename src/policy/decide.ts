@@ -1,0 +1,43 @@
+import type { ErrorCode } from '../errors.js';
+import { subjectLabel, type Subject } from '../identity/index.js';
+import { ACTIONS, roleAllows, type Action } from './permissions.js';
+import type { ZoneMatch, ZonePolicy } from './zones.js';
+
+/** What a request is about, as far as it is known before the archive works on it. */
+export interface Resource {
+  readonly studyUid?: string;
+  readonly seriesUid?: string;
+  readonly sopUid?: string;
+  readonly patientId?: string;
+  readonly username?: string;
+}
+
+/** The answer of the decide step; the operation carries it, and the audit event records it. */
+export type Decision =
+  | { readonly allow: true; readonly reason: string }
+  | { readonly allow: false; readonly code: ErrorCode; readonly reason: string };
+
+/** Whether a zone may use the flow an action belongs to (the zone step of the one path). */
+export function decideZone(zones: ZonePolicy, zone: ZoneMatch, action: Action): Decision {
+  const flow = ACTIONS[action].flow;
+  if (zone.name === null) return { allow: false, code: 'PG_ERR_ZONE_DENIED', reason: `source ${zone.address} is in no configured zone` };
+  if (!zones.allows(zone, flow)) return { allow: false, code: 'PG_ERR_ZONE_DENIED', reason: `zone '${zone.name}' may not use flow '${flow}'` };
+  return { allow: true, reason: `zone '${zone.name}' allows '${flow}'` };
+}
+
+/**
+ * The one policy function: may this subject, from this zone, do this action on this resource?
+ * Handlers never ask "is this an admin?": they carry the decision this returns.
+ */
+export function decide(input: { subject: Subject; zone: ZoneMatch; action: Action; resource: Resource }): Decision {
+  const { subject, action } = input;
+  if (subject.kind === 'anonymous') {
+    return action === 'session.login'
+      ? { allow: true, reason: 'anyone may attempt to log in' }
+      : { allow: false, code: 'PG_ERR_AUTH_REQUIRED', reason: subject.reason };
+  }
+  if (!roleAllows(subject.role, action)) {
+    return { allow: false, code: 'PG_ERR_POLICY_DENIED', reason: `role '${subject.role}' of ${subjectLabel(subject)} does not permit '${action}'` };
+  }
+  return { allow: true, reason: `role '${subject.role}' permits '${action}'` };
+}

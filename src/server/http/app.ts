@@ -1,0 +1,97 @@
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { TLSSocket } from 'node:tls';
+import { PacsGuardError } from '../../errors.js';
+import { admit, auditRejection, wasAudited } from '../path.js';
+import type { Services } from '../services.js';
+import { registerApiRoutes } from './api-routes.js';
+import { credentialsOf } from './context.js';
+import { registerDicomwebRoutes } from './dicomweb-routes.js';
+import { sendProblem, toPacsGuardError } from './problems.js';
+
+/** TLS material for the HTTPS listener. */
+export interface HttpTls {
+  readonly key: string;
+  readonly cert: string;
+  readonly ca: string;
+}
+
+/**
+ * The HTTPS server: DICOMweb under /dicomweb, the API under /api. Every declared route passes the one
+ * path's admit step in onRequest, before its body is read; undeclared routes do not exist (404, audited).
+ */
+export async function buildHttpApp(services: Services, tls: HttpTls, opts: { logger?: boolean } = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    https: { key: tls.key, cert: tls.cert, ca: tls.ca, minVersion: 'TLSv1.2' },
+    bodyLimit: services.config.limits.requestBodyBytes,
+    logger: opts.logger === false ? false : {
+      level: process.env.PACSGUARD_LOG_LEVEL ?? 'info',
+      // Secrets never reach the log: tokens, passwords and TOTP codes are redacted wherever they appear.
+      redact: ['req.headers.authorization', 'req.headers.cookie', 'body.password', 'body.totp'],
+    },
+    disableRequestLogging: process.env.PACSGUARD_LOG_REQUESTS !== '1',
+    return503OnClosing: true,
+  });
+  // Nagle's algorithm delays small writes ~40 ms waiting for an ACK; DICOM exchanges are request/response.
+  app.server.on('secureConnection', (socket: TLSSocket) => socket.setNoDelay(true));
+  app.server.on('connection', (socket: import('node:net').Socket) => socket.setNoDelay(true));
+
+  await app.register(helmet, {
+    contentSecurityPolicy: { directives: { defaultSrc: ["'self'"], frameAncestors: ["'none'"] } },
+    crossOriginResourcePolicy: { policy: services.config.corsOrigins.length > 0 ? 'cross-origin' : 'same-origin' },
+  });
+  await app.register(rateLimit, { global: false });
+
+  const cors = new Set(services.config.corsOrigins);
+  app.addHook('onRequest', async (request, reply) => {
+    const origin = request.headers.origin;
+    if (origin && cors.has(origin)) {
+      reply.header('Access-Control-Allow-Origin', origin).header('Vary', 'Origin')
+        .header('Access-Control-Expose-Headers', 'Warning, Content-Location');
+      if (request.method === 'OPTIONS') {
+        return reply.code(204)
+          .header('Access-Control-Allow-Methods', 'GET, POST, OPTIONS')
+          .header('Access-Control-Allow-Headers', 'Authorization, Content-Type, Accept')
+          .header('Access-Control-Max-Age', '600')
+          .send();
+      }
+    }
+    const declared = request.routeOptions.config.pacsguard;
+    if (!declared) return;
+    request.pathContext = await admit(services, {
+      protocol: 'http',
+      sourceAddress: request.socket.remoteAddress ?? '',
+      credentials: credentialsOf(request),
+      action: declared.action,
+      eventType: declared.eventType,
+      detail: { method: request.method, path: request.url.split('?')[0] ?? '' },
+    });
+  });
+
+  app.setErrorHandler(async (err, request, reply) => {
+    const error = toPacsGuardError(err);
+    if (error.code === 'PG_ERR_INTERNAL') request.log.error({ err }, 'internal error');
+    if (!wasAudited(err) && !wasAudited(error)) {
+      await auditRejection(services, {
+        protocol: 'http', sourceAddress: request.socket.remoteAddress ?? '', credentials: credentialsOf(request),
+        action: request.routeOptions.config.pacsguard?.action ?? 'http.request',
+        detail: { method: request.method, path: request.url.split('?')[0] ?? '' },
+      }, error).catch((auditErr) => request.log.error({ err: auditErr }, 'could not audit a rejection'));
+    }
+    return sendProblem(request, reply, error);
+  });
+
+  app.setNotFoundHandler(async (request, reply) => {
+    const error = new PacsGuardError('PG_ERR_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`);
+    await auditRejection(services, {
+      protocol: 'http', sourceAddress: request.socket.remoteAddress ?? '', credentials: credentialsOf(request), action: 'http.request',
+      detail: { method: request.method, path: request.url.split('?')[0] ?? '' },
+    }, error);
+    return sendProblem(request, reply, error);
+  });
+
+  await app.register(async (scope) => registerApiRoutes(scope, services), { prefix: '/api' });
+  await app.register(async (scope) => registerDicomwebRoutes(scope, services), { prefix: '/dicomweb' });
+  return app;
+}

@@ -1,0 +1,295 @@
+import contentType from 'content-type';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { parseQuery, QuarantinedError, searchResult, withBulkDataUrls, type IngestResult } from '../../archive/index.js';
+import type { DicomJson } from '../../dicom/index.js';
+import { PacsGuardError, asPacsGuardError } from '../../errors.js';
+import type { QueryLevel, StoredInstance } from '../../storage/index.js';
+import { perform, type Operated } from '../path.js';
+import type { Services } from '../services.js';
+import { contextOf, dicomwebBase } from './context.js';
+import { joinMultipart, parseMultipartRelated, splitMultipart } from './multipart.js';
+
+const UID = /^[0-9]+(\.[0-9]+)*$/;
+const DICOM_JSON = 'application/dicom+json';
+const NATIVE_LE = '1.2.840.10008.1.2.1';
+const BIG_ENDIAN = '1.2.840.10008.1.2.2';
+
+type Params = { study?: string; series?: string; instance?: string; frames?: string; '*'?: string };
+
+function uidParams(request: FastifyRequest): { study?: string; series?: string; instance?: string } {
+  const p = request.params as Params;
+  for (const [name, value] of [['study', p.study], ['series', p.series], ['instance', p.instance]] as const) {
+    if (value !== undefined && (value.length > 64 || !UID.test(value))) {
+      throw new PacsGuardError('PG_ERR_HTTP_BAD_REQUEST', `${name} UID '${value.slice(0, 80)}' is not a valid UID`);
+    }
+  }
+  return { study: p.study, series: p.series, instance: p.instance };
+}
+
+/** The query string as ordered key/value pairs (repeated keys kept, as includefield may repeat). */
+function queryPairs(request: FastifyRequest): Array<[string, string]> {
+  const qs = request.url.includes('?') ? request.url.slice(request.url.indexOf('?') + 1) : '';
+  try {
+    return [...new URLSearchParams(qs)];
+  } catch {
+    throw new PacsGuardError('PG_ERR_HTTP_BAD_QUERY', 'query string is malformed');
+  }
+}
+
+/**
+ * Reads the Accept header for a multipart response: returns the transfer syntax asked for ('*' or a UID),
+ * or throws 406 when the client accepts nothing we can send. No header means "whatever is stored".
+ */
+function acceptMultipart(request: FastifyRequest, partType: string): string {
+  const header = request.headers.accept;
+  if (!header) return '*';
+  for (const range of header.split(',')) {
+    let parsed: contentType.ParsedMediaType;
+    try {
+      parsed = contentType.parse(range.trim().replace(/;\s*q=[0-9.]+/, ''));
+    } catch {
+      continue;
+    }
+    if (parsed.type === '*/*' || parsed.type === 'multipart/*') return '*';
+    if (parsed.type === 'multipart/related') {
+      const type = parsed.parameters.type?.toLowerCase();
+      if (type === undefined || type === partType || (partType === 'application/octet-stream' && type === 'application/octet-stream')) {
+        return parsed.parameters['transfer-syntax'] ?? '*';
+      }
+    }
+  }
+  throw new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `Accept '${header}' names nothing this resource is served as (multipart/related; type="${partType}")`);
+}
+
+function instanceUrl(base: string, i: StoredInstance): string {
+  return `${base}/studies/${i.studyUid}/series/${i.seriesUid}/instances/${i.sopUid}`;
+}
+
+/** What a retrieval touched, for its audit event. */
+function touched(instances: readonly StoredInstance[]) {
+  return {
+    studyUids: [...new Set(instances.map((i) => i.studyUid))],
+    patientIds: [...new Set(instances.map((i) => i.patientId))],
+    instanceCount: instances.length,
+  };
+}
+
+/** DICOMweb (PS3.18): STOW-RS, QIDO-RS and WADO-RS under /dicomweb. */
+export async function registerDicomwebRoutes(app: FastifyInstance, services: Services): Promise<void> {
+  // STOW bodies are read whole (up to the configured limit) only after the path has admitted the caller.
+  app.addContentTypeParser('multipart/related', { parseAs: 'buffer', bodyLimit: services.config.limits.requestBodyBytes }, (_req, body, done) => done(null, body));
+  const base = (request: FastifyRequest) => dicomwebBase(request, services.config.publicBaseUrl);
+  const limits = { defaultLimit: services.config.limits.queryDefaultLimit, maxLimit: services.config.limits.queryMaxLimit };
+
+  // ---- STOW-RS ----
+  const stow = async (request: FastifyRequest, reply: FastifyReply) => {
+    const ctx = contextOf(request);
+    const { study } = uidParams(request);
+    const response = await perform(services, { ...ctx, resource: study ? { studyUid: study } : {} }, async () => {
+      const { type, boundary } = parseMultipartRelated(request.headers['content-type']);
+      if (type !== undefined && type !== 'application/dicom') {
+        throw new PacsGuardError('PG_ERR_HTTP_BAD_CONTENT_TYPE', `STOW-RS accepts type="application/dicom" parts; got type="${type}"`);
+      }
+      if (!Buffer.isBuffer(request.body)) throw new PacsGuardError('PG_ERR_HTTP_BAD_MULTIPART', 'request has no body');
+      const parts = splitMultipart(request.body, boundary);
+      return storeParts(services, parts.map((p) => ({ contentType: p.headers.get('content-type'), body: p.body })), study, base(request), ctx.subject.id);
+    });
+    return reply.code(response.status).type(DICOM_JSON).send(response.body);
+  };
+  const stowConfig = { pacsguard: { action: 'instances.store', eventType: 'DICOM Instances Transferred' } } as const;
+  app.post('/studies', { config: stowConfig }, stow);
+  app.post('/studies/:study', { config: stowConfig }, stow);
+
+  // ---- QIDO-RS ----
+  const qido = (level: QueryLevel) => async (request: FastifyRequest, reply: FastifyReply) => {
+    const ctx = contextOf(request);
+    const { study, series } = uidParams(request);
+    const pairs = queryPairs(request);
+    const result = await perform(services, { ...ctx, resource: study ? { studyUid: study } : {}, detail: { ...ctx.detail, query: pairs.map(([k, v]) => `${k}=${v}`).join('&').slice(0, 1000) } }, async () => {
+      const parsed = parseQuery(level, pairs, { studyUid: study, seriesUid: series }, limits);
+      const rows = await services.index.search(parsed.request);
+      const b = base(request);
+      const body = rows.map((row) => {
+        const v = row.values;
+        const url = level === 'study' ? `${b}/studies/${v.StudyInstanceUID}`
+          : level === 'series' ? `${b}/studies/${v.StudyInstanceUID}/series/${v.SeriesInstanceUID}`
+          : `${b}/studies/${v.StudyInstanceUID}/series/${v.SeriesInstanceUID}/instances/${v.SOPInstanceUID}`;
+        return searchResult(level, row, parsed.includeFields, url);
+      });
+      const warnings: string[] = [];
+      if (parsed.unsupported.length > 0) warnings.push(`299 pacsguard "The following attributes are not supported for matching: ${parsed.unsupported.join(', ')}"`);
+      if (parsed.fuzzyRequested) warnings.push('299 pacsguard "fuzzymatching is not supported; exact matching was used"');
+      return {
+        value: { body, warnings },
+        objects: { patientIds: [...new Set(rows.map((r) => r.values.PatientID ?? ''))].slice(0, 100), studyUids: [...new Set(rows.map((r) => r.values.StudyInstanceUID ?? ''))].slice(0, 100) },
+        detail: { results: rows.length },
+      };
+    });
+    if (result.warnings.length > 0) reply.header('Warning', result.warnings.join(', '));
+    return reply.type(DICOM_JSON).send(result.body);
+  };
+  const qidoConfig = { pacsguard: { action: 'instances.search', eventType: 'Query' } } as const;
+  app.get('/studies', { config: qidoConfig }, qido('study'));
+  app.get('/series', { config: qidoConfig }, qido('series'));
+  app.get('/instances', { config: qidoConfig }, qido('instance'));
+  app.get('/studies/:study/series', { config: qidoConfig }, qido('series'));
+  app.get('/studies/:study/instances', { config: qidoConfig }, qido('instance'));
+  app.get('/studies/:study/series/:series/instances', { config: qidoConfig }, qido('instance'));
+
+  // ---- WADO-RS: instances ----
+  const retrieveInstances = async (request: FastifyRequest, reply: FastifyReply) => {
+    const ctx = contextOf(request);
+    const { study, series, instance } = uidParams(request);
+    const instances = await perform(services, { ...ctx, resource: { studyUid: study, seriesUid: series, sopUid: instance } }, async () => {
+      const wanted = acceptMultipart(request, 'application/dicom');
+      const found = await services.retrieve.instances(study as string, series, instance);
+      // No transcoding: an instance is served in the transfer syntax it was received in.
+      if (wanted !== '*' && found.some((i) => i.transferSyntaxUid !== wanted)) {
+        throw new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `instances are stored as ${[...new Set(found.map((i) => i.transferSyntaxUid))].join(', ')}; transcoding to ${wanted} is not offered`);
+      }
+      return { value: found, objects: touched(found) };
+    });
+    const boundary = randomBytes(16).toString('hex');
+    const b = base(request);
+    // Each blob is read and hash-checked whole before any of its bytes go out: a damaged instance ends
+    // the response (the client sees a truncated multipart), it is never delivered.
+    async function* body() {
+      for (const i of instances) {
+        const bytes = await services.retrieve.bytes(i);
+        yield* joinMultipart([{ contentType: `application/dicom; transfer-syntax=${i.transferSyntaxUid}`, body: bytes, location: instanceUrl(b, i) }], boundary).slice(0, -1);
+      }
+      yield Buffer.from(`--${boundary}--\r\n`);
+    }
+    return reply.type(`multipart/related; type="application/dicom"; boundary=${boundary}`).send(Readable.from(body()));
+  };
+  const wadoConfig = { pacsguard: { action: 'instances.read', eventType: 'DICOM Instances Transferred' } } as const;
+  app.get('/studies/:study', { config: wadoConfig }, retrieveInstances);
+  app.get('/studies/:study/series/:series', { config: wadoConfig }, retrieveInstances);
+  app.get('/studies/:study/series/:series/instances/:instance', { config: wadoConfig }, retrieveInstances);
+
+  // ---- WADO-RS: metadata (written once at ingest, served from the index: no file is re-read) ----
+  const metadata = async (request: FastifyRequest, reply: FastifyReply) => {
+    const ctx = contextOf(request);
+    const { study, series, instance } = uidParams(request);
+    const json = await perform(services, { ...ctx, resource: { studyUid: study, seriesUid: series, sopUid: instance } }, async () => {
+      const found = await services.retrieve.instances(study as string, series, instance);
+      const b = base(request);
+      const items = found.map((i) => withBulkDataUrls(JSON.parse(i.metadataJson) as DicomJson, instanceUrl(b, i)));
+      return { value: items, objects: touched(found) };
+    });
+    return reply.type(DICOM_JSON).send(json);
+  };
+  const metadataConfig = { pacsguard: { action: 'instances.read', eventType: 'DICOM Instances Accessed' } } as const;
+  app.get('/studies/:study/metadata', { config: metadataConfig }, metadata);
+  app.get('/studies/:study/series/:series/metadata', { config: metadataConfig }, metadata);
+  app.get('/studies/:study/series/:series/instances/:instance/metadata', { config: metadataConfig }, metadata);
+
+  // ---- WADO-RS: frames of uncompressed images ----
+  app.get('/studies/:study/series/:series/instances/:instance/frames/:frames', { config: wadoConfig }, async (request, reply) => {
+    const ctx = contextOf(request);
+    const { study, series, instance } = uidParams(request);
+    const frameList = (request.params as Params).frames ?? '';
+    const { frames, syntax } = await perform(services, { ...ctx, resource: { studyUid: study, seriesUid: series, sopUid: instance }, detail: { ...ctx.detail, frames: frameList.slice(0, 200) } }, async () => {
+      if (!/^\d{1,6}(,\d{1,6}){0,9999}$/.test(frameList)) throw new PacsGuardError('PG_ERR_HTTP_BAD_REQUEST', `frame list '${frameList.slice(0, 80)}' is not comma-separated frame numbers`);
+      const numbers = frameList.split(',').map(Number);
+      const wanted = acceptMultipart(request, 'application/octet-stream');
+      const [found] = await services.retrieve.instances(study as string, series, instance);
+      const stored = found as StoredInstance;
+      const frameSyntax = stored.transferSyntaxUid === BIG_ENDIAN ? BIG_ENDIAN : NATIVE_LE;
+      if (wanted !== '*' && wanted !== frameSyntax) {
+        throw new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `frames are available as ${frameSyntax}; transcoding to ${wanted} is not offered`);
+      }
+      const out = await services.retrieve.frames(stored, numbers);
+      return { value: { frames: out, syntax: frameSyntax }, objects: touched([stored]), detail: { frameCount: out.length } } satisfies Operated<unknown>;
+    });
+    const boundary = randomBytes(16).toString('hex');
+    const chunks = joinMultipart(frames.map((f) => ({ contentType: `application/octet-stream; transfer-syntax=${syntax}`, body: f })), boundary);
+    return reply.type(`multipart/related; type="application/octet-stream"; boundary=${boundary}`).send(Buffer.concat(chunks));
+  });
+}
+
+/** A STOW-RS response: status and the PS3.18 Table 10.5.3-2 response dataset. */
+interface StowResponse {
+  readonly status: number;
+  readonly body: DicomJson;
+}
+
+/**
+ * Stores each part through the archive's ingest and builds the per-instance response: 200 when all were
+ * stored, 202 when some failed, 409 when none was. Each failure carries its FailureReason (PS3.18 Table 10.5.3-1).
+ */
+async function storeParts(
+  services: Services,
+  parts: ReadonlyArray<{ contentType: string | undefined; body: Buffer }>,
+  studyUid: string | undefined,
+  base: string,
+  receivedBy: string,
+): Promise<Operated<StowResponse>> {
+  const stored: IngestResult[] = [];
+  const failed: Array<{ reason: number; detail: string; sopClassUid?: string; sopUid?: string }> = [];
+  const alerts: NonNullable<Operated<unknown>['securityAlerts']>[number][] = [];
+  for (const part of parts) {
+    if (part.contentType !== undefined && !/^application\/dicom\s*(;|$)/i.test(part.contentType)) {
+      failed.push({ reason: 0xc000, detail: `part Content-Type ${part.contentType} is not application/dicom` });
+      continue;
+    }
+    try {
+      stored.push(await services.ingest.ingest(part.body, { receivedBy, expectedStudyUid: studyUid }));
+    } catch (err) {
+      const e = asPacsGuardError(err);
+      // Out of space or a failed write is the server's failure, not the instance's: stop, store no more.
+      if (e.code === 'PG_ERR_STORAGE_FULL' || e.code === 'PG_ERR_STORAGE_FAILED' || e.code === 'PG_ERR_INTERNAL' || e.code === 'PG_ERR_AUDIT_UNAVAILABLE') {
+        if (stored.length === 0 && failed.length === 0) throw e;
+        failed.push({ reason: e.spec.dicomStatus, detail: e.detail });
+        continue;
+      }
+      failed.push({ reason: e.spec.dicomStatus, detail: e.detail });
+      if (err instanceof QuarantinedError) {
+        alerts.push({ reason: `executable content in a DICOM preamble: ${err.threat}`, code: err.code, detail: { quarantineFile: err.quarantineFile, sha256: err.sha256 } });
+      }
+    }
+  }
+  const studyUrl = (uid: string) => `${base}/studies/${uid}`;
+  const body: Record<string, DicomJson[string]> = {};
+  const firstStudy = studyUid ?? stored[0]?.studyUid;
+  if (firstStudy) body['00081190'] = { vr: 'UR', Value: [studyUrl(firstStudy)] };
+  if (failed.length > 0) {
+    body['00081198'] = {
+      vr: 'SQ',
+      Value: failed.map((f) => ({
+        ...(f.sopClassUid ? { '00081150': { vr: 'UI', Value: [f.sopClassUid] } } : {}),
+        ...(f.sopUid ? { '00081155': { vr: 'UI', Value: [f.sopUid] } } : {}),
+        '00081197': { vr: 'US', Value: [f.reason] },
+        // Why, in words (PS3.18 allows additional attributes; ErrorComment is the standard place).
+        '00000902': { vr: 'LO', Value: [f.detail.slice(0, 64)] },
+      })),
+    };
+  }
+  if (stored.length > 0) {
+    body['00081199'] = {
+      vr: 'SQ',
+      Value: stored.map((s) => ({
+        '00081150': { vr: 'UI', Value: [s.sopClassUid] },
+        '00081155': { vr: 'UI', Value: [s.sopUid] },
+        '00081190': { vr: 'UR', Value: [`${studyUrl(s.studyUid)}/series/${s.seriesUid}/instances/${s.sopUid}`] },
+      })),
+    };
+  }
+  const status = failed.length === 0 ? 200 : stored.length === 0 ? 409 : 202;
+  const newVersions = stored.filter((s) => s.outcome.kind === 'new-version').length;
+  const duplicates = stored.filter((s) => s.outcome.kind === 'duplicate').length;
+  return {
+    value: { status, body },
+    outcome: failed.length === 0 ? 0 : stored.length === 0 ? 8 : 4,
+    reason: `${stored.length} stored (${newVersions} new versions, ${duplicates} identical re-sends), ${failed.length} failed${failed[0] ? `: ${failed[0].detail}` : ''}`,
+    objects: {
+      studyUids: [...new Set(stored.map((s) => s.studyUid))],
+      patientIds: [...new Set(stored.map((s) => s.patientId))],
+      instanceCount: stored.length,
+    },
+    detail: { stored: stored.length, failed: failed.length, newVersions },
+    securityAlerts: alerts,
+  };
+}

@@ -1,0 +1,170 @@
+import type { AuditEvent, AuditEventType, AuditLog } from '../audit/index.js';
+import { PacsGuardError, asPacsGuardError } from '../errors.js';
+import { subjectLabel, type Subject, type TokenService, type UserStore } from '../identity/index.js';
+import { decide, decideZone, type Action, type Decision, type Resource, type ZoneMatch, type ZonePolicy } from '../policy/index.js';
+
+/**
+ * The one path every request takes, HTTP and DIMSE alike:
+ *   identify → zone → decide → operate → audit → analyse → respond.
+ * `admit` runs the first three (before any request body is read: nothing anonymous gets to make us
+ * buffer or parse); `perform` runs the operation and writes its one audit event before the response.
+ * A denial at any step is audited here too, so no handler can forget to.
+ */
+
+/** How the caller presented itself, before it is identified. */
+export type Credentials =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'bearer'; readonly token: string }
+  | { readonly kind: 'malformed'; readonly reason: string };
+
+/** What the path knows about a request as it moves along. */
+export interface PathContext {
+  readonly protocol: 'http' | 'dimse' | 'cli';
+  readonly action: Action;
+  readonly eventType: AuditEventType;
+  readonly subject: Subject;
+  readonly zone: ZoneMatch;
+  readonly decision: Decision & { allow: true };
+  readonly resource: Resource;
+  readonly detail: Record<string, string | number | boolean>;
+}
+
+/** What an operation reports back for its audit event. */
+export interface Operated<T> {
+  readonly value: T;
+  readonly outcome?: AuditEvent['outcome'];
+  readonly reason?: string;
+  readonly objects?: AuditEvent['objects'];
+  readonly detail?: Record<string, string | number | boolean>;
+  /** Security events the operation met on the way (a quarantined executable preamble), each audited on its own. */
+  readonly securityAlerts?: ReadonlyArray<{ reason: string; code: string; objects?: AuditEvent['objects']; detail?: Record<string, string | number | boolean> }>;
+}
+
+export interface PathServices {
+  readonly zones: ZonePolicy;
+  readonly audit: AuditLog;
+  readonly tokens: TokenService;
+  readonly users: UserStore;
+}
+
+/** A request refused on the path; carries the audited reason. */
+export class Refusal extends PacsGuardError {}
+
+const audited = new WeakSet<object>();
+/** True when the path already wrote the audit event for this error (so error handlers do not write a second). */
+export function wasAudited(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && audited.has(err);
+}
+
+/** Step 1, identify: who is calling. Bad or missing credentials make an anonymous subject with a reason. */
+export async function identify(services: PathServices, credentials: Credentials): Promise<Subject> {
+  if (credentials.kind === 'none') return { kind: 'anonymous', id: 'anonymous', reason: 'no credentials presented' };
+  if (credentials.kind === 'malformed') return { kind: 'anonymous', id: 'anonymous', reason: credentials.reason };
+  let claims;
+  try {
+    claims = await services.tokens.verify(credentials.token);
+  } catch (err) {
+    return { kind: 'anonymous', id: 'anonymous', reason: (err as PacsGuardError).detail ?? 'invalid token' };
+  }
+  // A token outlives nothing: a disabled or deleted account stops at its next request.
+  const user = await services.users.findById(claims.userId);
+  if (!user || user.disabled) return { kind: 'anonymous', id: 'anonymous', reason: `account of token subject ${claims.userId} is disabled or gone` };
+  return { kind: 'user', id: String(user.id), username: user.username, role: user.role };
+}
+
+/** Steps 1–3: identify, zone, decide. Resolves with the context the operation will carry, or rejects audited. */
+export async function admit(
+  services: PathServices,
+  req: {
+    protocol: PathContext['protocol'];
+    sourceAddress: string;
+    credentials: Credentials;
+    action: Action;
+    eventType: AuditEventType;
+    resource?: Resource;
+    detail?: Record<string, string | number | boolean>;
+  },
+): Promise<PathContext> {
+  const subject = await identify(services, req.credentials);
+  const zone = services.zones.resolve(req.sourceAddress);
+  const resource = req.resource ?? {};
+  const detail = req.detail ?? {};
+  const refuse = async (d: Decision & { allow: false }): Promise<never> => {
+    await services.audit.append(auditEvent({ ...req, subject, zone, resource, detail }, 4, d.reason, d.code));
+    const refusal = new Refusal(d.code, d.reason);
+    audited.add(refusal);
+    throw refusal;
+  };
+  const zoneDecision = decideZone(services.zones, zone, req.action);
+  if (!zoneDecision.allow) return refuse(zoneDecision);
+  const decision = decide({ subject, zone, action: req.action, resource });
+  if (!decision.allow) return refuse(decision);
+  return { protocol: req.protocol, action: req.action, eventType: req.eventType, subject, zone, decision, resource, detail };
+}
+
+/** Steps 4–7: operate, audit (durably, before the response), and hand back the value to respond with. */
+export async function perform<T>(services: PathServices, ctx: PathContext, operate: () => Promise<Operated<T>>): Promise<T> {
+  let result: Operated<T>;
+  try {
+    result = await operate();
+  } catch (err) {
+    const e = asPacsGuardError(err);
+    await services.audit.append(auditEvent(ctx, e.spec.http >= 500 ? 12 : 8, e.auditDetail, e.code));
+    audited.add(e);
+    throw e;
+  }
+  for (const alert of result.securityAlerts ?? []) {
+    await services.audit.append(auditEvent({ ...ctx, eventType: 'Security Alert', detail: { ...ctx.detail, ...alert.detail } }, 8, alert.reason, alert.code, alert.objects));
+  }
+  await services.audit.append(auditEvent(
+    { ...ctx, detail: { ...ctx.detail, ...result.detail } },
+    result.outcome ?? 0,
+    result.reason ?? ctx.decision.reason,
+    undefined,
+    result.objects,
+  ));
+  return result.value;
+}
+
+/** Audits something refused outside a route's path (unknown route, unparseable request), with who and where if known. */
+export async function auditRejection(
+  services: PathServices,
+  req: { protocol: PathContext['protocol']; sourceAddress: string; credentials: Credentials; action: string; detail?: Record<string, string | number | boolean> },
+  error: PacsGuardError,
+): Promise<void> {
+  const subject = await identify(services, req.credentials).catch((): Subject => ({ kind: 'anonymous', id: 'anonymous', reason: 'identify failed' }));
+  const zone = services.zones.resolve(req.sourceAddress);
+  await services.audit.append(auditEvent(
+    { protocol: req.protocol, action: req.action, eventType: 'Application Activity', subject, zone, resource: {}, detail: req.detail ?? {} },
+    error.spec.http >= 500 ? 12 : 4, error.auditDetail, error.code,
+  ));
+}
+
+function auditEvent(
+  ctx: { protocol: PathContext['protocol']; action: string; eventType: AuditEventType; subject: Subject; zone: ZoneMatch; resource: Resource; detail: Record<string, string | number | boolean> },
+  outcome: AuditEvent['outcome'],
+  reason: string,
+  code?: string,
+  objects?: AuditEvent['objects'],
+): AuditEvent {
+  const r = ctx.resource;
+  const fromResource: AuditEvent['objects'] = {
+    ...(r.studyUid ? { studyUids: [r.studyUid] } : {}),
+    ...(r.patientId ? { patientIds: [r.patientId] } : {}),
+    ...(r.seriesUid ? { seriesUid: r.seriesUid } : {}),
+    ...(r.sopUid ? { sopUid: r.sopUid } : {}),
+    ...(r.username ? { username: r.username } : {}),
+  };
+  const merged = { ...fromResource, ...objects };
+  return {
+    eventType: ctx.eventType,
+    action: ctx.action,
+    outcome,
+    reason,
+    ...(code ? { code } : {}),
+    subject: { kind: ctx.subject.kind, id: subjectLabel(ctx.subject), ...(ctx.subject.kind !== 'anonymous' ? { role: ctx.subject.role } : {}) },
+    source: { address: ctx.zone.address, zone: ctx.zone.name, protocol: ctx.protocol },
+    ...(Object.keys(merged).length > 0 ? { objects: merged } : {}),
+    ...(Object.keys(ctx.detail).length > 0 ? { detail: ctx.detail } : {}),
+  };
+}

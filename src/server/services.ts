@@ -1,0 +1,45 @@
+import { Ingest, Retrieve } from '../archive/index.js';
+import { AuditLog } from '../audit/index.js';
+import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js';
+import { PKI_FILES, TokenService, UserStore } from '../identity/index.js';
+import { ZonePolicy } from '../policy/index.js';
+import { ArchiveIndex, FileBlobStore, openIndexDatabase, type IndexDatabase } from '../storage/index.js';
+import { join } from 'node:path';
+import type { PathServices } from './path.js';
+
+/** Everything a running PacsGuard holds open, built once from the data directory. */
+export interface Services extends PathServices {
+  readonly config: Config;
+  readonly paths: DataPaths;
+  readonly database: IndexDatabase;
+  readonly index: ArchiveIndex;
+  readonly blobs: FileBlobStore;
+  readonly ingest: Ingest;
+  readonly retrieve: Retrieve;
+  close(): Promise<void>;
+}
+
+/** Opens a data directory: config, index (migrated), blob store (temporary files cleaned), audit log, keys. */
+export async function openServices(dataDir: string, overrides: { index?: string } = {}): Promise<Services> {
+  const paths = dataPaths(dataDir);
+  const loaded = await loadConfig(paths.config);
+  const config = overrides.index ? { ...loaded, index: overrides.index } : loaded;
+  const database = await openIndexDatabase(paths.index(config));
+  const blobs = await new FileBlobStore(paths.blobs).open();
+  // A crash mid-write leaves only temporary files (blobs are renamed into place whole); clear them.
+  await blobs.cleanTemporaryFiles();
+  const audit = await AuditLog.open(paths.audit);
+  const tokens = await TokenService.load(join(paths.pki, PKI_FILES.tokenKey), config.accessTokenSeconds);
+  const index = new ArchiveIndex(database.db);
+  return {
+    config, paths, database, index, blobs, audit, tokens,
+    users: new UserStore(database.db),
+    zones: new ZonePolicy(config.zones),
+    ingest: new Ingest(blobs, index, paths.quarantine),
+    retrieve: new Retrieve(blobs, index),
+    async close() {
+      await audit.close();
+      await database.close();
+    },
+  };
+}
