@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initDataDir } from '../../src/cli/init.js';
+import { loadConfig, writeConfig, type Config } from '../../src/config.js';
 import { startServer, type RunningServer } from '../../src/cli/start.js';
 import { currentTotp, generateTotpSecret, type PersonRole } from '../../src/identity/index.js';
 import { httpsCall } from './https.js';
@@ -17,10 +18,15 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-export async function startTestServer(opts: { index?: string } = {}): Promise<TestServer> {
+/** Starts a server; `configure` may change the config written by init before the server reads it. */
+export async function startTestServer(opts: { index?: string; configure?: (config: Config) => Config } = {}): Promise<TestServer> {
   process.env.PACSGUARD_LOG_LEVEL ??= 'silent';
   const dataDir = mkdtempSync(join(tmpdir(), 'pacsguard-test-'));
   const admin = await initDataDir(dataDir, { index: opts.index });
+  if (opts.configure) {
+    const path = join(dataDir, 'config.json');
+    await writeConfig(path, opts.configure(await loadConfig(path)));
+  }
   const server = await startServer(dataDir, { host: '127.0.0.1', httpPort: 0 }, () => undefined);
   const ca = readFileSync(join(dataDir, 'pki', 'ca.pem'), 'utf8');
   const url = server.urls.https;

@@ -78,6 +78,8 @@ function touched(instances: readonly StoredInstance[]) {
 
 /** DICOMweb (PS3.18): STOW-RS, QIDO-RS and WADO-RS under /dicomweb. */
 export async function registerDicomwebRoutes(app: FastifyInstance, services: Services): Promise<void> {
+  // DICOMweb takes multipart/related bodies only; anything else (JSON included) is a 415 before it is read.
+  app.removeAllContentTypeParsers();
   // STOW bodies are read whole (up to the configured limit) only after the path has admitted the caller.
   app.addContentTypeParser('multipart/related', { parseAs: 'buffer', bodyLimit: services.config.limits.requestBodyBytes }, (_req, body, done) => done(null, body));
   const base = (request: FastifyRequest) => dicomwebBase(request, services.config.publicBaseUrl);

@@ -1,0 +1,19 @@
+/**
+ * The public face of the DICOM layer. Other layers import from here only; the modules behind it may
+ * change shape freely.
+ */
+export { parsePart10, type ParsedInstance, type ParseOptions } from './parse.js';
+export { extractFrames } from './frames.js';
+export { inspectPreamble, sanitizePreamble, type PreambleThreat } from './sanitize.js';
+export { isValidUid, lookupTransferSyntax, transferSyntaxes, TS, type TransferSyntax } from './uids.js';
+export {
+  BULK_DATA_PREFIX,
+  INLINE_BINARY_LIMIT,
+  type DicomJson,
+  type DicomJsonElement,
+  type PersonNameJson,
+} from './json.js';
+export { attributeText, INDEX_ATTRIBUTE_TAGS, type IndexAttributes } from './attributes.js';
+export type { PixelDescription } from './pixels.js';
+export { DEFAULT_MAX_INFLATED_BYTES } from './part10.js';
+export { lookupAttribute, type DictionaryEntry } from './dictionary.js';
