@@ -1,7 +1,7 @@
 import { open, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inspectPreamble, parsePart10, sanitizePreamble, type ParsedInstance } from '../dicom/index.js';
-import { PacsGuardError } from '../errors.js';
+import { PacsGuardError, asPacsGuardError } from '../errors.js';
 import { fsyncDir, sha256Hex, type ArchiveIndex, type BlobStore, type RecordOutcome } from '../storage/index.js';
 
 /** What became of one received instance. */
@@ -13,6 +13,24 @@ export interface IngestResult {
   readonly seriesUid: string;
   readonly patientId: string;
   readonly sha256: string;
+}
+
+/** Who sent a batch, and the study a study-scoped STOW-RS names. */
+export interface IngestContext {
+  readonly receivedBy: string;
+  readonly expectedStudyUid?: string;
+}
+
+// Enough concurrent blob writes for their fsyncs to share journal commits; more only queues in libuv.
+const BLOB_WRITE_CONCURRENCY = 8;
+
+/** Runs fn over items with at most `limit` in flight. */
+async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /** Raised when a preamble held executable content: the original bytes are in quarantine, never served. */
@@ -33,7 +51,60 @@ export class Ingest {
     private readonly quarantineDir: string,
   ) {}
 
-  async ingest(bytes: Uint8Array, ctx: { receivedBy: string; expectedStudyUid?: string }): Promise<IngestResult> {
+  /** Ingests one instance; throws a PacsGuardError (QuarantinedError for an executable preamble) if refused. */
+  async ingest(bytes: Uint8Array, ctx: IngestContext): Promise<IngestResult> {
+    const [result] = await this.ingestMany([bytes], ctx);
+    if (result instanceof Error) throw result;
+    return result as IngestResult;
+  }
+
+  /**
+   * Ingests a batch (one STOW-RS request): each instance is validated on its own, the blobs are written
+   * concurrently (their fsyncs overlap), and all index rows go in one transaction (one commit). Every
+   * returned result is durable; a refused instance comes back as its PacsGuardError, in the same place.
+   */
+  async ingestMany(items: readonly Uint8Array[], ctx: IngestContext): Promise<Array<IngestResult | PacsGuardError>> {
+    const results: Array<IngestResult | PacsGuardError> = new Array(items.length);
+    const prepared: Array<{ at: number; parsed: ParsedInstance; bytes: Buffer }> = [];
+    for (let at = 0; at < items.length; at++) {
+      try {
+        prepared.push({ at, ...(await this.prepare(items[at] as Uint8Array, ctx)) });
+      } catch (err) {
+        results[at] = asPacsGuardError(err);
+      }
+    }
+    const written: Array<{ at: number; parsed: ParsedInstance; bytes: Buffer; sha256: string }> = [];
+    await forEachLimited(prepared, BLOB_WRITE_CONCURRENCY, async (p) => {
+      try {
+        written.push({ ...p, sha256: (await this.blobs.put(p.bytes)).sha256 });
+      } catch (err) {
+        results[p.at] = asPacsGuardError(err);
+      }
+    });
+    written.sort((a, b) => a.at - b.at);
+    try {
+      const outcomes = await this.index.recordInstances(written.map((w) => toRecord(w.parsed, w.sha256, w.bytes.length, ctx.receivedBy)));
+      written.forEach((w, i) => {
+        results[w.at] = {
+          outcome: outcomes[i] as RecordOutcome,
+          sopClassUid: w.parsed.sopClassUid,
+          sopUid: w.parsed.sopInstanceUid,
+          studyUid: w.parsed.studyInstanceUid,
+          seriesUid: w.parsed.seriesInstanceUid,
+          patientId: w.parsed.attributes.patientId,
+          sha256: w.sha256,
+        };
+      });
+    } catch (err) {
+      // The blobs stay (content-addressed, harmless, reused by a retry); nothing is acknowledged.
+      const e = err instanceof PacsGuardError ? err : new PacsGuardError('PG_ERR_STORAGE_FAILED', `index write failed: ${(err as Error).message}`, { cause: err });
+      for (const w of written) results[w.at] = e;
+    }
+    return results;
+  }
+
+  /** Validate and sanitise one instance; quarantine it if its preamble is executable. */
+  private async prepare(bytes: Uint8Array, ctx: IngestContext): Promise<{ parsed: ParsedInstance; bytes: Buffer }> {
     // CVE-2019-11687: a Part 10 preamble can make the same file a valid Windows executable. Such a file
     // is evidence, not an image: keep it out of the archive, keep its bytes for the investigator.
     const threat = inspectPreamble(bytes);
@@ -47,17 +118,7 @@ export class Ingest {
     if (ctx.expectedStudyUid !== undefined && parsed.studyInstanceUid !== ctx.expectedStudyUid) {
       throw new PacsGuardError('PG_ERR_DICOM_STUDY_MISMATCH', `instance ${parsed.sopInstanceUid} belongs to study ${parsed.studyInstanceUid}, not ${ctx.expectedStudyUid}`);
     }
-    const put = await this.blobs.put(sanitized);
-    const outcome = await this.index.recordInstance(toRecord(parsed, put.sha256, sanitized.length, ctx.receivedBy));
-    return {
-      outcome,
-      sopClassUid: parsed.sopClassUid,
-      sopUid: parsed.sopInstanceUid,
-      studyUid: parsed.studyInstanceUid,
-      seriesUid: parsed.seriesInstanceUid,
-      patientId: parsed.attributes.patientId,
-      sha256: put.sha256,
-    };
+    return { parsed, bytes: sanitized };
   }
 
   private async quarantine(bytes: Uint8Array, sha256: string): Promise<string> {

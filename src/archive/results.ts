@@ -1,15 +1,25 @@
 import { lookupAttribute, type DicomJson, type DicomJsonElement } from '../dicom/index.js';
 import type { QueryLevel, SearchableKeyword, SearchRow } from '../storage/index.js';
 
-/** Attributes each level returns by default (PS3.18 Tables 6.7.1-2, -2a, -2b), in keyword form. */
+const STUDY_ATTRIBUTES: readonly SearchableKeyword[] = [
+  'StudyDate', 'StudyTime', 'AccessionNumber', 'ReferringPhysicianName', 'PatientName', 'PatientID',
+  'PatientBirthDate', 'PatientSex', 'StudyInstanceUID', 'StudyID', 'StudyDescription',
+];
+const SERIES_ATTRIBUTES: readonly SearchableKeyword[] = ['Modality', 'SeriesDescription', 'SeriesNumber', 'SeriesInstanceUID', 'SeriesDate', 'SeriesTime'];
+const INSTANCE_ATTRIBUTES: readonly SearchableKeyword[] = ['SOPClassUID', 'SOPInstanceUID', 'InstanceNumber', 'Rows', 'Columns', 'NumberOfFrames'];
+
+/**
+ * Attributes each level returns by default (PS3.18 §10.6.3.3, Tables 10.6.3-3 to -5). A series or
+ * instance search outside its parent returns the parent's attributes too; we return them always, which
+ * the standard allows and viewers that list search results need.
+ */
 const DEFAULT_RETURN: Record<QueryLevel, readonly SearchableKeyword[]> = {
-  study: [
-    'StudyDate', 'StudyTime', 'AccessionNumber', 'ReferringPhysicianName', 'PatientName', 'PatientID',
-    'PatientBirthDate', 'PatientSex', 'StudyInstanceUID', 'StudyID', 'StudyDescription',
-  ],
-  series: ['Modality', 'SeriesDescription', 'SeriesNumber', 'SeriesInstanceUID', 'StudyInstanceUID', 'SeriesDate', 'SeriesTime'],
-  instance: ['SOPClassUID', 'SOPInstanceUID', 'InstanceNumber', 'Rows', 'Columns', 'NumberOfFrames', 'SeriesInstanceUID', 'StudyInstanceUID'],
+  study: STUDY_ATTRIBUTES,
+  series: [...STUDY_ATTRIBUTES, ...SERIES_ATTRIBUTES],
+  instance: [...STUDY_ATTRIBUTES, ...SERIES_ATTRIBUTES, ...INSTANCE_ATTRIBUTES],
 };
+// Instance attributes PS3.18 Table 10.6.3-5 asks for that the index keeps only in the stored metadata.
+const INSTANCE_FROM_METADATA = ['00280100'];
 
 /** VRs whose DICOM JSON values are numbers rather than strings (PS3.18 F.2.3). */
 const NUMERIC_VR = new Set(['IS', 'DS', 'US', 'SS', 'UL', 'SL', 'FL', 'FD', 'UV', 'SV']);
@@ -42,7 +52,7 @@ export function searchResult(
   const put = ([tag, el]: [string, DicomJsonElement]) => {
     out[tag] = el;
   };
-  const stored = row.metadataJson !== undefined && (includeFields === 'all' || includeFields.some((k) => !(k in row.values)))
+  const stored = row.metadataJson !== undefined && (level === 'instance' || includeFields === 'all' || includeFields.some((k) => !(k in row.values)))
     ? (JSON.parse(row.metadataJson) as DicomJson)
     : undefined;
   if (includeFields === 'all' && stored) {
@@ -59,14 +69,15 @@ export function searchResult(
       }
     }
   }
+  if (level === 'instance' && stored) {
+    for (const tag of INSTANCE_FROM_METADATA) if (stored[tag]) out[tag] = stored[tag];
+  }
   put(element('InstanceAvailability', 'ONLINE'));
   put(element('RetrieveURL', retrieveUrl));
-  if (level === 'study') {
-    put(element('ModalitiesInStudy', row.modalitiesInStudy ?? []));
-    put(element('NumberOfStudyRelatedSeries', row.numberOfStudyRelatedSeries ?? 0));
-    put(element('NumberOfStudyRelatedInstances', row.numberOfStudyRelatedInstances ?? 0));
-  }
-  if (level === 'series') put(element('NumberOfSeriesRelatedInstances', row.numberOfSeriesRelatedInstances ?? 0));
+  put(element('ModalitiesInStudy', row.modalitiesInStudy ?? []));
+  put(element('NumberOfStudyRelatedSeries', row.numberOfStudyRelatedSeries ?? 0));
+  put(element('NumberOfStudyRelatedInstances', row.numberOfStudyRelatedInstances ?? 0));
+  if (level !== 'study') put(element('NumberOfSeriesRelatedInstances', row.numberOfSeriesRelatedInstances ?? 0));
   return sortByTag(out);
 }
 

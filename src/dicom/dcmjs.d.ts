@@ -1,14 +1,16 @@
 /**
- * The part of dcmjs 0.51 (which ships no types) that PacsGuard uses. Values are typed `unknown` on
- * purpose: dcmjs hands back ArrayBuffers, boxed strings, proxies and BigInts depending on the VR, so
- * every consumer narrows before use and nothing untyped leaves src/dicom.
+ * The part of dcmjs 0.51 (which ships no types) that PacsGuard uses: its Part 10 writer, its reader
+ * (in interoperability tests only; see parse.ts for why ingest does not use it) and its copy of the
+ * PS3.6 data dictionary. Values are typed `unknown` on purpose: dcmjs holds ArrayBuffers, boxed
+ * strings, proxies and BigInts depending on the VR, so every consumer narrows before use.
  */
 declare module 'dcmjs' {
   /** One attribute in dcmjs's "dict" form, close to DICOM JSON but not the same. */
   export interface DcmjsElement {
     vr: string;
+    /** Values in dcmjs's form: strings, numbers, PN objects, ArrayBuffers, nested datasets. */
     Value?: unknown[];
-    /** The value before dcmjs's formatting (trimming, number parsing); absent for binary VRs. */
+    /** The value before dcmjs's formatting (trimming, number parsing), as its reader keeps it. */
     _rawValue?: unknown;
   }
 
@@ -25,7 +27,9 @@ declare module 'dcmjs' {
     forceStoreRaw?: boolean;
   }
 
+  /** Options of DicomDict.write; passing an object replaces every default. */
   export interface WriteOptions {
+    /** Write values longer than their VR allows instead of throwing. */
     allowInvalidVRLength?: boolean;
     /** Split each encapsulated frame into 20 KiB fragments (default true). */
     fragmentMultiframe?: boolean;
@@ -39,12 +43,14 @@ declare module 'dcmjs' {
     write(options?: WriteOptions): ArrayBuffer;
   }
 
+  /** `new DicomDict(meta)`. */
   export interface DicomDictConstructor {
     new (meta: DcmjsDataset): DicomDict;
   }
 
+  /** The static side of DicomMessage. */
   export interface DicomMessageStatic {
-    /** Parses a whole Part 10 file held in an ArrayBuffer (a typed array's whole underlying buffer is used). */
+    /** Parses a whole Part 10 file; given a typed array, dcmjs reads its entire underlying buffer. */
     readFile(buffer: ArrayBuffer, options?: ReadFileOptions): DicomDict;
   }
 
@@ -57,24 +63,20 @@ declare module 'dcmjs' {
     version: string;
   }
 
+  /** The static side of DicomMetaDictionary. */
   export interface DicomMetaDictionaryStatic {
     /** Keyed by '(GGGG,EEEE)' or 'GGGGEEEE'; undefined for tags it does not know. */
     readonly dictionary: { readonly [tag: string]: DictionaryEntry | undefined };
   }
 
-  export interface Logger {
-    setLevel(level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent', persist?: boolean): void;
-    getLogger(name: string): Logger;
-  }
-
+  /** The `data` namespace of dcmjs. */
   export const data: {
     DicomDict: DicomDictConstructor;
     DicomMessage: DicomMessageStatic;
     DicomMetaDictionary: DicomMetaDictionaryStatic;
   };
 
-  export const log: Logger;
-
-  const dcmjs: { data: typeof data; log: Logger };
+  /** The default export carries the same namespaces. */
+  const dcmjs: { data: typeof data };
   export default dcmjs;
 }

@@ -84,11 +84,13 @@ function isSorted(elements: readonly ElementNode[]): boolean {
 
 function convertElement(source: Source, node: DatasetNode, e: ElementNode, decode: TextDecode, path: string): DicomJsonElement {
   const vr = e.vr;
-  if (e.items && vr === 'SQ') {
-    if (e.items.length === 0) return { vr };
-    return { vr, Value: e.items.map((item, i) => convertDataset(source, item, decode, `${path}/${i}`)) };
+  if (e.items) {
+    // A UN of undefined length is a sequence whose VR was lost on the way (PS3.5 §6.2.2); its items
+    // were walked as implicit VR little endian, so it is served as the sequence it is, as DCMTK reads it.
+    if (e.items.length === 0) return { vr: 'SQ' };
+    return { vr: 'SQ', Value: e.items.map((item, i) => convertDataset(source, item, decode, `${path}/${i}`)) };
   }
-  if (BINARY_VRS.has(vr) || e.items || e.fragments) return binary(source, node, e, path);
+  if (BINARY_VRS.has(vr) || e.fragments) return binary(source, node, e, path);
   if (e.valueLength === 0) return { vr };
   switch (vr) {
     case 'US':
@@ -100,7 +102,7 @@ function convertElement(source: Source, node: DatasetNode, e: ElementNode, decod
     case 'UV':
     case 'SV':
     case 'AT':
-      return { vr, Value: numbers(source, node, e) };
+      return withValues(vr, numbers(source, node, e));
     case 'DS':
     case 'IS':
       return withValues(vr, splitValues(latin1(source, e)).map(decimal));

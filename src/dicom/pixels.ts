@@ -53,7 +53,7 @@ function readText(bytes: Uint8Array, node: DatasetNode, tag: number): string | u
   return Buffer.from(bytes.buffer, bytes.byteOffset + e.valueOffset, e.valueLength).toString('latin1').split('\\')[0]!.trim();
 }
 
-/** Bytes of one native frame; for Bits Allocated 1 the bits of a frame, which frames pack without padding. */
+/** Bits in one native frame; Bits Allocated 1 frames pack without padding, so frames are addressed in bits. */
 export function frameBits(d: PixelDescription): number {
   return d.rows * d.columns * d.samplesPerPixel * d.bitsAllocated;
 }

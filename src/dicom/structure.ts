@@ -49,6 +49,7 @@ export interface Encoding {
 /** The VR the data dictionary gives a tag, for implicit VR syntaxes; undefined when it does not know it. */
 export type VrLookup = (tag: number) => string | undefined;
 
+/** Tags the walk and its consumers treat specially. */
 export const TAG = {
   item: 0xfffee000,
   itemDelimitation: 0xfffee00d,
@@ -62,7 +63,7 @@ export const TAG = {
 const UNDEFINED_LENGTH = 0xffffffff;
 
 /** Sequences nest a handful of levels in real data; the bound stops stack exhaustion by crafted input. */
-export const MAX_SEQUENCE_DEPTH = 32;
+const MAX_SEQUENCE_DEPTH = 32;
 
 /** Every VR of PS3.5 Table 6.2-1; anything else in an explicit VR header means the bytes are not what they claim. */
 const KNOWN_VRS = new Set([
@@ -74,7 +75,7 @@ const KNOWN_VRS = new Set([
 const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
 
 /** Binary numeric VRs: a value length that is not a multiple of the size cannot be split into values. */
-export const NUMERIC_SIZE: Readonly<Record<string, number>> = {
+const NUMERIC_SIZE: Readonly<Record<string, number>> = {
   AT: 4, FL: 4, FD: 8, SL: 4, SS: 2, SV: 8, UL: 4, US: 2, UV: 8,
 };
 

@@ -42,7 +42,7 @@ export type QueryLevel = 'study' | 'series' | 'instance';
 
 /** Searchable attributes by DICOM keyword, with the column that holds each and whether it is a person name. */
 export const SEARCHABLE = {
-  PatientName: { column: 'p.patient_name', level: 'study', pn: true },
+  PatientName: { column: 'p.patient_name_fold', level: 'study', pn: true },
   PatientID: { column: 'p.patient_id', level: 'study', pn: false },
   PatientBirthDate: { column: 'p.birth_date', level: 'study', pn: false },
   PatientSex: { column: 'p.sex', level: 'study', pn: false },
@@ -52,7 +52,7 @@ export const SEARCHABLE = {
   AccessionNumber: { column: 'st.accession_number', level: 'study', pn: false },
   StudyID: { column: 'st.study_id', level: 'study', pn: false },
   StudyDescription: { column: 'st.study_description', level: 'study', pn: false },
-  ReferringPhysicianName: { column: 'st.referring_physician_name', level: 'study', pn: true },
+  ReferringPhysicianName: { column: 'st.referring_physician_name_fold', level: 'study', pn: true },
   ModalitiesInStudy: { column: 'se.modality', level: 'study', pn: false },
   SeriesInstanceUID: { column: 'se.series_uid', level: 'series', pn: false },
   Modality: { column: 'se.modality', level: 'series', pn: false },
@@ -124,49 +124,20 @@ export class ArchiveIndex {
    * the blob durable; once this resolves the index row is durable too and the instance may be acknowledged.
    */
   async recordInstance(r: InstanceRecord): Promise<RecordOutcome> {
-    const now = new Date().toISOString();
-    return this.db.transaction().execute(async (trx) => {
-      await trx.insertInto('patients')
-        .values({ patient_id: r.patient.patientId, patient_name: r.patient.patientName, birth_date: r.patient.birthDate, sex: r.patient.sex, created_at: now })
-        .onConflict((oc) => oc.column('patient_id').doNothing())
-        .execute();
-      const patient = await trx.selectFrom('patients').select('id').where('patient_id', '=', r.patient.patientId).executeTakeFirstOrThrow();
-      await trx.insertInto('studies')
-        .values({
-          study_uid: r.studyUid, patient_pk: patient.id, study_date: r.study.studyDate, study_time: r.study.studyTime,
-          accession_number: r.study.accessionNumber, study_id: r.study.studyId, study_description: r.study.studyDescription,
-          referring_physician_name: r.study.referringPhysicianName, created_at: now,
-        })
-        .onConflict((oc) => oc.column('study_uid').doNothing())
-        .execute();
-      const study = await trx.selectFrom('studies').select('id').where('study_uid', '=', r.studyUid).executeTakeFirstOrThrow();
-      await trx.insertInto('series')
-        .values({
-          series_uid: r.seriesUid, study_pk: study.id, modality: r.series.modality, series_number: r.series.seriesNumber,
-          series_description: r.series.seriesDescription, series_date: r.series.seriesDate, series_time: r.series.seriesTime,
-          body_part_examined: r.series.bodyPartExamined, station_name: r.series.stationName, created_at: now,
-        })
-        .onConflict((oc) => oc.column('series_uid').doNothing())
-        .execute();
-      const series = await trx.selectFrom('series').select('id').where('series_uid', '=', r.seriesUid).executeTakeFirstOrThrow();
+    const [outcome] = await this.recordInstances([r]);
+    return outcome as RecordOutcome;
+  }
 
-      const current = await trx.selectFrom('instances').select(['id', 'version', 'blob_sha256'])
-        .where('sop_uid', '=', r.sopUid).where('is_current', '=', 1).executeTakeFirst();
-      if (current && current.blob_sha256 === r.blobSha256) return { kind: 'duplicate', version: current.version } as const;
-      const version = current ? current.version + 1 : 1;
-      if (current) {
-        // The earlier version is kept (never overwritten); it just stops being the one served by default.
-        await trx.updateTable('instances').set({ is_current: 0 }).where('id', '=', current.id).execute();
-      }
-      await trx.insertInto('instances').values({
-        sop_uid: r.sopUid, version, is_current: 1, series_pk: series.id, sop_class_uid: r.sopClassUid,
-        instance_number: r.instance.instanceNumber, transfer_syntax_uid: r.transferSyntaxUid,
-        number_of_frames: r.instance.numberOfFrames, rows: r.instance.rows, columns: r.instance.columns,
-        blob_sha256: r.blobSha256, size: r.size, metadata: r.metadataJson, received_by: r.receivedBy, created_at: now,
-      }).execute();
-      return current
-        ? ({ kind: 'new-version', version, previousSha256: current.blob_sha256 } as const)
-        : ({ kind: 'stored', version } as const);
+  /**
+   * Records several instances in one transaction, in order (so a batch may carry two versions of one
+   * instance): one commit, one sync, for a whole STOW-RS request.
+   */
+  async recordInstances(records: readonly InstanceRecord[]): Promise<RecordOutcome[]> {
+    if (records.length === 0) return [];
+    return this.db.transaction().execute(async (trx) => {
+      const out: RecordOutcome[] = [];
+      for (const r of records) out.push(await recordOne(trx, r));
+      return out;
     });
   }
 
@@ -202,9 +173,7 @@ export class ArchiveIndex {
     const [modalities, counts, reps] = await Promise.all([this.modalitiesOf(pks), this.studyCounts(pks), this.representatives('study', pks)]);
     return rows.map((r) => ({
       studyPk: r.study_pk, seriesPk: null, instancePk: null, values: studyValues(r),
-      modalitiesInStudy: modalities.get(r.study_pk) ?? [],
-      numberOfStudyRelatedSeries: counts.get(r.study_pk)?.series ?? 0,
-      numberOfStudyRelatedInstances: counts.get(r.study_pk)?.instances ?? 0,
+      ...studyComputed(r.study_pk, modalities, counts),
       metadataJson: reps.get(r.study_pk),
     }));
   }
@@ -225,10 +194,14 @@ export class ArchiveIndex {
     }
     const rows = await q.orderBy('se.id').limit(req.limit).offset(req.offset).execute();
     const pks = rows.map((r) => r.series_pk);
-    const [counts, reps] = await Promise.all([this.seriesCounts(pks), this.representatives('series', pks)]);
+    const studyPks = [...new Set(rows.map((r) => r.study_pk))];
+    const [counts, reps, modalities, studyCounts] = await Promise.all([
+      this.seriesCounts(pks), this.representatives('series', pks), this.modalitiesOf(studyPks), this.studyCounts(studyPks),
+    ]);
     return rows.map((r) => ({
       studyPk: r.study_pk, seriesPk: r.series_pk, instancePk: null,
       values: { ...studyValues(r), ...seriesValues(r) },
+      ...studyComputed(r.study_pk, modalities, studyCounts),
       numberOfSeriesRelatedInstances: counts.get(r.series_pk) ?? 0,
       metadataJson: reps.get(r.series_pk),
     }));
@@ -244,9 +217,14 @@ export class ArchiveIndex {
       q = q.where((eb) => matchExpression(eb as unknown as Joined, spec.column, matcher, spec.pn));
     }
     const rows = await q.orderBy('i.id').limit(req.limit).offset(req.offset).execute();
+    const seriesPks = [...new Set(rows.map((r) => r.series_pk))];
+    const studyPks = [...new Set(rows.map((r) => r.study_pk))];
+    const [counts, modalities, studyCounts] = await Promise.all([this.seriesCounts(seriesPks), this.modalitiesOf(studyPks), this.studyCounts(studyPks)]);
     return rows.map((r) => ({
       studyPk: r.study_pk, seriesPk: r.series_pk, instancePk: r.instance_pk,
       values: { ...studyValues(r), ...seriesValues(r), ...instanceValues(r) },
+      ...studyComputed(r.study_pk, modalities, studyCounts),
+      numberOfSeriesRelatedInstances: counts.get(r.series_pk) ?? 0,
       metadataJson: r.metadata,
     }));
   }
@@ -328,6 +306,15 @@ export class ArchiveIndex {
   }
 }
 
+/** A study's computed attributes (modalities, counts), shared by the three search levels. */
+function studyComputed(studyPk: number, modalities: Map<number, string[]>, counts: Map<number, { series: number; instances: number }>) {
+  return {
+    modalitiesInStudy: modalities.get(studyPk) ?? [],
+    numberOfStudyRelatedSeries: counts.get(studyPk)?.series ?? 0,
+    numberOfStudyRelatedInstances: counts.get(studyPk)?.instances ?? 0,
+  };
+}
+
 const studyColumns = [
   'p.patient_name', 'p.patient_id', 'p.birth_date', 'p.sex', 'st.study_uid', 'st.study_date', 'st.study_time',
   'st.accession_number', 'st.study_id', 'st.study_description', 'st.referring_physician_name',
@@ -370,13 +357,19 @@ function instanceValues(r: InstanceColumns): Partial<Record<SearchableKeyword, s
   };
 }
 
+/** How person names are folded for matching, at ingest and in queries alike. */
+export function foldName(value: string): string {
+  return value.normalize('NFC').toLowerCase();
+}
+
 /**
- * One matcher as SQL. Person names match case-insensitively (as Orthanc and most PACS do by default);
- * everything else is case-sensitive, as PS3.4 C.2.2.2 asks (SQLite runs with case_sensitive_like on).
+ * One matcher as SQL. Person names match case-insensitively (as Orthanc and most PACS do by default)
+ * through their folded columns; everything else is case-sensitive, as PS3.4 C.2.2.2 asks (SQLite runs
+ * with case_sensitive_like on).
  */
 function matchExpression(eb: Joined, column: string, m: Matcher, pn: boolean): Expression<SqlBool> {
-  const col = pn ? sql`lower(${sql.ref(column)})` : sql.ref(column);
-  const v = (s: string) => (pn ? s.toLowerCase() : s);
+  const col = sql.ref(column);
+  const v = (s: string) => (pn ? foldName(s) : s);
   switch (m.kind) {
     case 'single':
       return sql<SqlBool>`${col} = ${v(m.value)}`;
@@ -405,4 +398,48 @@ export function wildcardToLike(pattern: string): string {
     else out += ch;
   }
   return out;
+}
+
+/** One instance inside a transaction: upsert its patient, study and series, then add it or a new version of it. */
+async function recordOne(trx: Kysely<IndexSchema>, r: InstanceRecord): Promise<RecordOutcome> {
+  const now = new Date().toISOString();
+  await trx.insertInto('patients')
+    .values({ patient_id: r.patient.patientId, patient_name: r.patient.patientName, patient_name_fold: foldName(r.patient.patientName), birth_date: r.patient.birthDate, sex: r.patient.sex, created_at: now })
+    .onConflict((oc) => oc.column('patient_id').doNothing())
+    .execute();
+  const patient = await trx.selectFrom('patients').select('id').where('patient_id', '=', r.patient.patientId).executeTakeFirstOrThrow();
+  await trx.insertInto('studies')
+    .values({
+      study_uid: r.studyUid, patient_pk: patient.id, study_date: r.study.studyDate, study_time: r.study.studyTime,
+      accession_number: r.study.accessionNumber, study_id: r.study.studyId, study_description: r.study.studyDescription,
+      referring_physician_name: r.study.referringPhysicianName, referring_physician_name_fold: foldName(r.study.referringPhysicianName), created_at: now,
+    })
+    .onConflict((oc) => oc.column('study_uid').doNothing())
+    .execute();
+  const study = await trx.selectFrom('studies').select('id').where('study_uid', '=', r.studyUid).executeTakeFirstOrThrow();
+  await trx.insertInto('series')
+    .values({
+      series_uid: r.seriesUid, study_pk: study.id, modality: r.series.modality, series_number: r.series.seriesNumber,
+      series_description: r.series.seriesDescription, series_date: r.series.seriesDate, series_time: r.series.seriesTime,
+      body_part_examined: r.series.bodyPartExamined, station_name: r.series.stationName, created_at: now,
+    })
+    .onConflict((oc) => oc.column('series_uid').doNothing())
+    .execute();
+  const series = await trx.selectFrom('series').select('id').where('series_uid', '=', r.seriesUid).executeTakeFirstOrThrow();
+
+  const current = await trx.selectFrom('instances').select(['id', 'version', 'blob_sha256'])
+    .where('sop_uid', '=', r.sopUid).where('is_current', '=', 1).executeTakeFirst();
+  if (current && current.blob_sha256 === r.blobSha256) return { kind: 'duplicate', version: current.version };
+  const version = current ? current.version + 1 : 1;
+  if (current) {
+    // The earlier version is kept (never overwritten); it just stops being the one served by default.
+    await trx.updateTable('instances').set({ is_current: 0 }).where('id', '=', current.id).execute();
+  }
+  await trx.insertInto('instances').values({
+    sop_uid: r.sopUid, version, is_current: 1, series_pk: series.id, sop_class_uid: r.sopClassUid,
+    instance_number: r.instance.instanceNumber, transfer_syntax_uid: r.transferSyntaxUid,
+    number_of_frames: r.instance.numberOfFrames, rows: r.instance.rows, columns: r.instance.columns,
+    blob_sha256: r.blobSha256, size: r.size, metadata: r.metadataJson, received_by: r.receivedBy, created_at: now,
+  }).execute();
+  return current ? { kind: 'new-version', version, previousSha256: current.blob_sha256 } : { kind: 'stored', version };
 }

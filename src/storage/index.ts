@@ -1,7 +1,7 @@
 export { FileBlobStore, sha256Hex, fsyncDir, type BlobStore, type PutResult } from './blobs.js';
 export { openIndexDatabase, type IndexDatabase } from './db.js';
 export {
-  ArchiveIndex, SEARCHABLE, wildcardToLike,
+  ArchiveIndex, SEARCHABLE, wildcardToLike, foldName,
   type InstanceRecord, type RecordOutcome, type Matcher, type QueryLevel, type SearchableKeyword,
   type SearchRequest, type SearchRow, type StoredInstance,
 } from './archive-index.js';

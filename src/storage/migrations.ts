@@ -18,6 +18,9 @@ function migrationsFor(engine: IndexEngine): Record<string, Migration> {
         .addColumn('id', 'integer', id)
         .addColumn('patient_id', 'text', (c) => c.notNull().unique())
         .addColumn('patient_name', 'text', (c) => c.notNull().defaultTo(''))
+        // Case-folded copy for case-insensitive name matching that is the same on both engines (SQLite's
+        // lower() folds only ASCII; PostgreSQL's depends on the database locale) and can use an index.
+        .addColumn('patient_name_fold', 'text', (c) => c.notNull().defaultTo(''))
         .addColumn('birth_date', 'text', (c) => c.notNull().defaultTo(''))
         .addColumn('sex', 'text', (c) => c.notNull().defaultTo(''))
         .addColumn('created_at', 'text', (c) => c.notNull())
@@ -33,6 +36,7 @@ function migrationsFor(engine: IndexEngine): Record<string, Migration> {
         .addColumn('study_id', 'text', (c) => c.notNull().defaultTo(''))
         .addColumn('study_description', 'text', (c) => c.notNull().defaultTo(''))
         .addColumn('referring_physician_name', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('referring_physician_name_fold', 'text', (c) => c.notNull().defaultTo(''))
         .addColumn('created_at', 'text', (c) => c.notNull())
         .execute();
       await db.schema
@@ -70,10 +74,11 @@ function migrationsFor(engine: IndexEngine): Record<string, Migration> {
         .addUniqueConstraint('instances_sop_version', ['sop_uid', 'version'])
         .execute();
       // Every hot query uses an index, so ingest and search stay flat as the archive grows.
-      await db.schema.createIndex('patients_name').on('patients').column('patient_name').execute();
+      await db.schema.createIndex('patients_name_fold').on('patients').column('patient_name_fold').execute();
       await db.schema.createIndex('studies_patient').on('studies').column('patient_pk').execute();
       await db.schema.createIndex('studies_date').on('studies').column('study_date').execute();
       await db.schema.createIndex('studies_accession').on('studies').column('accession_number').execute();
+      await db.schema.createIndex('studies_referring_fold').on('studies').column('referring_physician_name_fold').execute();
       await db.schema.createIndex('series_study').on('series').columns(['study_pk', 'modality']).execute();
       await db.schema.createIndex('instances_series_current').on('instances').columns(['series_pk', 'is_current']).execute();
       await db.schema.createIndex('instances_sop_current').on('instances').columns(['sop_uid', 'is_current']).execute();

@@ -13,6 +13,7 @@ export interface PatientsTable {
   id: Generated<number>;
   patient_id: string;
   patient_name: string;
+  patient_name_fold: string;
   birth_date: string;
   sex: string;
   created_at: string;
@@ -28,6 +29,7 @@ export interface StudiesTable {
   study_id: string;
   study_description: string;
   referring_physician_name: string;
+  referring_physician_name_fold: string;
   created_at: string;
 }
 

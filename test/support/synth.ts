@@ -9,6 +9,7 @@ import { deflateRawSync } from 'node:zlib';
 /** Transfer syntaxes the generator writes; the '-fake' ones carry placeholder compressed frames. */
 export type SynthTransferSyntax = 'implicit' | 'explicit' | 'bigEndian' | 'deflated' | 'jpegBaseline-fake' | 'rle-fake';
 
+/** Every transfer syntax the generator writes, for tests that cover them all. */
 export const SYNTH_TRANSFER_SYNTAXES: readonly SynthTransferSyntax[] = ['implicit', 'explicit', 'bigEndian', 'deflated', 'jpegBaseline-fake', 'rle-fake'];
 
 /** The UID each synthetic transfer syntax is written with. */
@@ -35,6 +36,7 @@ export const SOP_CLASS_BY_MODALITY: Readonly<Record<string, string>> = {
   SC: '1.2.840.10008.5.1.4.1.1.7',
 };
 
+/** What to generate; everything is optional and defaults to a small 16-bit CT image. */
 export interface SynthOptions {
   /** Seeds UIDs not given explicitly and the pixel noise; default 1. */
   seed?: number;
@@ -83,6 +85,8 @@ export interface SynthOptions {
   omit?: readonly string[];
   /** File meta SOP Class / Instance UIDs that differ from the dataset's, to build invalid files on purpose. */
   mediaStorage?: { sopClassUid?: string; sopInstanceUid?: string };
+  /** Let dcmjs write values longer than their VR allows, to build invalid files on purpose. */
+  allowInvalidLengths?: boolean;
 }
 
 /** A small deterministic PRNG (mulberry32); not for anything security-related. */
@@ -214,6 +218,7 @@ export function makeInstance(opts: SynthOptions = {}): Buffer {
   if (opts.nestedSequence) Object.assign(dict, nestedSequences(sopClassUid, seriesUid));
   if (opts.extra) Object.assign(dict, opts.extra);
   for (const tag of opts.omit ?? []) delete dict[tag];
+  if (opts.omit?.includes('7FE00010')) nativePixelData = undefined;
 
   const meta: DcmjsDataset = {
     '00020001': el('OB', new Uint8Array([0, 1]).buffer),
@@ -225,7 +230,7 @@ export function makeInstance(opts: SynthOptions = {}): Buffer {
   };
   const dicomDict = new DicomDict(meta);
   dicomDict.dict = dict;
-  let file: Buffer = Buffer.from(dicomDict.write({ allowInvalidVRLength: false, fragmentMultiframe: false }));
+  let file: Buffer = Buffer.from(dicomDict.write({ allowInvalidVRLength: opts.allowInvalidLengths ?? false, fragmentMultiframe: false }));
   if (nativePixelData) file = appendNativePixelData(file, syntax, nativePixelData, bitsAllocated);
   // dcmjs names the deflated syntax in the meta group but writes the dataset uncompressed.
   if (syntax === 'deflated') file = deflateDataset(file);

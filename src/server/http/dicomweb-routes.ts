@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { parseQuery, QuarantinedError, searchResult, withBulkDataUrls, type IngestResult } from '../../archive/index.js';
 import type { DicomJson } from '../../dicom/index.js';
-import { PacsGuardError, asPacsGuardError } from '../../errors.js';
+import { PacsGuardError } from '../../errors.js';
 import type { QueryLevel, StoredInstance } from '../../storage/index.js';
 import { perform, type Operated } from '../path.js';
 import type { Services } from '../services.js';
@@ -14,7 +14,6 @@ import { joinMultipart, parseMultipartRelated, splitMultipart } from './multipar
 const UID = /^[0-9]+(\.[0-9]+)*$/;
 const DICOM_JSON = 'application/dicom+json';
 const NATIVE_LE = '1.2.840.10008.1.2.1';
-const BIG_ENDIAN = '1.2.840.10008.1.2.2';
 
 type Params = { study?: string; series?: string; instance?: string; frames?: string; '*'?: string };
 
@@ -199,7 +198,8 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
       const wanted = acceptMultipart(request, 'application/octet-stream');
       const [found] = await services.retrieve.instances(study as string, series, instance);
       const stored = found as StoredInstance;
-      const frameSyntax = stored.transferSyntaxUid === BIG_ENDIAN ? BIG_ENDIAN : NATIVE_LE;
+      // extractFrames returns native little endian pixels whatever the stored byte order.
+      const frameSyntax = NATIVE_LE;
       if (wanted !== '*' && wanted !== frameSyntax) {
         throw new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `frames are available as ${frameSyntax}; transcoding to ${wanted} is not offered`);
       }
@@ -232,27 +232,28 @@ async function storeParts(
   const stored: IngestResult[] = [];
   const failed: Array<{ reason: number; detail: string; sopClassUid?: string; sopUid?: string }> = [];
   const alerts: NonNullable<Operated<unknown>['securityAlerts']>[number][] = [];
+  const accepted: Buffer[] = [];
   for (const part of parts) {
     if (part.contentType !== undefined && !/^application\/dicom\s*(;|$)/i.test(part.contentType)) {
       failed.push({ reason: 0xc000, detail: `part Content-Type ${part.contentType} is not application/dicom` });
-      continue;
-    }
-    try {
-      stored.push(await services.ingest.ingest(part.body, { receivedBy, expectedStudyUid: studyUid }));
-    } catch (err) {
-      const e = asPacsGuardError(err);
-      // Out of space or a failed write is the server's failure, not the instance's: stop, store no more.
-      if (e.code === 'PG_ERR_STORAGE_FULL' || e.code === 'PG_ERR_STORAGE_FAILED' || e.code === 'PG_ERR_INTERNAL' || e.code === 'PG_ERR_AUDIT_UNAVAILABLE') {
-        if (stored.length === 0 && failed.length === 0) throw e;
-        failed.push({ reason: e.spec.dicomStatus, detail: e.detail });
-        continue;
-      }
-      failed.push({ reason: e.spec.dicomStatus, detail: e.detail });
-      if (err instanceof QuarantinedError) {
-        alerts.push({ reason: `executable content in a DICOM preamble: ${err.threat}`, code: err.code, detail: { quarantineFile: err.quarantineFile, sha256: err.sha256 } });
-      }
+    } else {
+      accepted.push(part.body);
     }
   }
+  const results = await services.ingest.ingestMany(accepted, { receivedBy, expectedStudyUid: studyUid });
+  for (const r of results) {
+    if (!(r instanceof PacsGuardError)) {
+      stored.push(r);
+      continue;
+    }
+    failed.push({ reason: r.spec.dicomStatus, detail: r.detail });
+    if (r instanceof QuarantinedError) {
+      alerts.push({ reason: `executable content in a DICOM preamble: ${r.threat}`, code: r.code, detail: { quarantineFile: r.quarantineFile, sha256: r.sha256 } });
+    }
+  }
+  // When the server itself failed (disk full, index down) and nothing was stored, it is the request that failed.
+  const serverFailure = results.find((r): r is PacsGuardError => r instanceof PacsGuardError && r.spec.http >= 500);
+  if (serverFailure && stored.length === 0) throw serverFailure;
   const studyUrl = (uid: string) => `${base}/studies/${uid}`;
   const body: Record<string, DicomJson[string]> = {};
   const firstStudy = studyUid ?? stored[0]?.studyUid;
