@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, existsSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PacsGuardError, asPacsGuardError } from '../errors.js';
@@ -23,6 +23,7 @@ export interface BlobStore {
 }
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
+const FANOUT = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 /** SHA-256 of a buffer as lower-case hex. */
 export function sha256Hex(bytes: Uint8Array): string {
@@ -30,38 +31,43 @@ export function sha256Hex(bytes: Uint8Array): string {
 }
 
 /**
- * Filesystem blob store: `root/ab/cd/abcd…` (two levels of 256 folders keeps directories small at
- * millions of blobs). A blob is written to `root/tmp`, fsynced, renamed into place and its directory
- * fsynced, so after a crash a blob is either whole at its address or absent; it is never rewritten.
+ * Filesystem blob store: `root/ab/abcd…`, 256 folders made once when the store opens (as git does for
+ * its objects), so writing a blob never creates a directory and costs exactly two syncs: the file, then
+ * its folder. A blob is written to `root/tmp`, fsynced, renamed into place and its folder fsynced, so
+ * after a crash a blob is either whole at its address or absent; it is never rewritten.
  */
 export class FileBlobStore implements BlobStore {
   private readonly tmpDir: string;
-  private readonly knownDirs = new Set<string>();
 
   constructor(private readonly root: string) {
     this.tmpDir = join(root, 'tmp');
   }
 
-  /** Creates the folders the store needs. */
+  /** Creates the folders the store needs (once; later opens find them). */
   async open(): Promise<this> {
     await mkdir(this.tmpDir, { recursive: true });
+    const missing = FANOUT.filter((d) => !existsSync(join(this.root, d)));
+    if (missing.length > 0) {
+      await Promise.all(missing.map((d) => mkdir(join(this.root, d), { recursive: true, mode: 0o750 })));
+      await fsyncDir(this.root);
+    }
     return this;
   }
 
   pathOf(sha256: string): string {
     if (!SHA256_HEX.test(sha256)) throw new PacsGuardError('PG_ERR_INTERNAL', `not a SHA-256 address: ${sha256}`);
-    return join(this.root, sha256.slice(0, 2), sha256.slice(2, 4), sha256);
+    return join(this.root, sha256.slice(0, 2), sha256);
   }
 
   async put(bytes: Uint8Array): Promise<PutResult> {
     const sha256 = sha256Hex(bytes);
     const finalPath = this.pathOf(sha256);
     if (await exists(finalPath)) return { sha256, size: bytes.length, existed: true };
-    const dir = join(this.root, sha256.slice(0, 2), sha256.slice(2, 4));
-    await this.ensureDir(dir);
+    const dir = join(this.root, sha256.slice(0, 2));
     const tmpPath = join(this.tmpDir, `${sha256}.${randomBytes(6).toString('hex')}.tmp`);
     try {
-      const fh = await open(tmpPath, 'wx', 0o640);
+      // Read-only from birth: nothing in PacsGuard ever writes to a stored blob again.
+      const fh = await open(tmpPath, 'wx', 0o440);
       try {
         await fh.writeFile(bytes);
         await fh.datasync();
@@ -103,18 +109,6 @@ export class FileBlobStore implements BlobStore {
     const names = await readdir(this.tmpDir).catch(() => [] as string[]);
     await Promise.all(names.map((n) => rm(join(this.tmpDir, n), { force: true })));
     return names.length;
-  }
-
-  private async ensureDir(dir: string): Promise<void> {
-    if (this.knownDirs.has(dir)) return;
-    const parent = join(dir, '..');
-    const created = await mkdir(dir, { recursive: true });
-    if (created !== undefined) {
-      // New directories must themselves be durable entries in their parents.
-      await fsyncDir(parent);
-      await fsyncDir(this.root);
-    }
-    this.knownDirs.add(dir);
   }
 }
 
