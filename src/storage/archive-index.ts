@@ -132,7 +132,8 @@ export class ArchiveIndex {
     if (records.length === 0) return [];
     return this.db.transaction().execute(async (trx) => {
       const out: RecordOutcome[] = [];
-      for (const r of records) out.push(await recordOne(trx, r));
+      const parents: ParentCache = { patients: new Map(), studies: new Map(), series: new Map() };
+      for (const r of records) out.push(await recordOne(trx, r, parents));
       return out;
     });
   }
@@ -395,32 +396,51 @@ export function wildcardToLike(pattern: string): string {
   return out;
 }
 
+/** Row ids of patients, studies and series already upserted in this transaction (a batch is mostly one series). */
+interface ParentCache {
+  readonly patients: Map<string, number>;
+  readonly studies: Map<string, number>;
+  readonly series: Map<string, number>;
+}
+
 /** One instance inside a transaction: upsert its patient, study and series, then add it or a new version of it. */
-async function recordOne(trx: Kysely<IndexSchema>, r: InstanceRecord): Promise<RecordOutcome> {
+async function recordOne(trx: Kysely<IndexSchema>, r: InstanceRecord, parents: ParentCache): Promise<RecordOutcome> {
   const now = new Date().toISOString();
-  await trx.insertInto('patients')
-    .values({ patient_id: r.patient.patientId, patient_name: r.patient.patientName, patient_name_fold: foldName(r.patient.patientName), birth_date: r.patient.birthDate, sex: r.patient.sex, created_at: now })
-    .onConflict((oc) => oc.column('patient_id').doNothing())
-    .execute();
-  const patient = await trx.selectFrom('patients').select('id').where('patient_id', '=', r.patient.patientId).executeTakeFirstOrThrow();
-  await trx.insertInto('studies')
-    .values({
-      study_uid: r.studyUid, patient_pk: patient.id, study_date: r.study.studyDate, study_time: r.study.studyTime,
-      accession_number: r.study.accessionNumber, study_id: r.study.studyId, study_description: r.study.studyDescription,
-      referring_physician_name: r.study.referringPhysicianName, referring_physician_name_fold: foldName(r.study.referringPhysicianName), created_at: now,
-    })
-    .onConflict((oc) => oc.column('study_uid').doNothing())
-    .execute();
-  const study = await trx.selectFrom('studies').select('id').where('study_uid', '=', r.studyUid).executeTakeFirstOrThrow();
-  await trx.insertInto('series')
-    .values({
-      series_uid: r.seriesUid, study_pk: study.id, modality: r.series.modality, series_number: r.series.seriesNumber,
-      series_description: r.series.seriesDescription, series_date: r.series.seriesDate, series_time: r.series.seriesTime,
-      body_part_examined: r.series.bodyPartExamined, station_name: r.series.stationName, created_at: now,
-    })
-    .onConflict((oc) => oc.column('series_uid').doNothing())
-    .execute();
-  const series = await trx.selectFrom('series').select('id').where('series_uid', '=', r.seriesUid).executeTakeFirstOrThrow();
+  let patientPk = parents.patients.get(r.patient.patientId);
+  if (patientPk === undefined) {
+    await trx.insertInto('patients')
+      .values({ patient_id: r.patient.patientId, patient_name: r.patient.patientName, patient_name_fold: foldName(r.patient.patientName), birth_date: r.patient.birthDate, sex: r.patient.sex, created_at: now })
+      .onConflict((oc) => oc.column('patient_id').doNothing())
+      .execute();
+    patientPk = (await trx.selectFrom('patients').select('id').where('patient_id', '=', r.patient.patientId).executeTakeFirstOrThrow()).id;
+    parents.patients.set(r.patient.patientId, patientPk);
+  }
+  let studyPk = parents.studies.get(r.studyUid);
+  if (studyPk === undefined) {
+    await trx.insertInto('studies')
+      .values({
+        study_uid: r.studyUid, patient_pk: patientPk, study_date: r.study.studyDate, study_time: r.study.studyTime,
+        accession_number: r.study.accessionNumber, study_id: r.study.studyId, study_description: r.study.studyDescription,
+        referring_physician_name: r.study.referringPhysicianName, referring_physician_name_fold: foldName(r.study.referringPhysicianName), created_at: now,
+      })
+      .onConflict((oc) => oc.column('study_uid').doNothing())
+      .execute();
+    studyPk = (await trx.selectFrom('studies').select('id').where('study_uid', '=', r.studyUid).executeTakeFirstOrThrow()).id;
+    parents.studies.set(r.studyUid, studyPk);
+  }
+  let seriesPk = parents.series.get(r.seriesUid);
+  if (seriesPk === undefined) {
+    await trx.insertInto('series')
+      .values({
+        series_uid: r.seriesUid, study_pk: studyPk, modality: r.series.modality, series_number: r.series.seriesNumber,
+        series_description: r.series.seriesDescription, series_date: r.series.seriesDate, series_time: r.series.seriesTime,
+        body_part_examined: r.series.bodyPartExamined, station_name: r.series.stationName, created_at: now,
+      })
+      .onConflict((oc) => oc.column('series_uid').doNothing())
+      .execute();
+    seriesPk = (await trx.selectFrom('series').select('id').where('series_uid', '=', r.seriesUid).executeTakeFirstOrThrow()).id;
+    parents.series.set(r.seriesUid, seriesPk);
+  }
 
   const current = await trx.selectFrom('instances').select(['id', 'version', 'blob_sha256'])
     .where('sop_uid', '=', r.sopUid).where('is_current', '=', 1).executeTakeFirst();
@@ -431,7 +451,7 @@ async function recordOne(trx: Kysely<IndexSchema>, r: InstanceRecord): Promise<R
     await trx.updateTable('instances').set({ is_current: 0 }).where('id', '=', current.id).execute();
   }
   await trx.insertInto('instances').values({
-    sop_uid: r.sopUid, version, is_current: 1, series_pk: series.id, sop_class_uid: r.sopClassUid,
+    sop_uid: r.sopUid, version, is_current: 1, series_pk: seriesPk, sop_class_uid: r.sopClassUid,
     instance_number: r.instance.instanceNumber, transfer_syntax_uid: r.transferSyntaxUid,
     number_of_frames: r.instance.numberOfFrames, rows: r.instance.rows, columns: r.instance.columns,
     blob_sha256: r.blobSha256, size: r.size, metadata: r.metadataJson, received_by: r.receivedBy, created_at: now,

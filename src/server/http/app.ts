@@ -1,6 +1,6 @@
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { TLSSocket } from 'node:tls';
 import { PacsGuardError } from '../../errors.js';
 import { admit, auditRejection, wasAudited } from '../path.js';
@@ -30,7 +30,8 @@ export async function buildHttpApp(services: Services, tls: HttpTls, opts: { log
       // Secrets never reach the log: tokens, passwords and TOTP codes are redacted wherever they appear.
       redact: ['req.headers.authorization', 'req.headers.cookie', 'body.password', 'body.totp'],
     },
-    disableRequestLogging: process.env.PACSGUARD_LOG_REQUESTS !== '1',
+    // Every request is in the audit trail already; per-request log lines only when asked for.
+    logController: new LogController({ disableRequestLogging: process.env.PACSGUARD_LOG_REQUESTS !== '1' }),
     return503OnClosing: true,
   });
   // Nagle's algorithm delays small writes ~40 ms waiting for an ACK; DICOM exchanges are request/response.
