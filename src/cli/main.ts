@@ -7,6 +7,7 @@ import { dataPaths } from '../config.js';
 import { PacsGuardError } from '../errors.js';
 import { generatePassword, generateTotpSecret, PERSON_ROLES, totpEnrolmentUri } from '../identity/index.js';
 import { openServices } from '../server/services.js';
+import { registerDeviceCommands } from './device.js';
 import { importPaths } from './import.js';
 import { initDataDir } from './init.js';
 import { startServer } from './start.js';
@@ -115,6 +116,8 @@ export function buildCli(): Command {
         await services.close();
       }
     });
+
+  registerDeviceCommands(program);
 
   const audit = program.command('audit').description('the audit trail');
   audit.command('verify')

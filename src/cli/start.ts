@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { PKI_FILES } from '../identity/index.js';
 import { buildHttpApp } from '../server/http/app.js';
 import { openServices, type Services } from '../server/services.js';
+import { drainAuditSpool } from './audit-spool.js';
 
 export interface StartOptions {
   readonly host?: string;
@@ -37,6 +38,13 @@ export async function startServer(dataDir: string, opts: StartOptions = {}, log:
     const https = `https://${shownHost}:${addr.port}`;
     log(https);
     await services.audit.append({ eventType: 'Application Activity', action: 'server.start', outcome: 0, reason: `listening on ${https}`, subject, source });
+    // Operator changes made by the CLI while we hold the audit log arrive through the spool.
+    await drainAuditSpool(services.paths.audit, services.audit);
+    let draining = Promise.resolve();
+    const spoolTimer = setInterval(() => {
+      draining = draining.then(() => drainAuditSpool(services.paths.audit, services.audit)).then(() => undefined, () => undefined);
+    }, 2000);
+    spoolTimer.unref();
     let stopped = false;
     return {
       urls: { https },
@@ -44,6 +52,8 @@ export async function startServer(dataDir: string, opts: StartOptions = {}, log:
       async stop() {
         if (stopped) return;
         stopped = true;
+        clearInterval(spoolTimer);
+        await draining;
         await app.close();
         await services.audit.append({ eventType: 'Application Activity', action: 'server.stop', outcome: 0, reason: 'stopped', subject, source });
         await services.close();

@@ -4,3 +4,7 @@ export { generateTotpSecret, totpEnrolmentUri, verifyTotp, currentTotp } from '.
 export { UserStore, type User, type LoginResult } from './users.js';
 export { TokenService, type AccessClaims } from './tokens.js';
 export { CertificateAuthority, PKI_FILES, type IssuedIdentity } from './pki.js';
+export {
+  DeviceStore, DIMSE_SERVICES, DEVICE_ROLES, AE_TITLE_URI_PREFIX, aeTitleUri, aeTitlesFromSubjectAltName, normaliseAeTitle,
+  type Device, type DeviceCheck, type DeviceRegistration, type DeviceRole, type DimseService,
+} from './devices.js';

@@ -16,6 +16,9 @@ export interface IssuedIdentity {
   readonly certPem: string;
   readonly caPem: string;
   readonly fingerprint256: string;
+  /** Serial number (hex) and end of validity (ISO 8601), as recorded in the device registry. */
+  readonly serialNumber: string;
+  readonly notAfter: string;
 }
 
 /** File names of the CA under `DIR/pki/`. */
@@ -90,6 +93,8 @@ export class CertificateAuthority {
     uris?: readonly string[];
     days: number;
     usage: 'server' | 'client' | 'both';
+    /** Explicit validity window (tests of expiry); otherwise from a minute ago for `days`. */
+    validity?: { notBefore: Date; notAfter: Date };
   }): Promise<IssuedIdentity> {
     const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
     const now = Date.now();
@@ -107,8 +112,8 @@ export class CertificateAuthority {
       serialNumber: serial(),
       subject: `CN=${opts.commonName}, O=PacsGuard`,
       issuer: this.cert.subject,
-      notBefore: new Date(now - 60_000),
-      notAfter: new Date(now + opts.days * DAY_MS),
+      notBefore: opts.validity?.notBefore ?? new Date(now - 60_000),
+      notAfter: opts.validity?.notAfter ?? new Date(now + opts.days * DAY_MS),
       signingAlgorithm: ALGORITHM,
       publicKey: keys.publicKey,
       signingKey: this.key,
@@ -127,6 +132,8 @@ export class CertificateAuthority {
       certPem,
       caPem: this.cert.toString('pem'),
       fingerprint256: new NodeX509(certPem).fingerprint256,
+      serialNumber: cert.serialNumber,
+      notAfter: cert.notAfter.toISOString(),
     };
   }
 }

@@ -1,7 +1,12 @@
 /** Who or what is calling, as established by the identify step of the one path. */
 export type Subject =
   | { readonly kind: 'user'; readonly id: string; readonly username: string; readonly role: Role }
-  | { readonly kind: 'device'; readonly id: string; readonly aeTitle: string; readonly role: Role }
+  | {
+      readonly kind: 'device'; readonly id: string; readonly aeTitle: string; readonly role: Role;
+      /** The device's allowed DIMSE services and C-MOVE destinations: policy data from the devices table. */
+      readonly services: readonly string[];
+      readonly moveDestinations: readonly string[];
+    }
   | { readonly kind: 'anonymous'; readonly id: 'anonymous'; readonly reason: string };
 
 /** Roles known today; the policy layer says what each may do. */

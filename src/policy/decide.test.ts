@@ -46,3 +46,28 @@ describe('decide', () => {
     expect(decide({ subject: anon, zone, action: 'instances.search', resource: {} })).toEqual({ allow: false, code: 'PG_ERR_AUTH_REQUIRED', reason: 'no credentials presented' });
   });
 });
+
+describe('decide for devices', () => {
+  const zone = zones.resolve('127.0.0.1');
+  const device = (services: string[], moveDestinations: string[] = []): Subject =>
+    ({ kind: 'device', id: '1', aeTitle: 'CT01', role: 'modality', services, moveDestinations });
+
+  it("narrows the role by the device's own allowed services", () => {
+    const ct = device(['echo', 'store']);
+    expect(decide({ subject: ct, zone, action: 'dimse.store', resource: {} }).allow).toBe(true);
+    expect(decide({ subject: ct, zone, action: 'dimse.echo', resource: {} }).allow).toBe(true);
+    for (const action of ['dimse.find', 'dimse.get', 'dimse.move'] as const) {
+      expect(decide({ subject: ct, zone, action, resource: {} })).toMatchObject({ allow: false, code: 'PG_ERR_POLICY_DENIED' });
+    }
+    expect(decide({ subject: device(['echo', 'find']), zone, action: 'dimse.find', resource: {} }).allow).toBe(true);
+  });
+  it('lets a device C-MOVE only to destinations listed for it', () => {
+    const ris = device(['move'], ['VIEWER1']);
+    expect(decide({ subject: ris, zone, action: 'dimse.move', resource: { moveDestination: 'VIEWER1' } }).allow).toBe(true);
+    expect(decide({ subject: ris, zone, action: 'dimse.move', resource: { moveDestination: 'EVIL' } })).toMatchObject({ allow: false, reason: expect.stringMatching(/may not send to EVIL/) });
+  });
+  it('keeps DIMSE away from people and user APIs away from devices', () => {
+    expect(decide({ subject: user('technologist'), zone, action: 'dimse.store', resource: {} }).allow).toBe(false);
+    expect(decide({ subject: device(['echo', 'store', 'find', 'get', 'move']), zone, action: 'users.manage', resource: {} }).allow).toBe(false);
+  });
+});

@@ -1,6 +1,6 @@
 import type { ErrorCode } from '../errors.js';
 import { subjectLabel, type Subject } from '../identity/index.js';
-import { ACTIONS, roleAllows, type Action } from './permissions.js';
+import { ACTIONS, DEVICE_SERVICE_OF, roleAllows, type Action } from './permissions.js';
 import type { ZoneMatch, ZonePolicy } from './zones.js';
 
 /** What a request is about, as far as it is known before the archive works on it. */
@@ -10,6 +10,8 @@ export interface Resource {
   readonly sopUid?: string;
   readonly patientId?: string;
   readonly username?: string;
+  /** C-MOVE: the AE title the instances would be sent to. */
+  readonly moveDestination?: string;
 }
 
 /** The answer of the decide step; the operation carries it, and the audit event records it. */
@@ -38,6 +40,20 @@ export function decide(input: { subject: Subject; zone: ZoneMatch; action: Actio
   }
   if (!roleAllows(subject.role, action)) {
     return { allow: false, code: 'PG_ERR_POLICY_DENIED', reason: `role '${subject.role}' of ${subjectLabel(subject)} does not permit '${action}'` };
+  }
+  if (subject.kind === 'device') {
+    // The device's own row narrows its role: allowed services and move destinations are data, per device.
+    const service = DEVICE_SERVICE_OF[action];
+    if (service !== undefined && !subject.services.includes(service)) {
+      return { allow: false, code: 'PG_ERR_POLICY_DENIED', reason: `${subjectLabel(subject)} is not allowed the ${service} service (allowed: ${subject.services.join(', ') || 'none'})` };
+    }
+    if (action === 'dimse.move') {
+      const destination = input.resource.moveDestination ?? '';
+      if (!subject.moveDestinations.includes(destination)) {
+        return { allow: false, code: 'PG_ERR_POLICY_DENIED', reason: `${subjectLabel(subject)} may not send to ${destination || '(no destination)'} (allowed: ${subject.moveDestinations.join(', ') || 'none'})` };
+      }
+    }
+    return { allow: true, reason: `role '${subject.role}' and the device's allowed services permit '${action}'` };
   }
   return { allow: true, reason: `role '${subject.role}' permits '${action}'` };
 }

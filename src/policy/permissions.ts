@@ -1,4 +1,4 @@
-import type { Role } from '../identity/index.js';
+import type { DeviceRole, DimseService, Role } from '../identity/index.js';
 
 /** Everything a subject can ask PacsGuard to do. Each action belongs to one network flow. */
 export const ACTIONS = {
@@ -6,8 +6,16 @@ export const ACTIONS = {
   'instances.search': { flow: 'dicomweb-read', describe: 'search studies, series, instances (QIDO-RS, C-FIND)' },
   'instances.read': { flow: 'dicomweb-read', describe: 'retrieve instances, metadata, frames (WADO-RS, C-GET, C-MOVE)' },
   'users.manage': { flow: 'admin-api', describe: 'create and change user accounts' },
+  'devices.manage': { flow: 'admin-api', describe: 'enrol, register and revoke DIMSE devices' },
   'session.login': { flow: 'auth', describe: 'log in' },
   'server.status': { flow: 'admin-api', describe: 'read server status' },
+  // DIMSE: each request is its own action on its own flow, so a zone may, say, store but not retrieve.
+  'dimse.associate': { flow: 'dimse-echo', describe: 'open a DICOM association (a zone that may not even verify may not associate)' },
+  'dimse.echo': { flow: 'dimse-echo', describe: 'verify the connection (C-ECHO)' },
+  'dimse.store': { flow: 'dimse-store', describe: 'store instances (C-STORE)' },
+  'dimse.find': { flow: 'dimse-query', describe: 'search studies, series, instances (C-FIND)' },
+  'dimse.get': { flow: 'dimse-retrieve', describe: 'retrieve instances on the same association (C-GET)' },
+  'dimse.move': { flow: 'dimse-retrieve', describe: 'send instances to a registered destination (C-MOVE)' },
 } as const;
 
 export type Action = keyof typeof ACTIONS;
@@ -18,11 +26,31 @@ export type Flow = (typeof ACTIONS)[Action]['flow'] | 'console';
  * separation of duties starts here: the administrator manages accounts but never touches images.
  */
 export const PERMISSIONS: Readonly<Record<Role, readonly Action[]>> = {
-  administrator: ['users.manage', 'server.status', 'session.login'],
+  administrator: ['users.manage', 'devices.manage', 'server.status', 'session.login'],
   technologist: ['instances.store', 'instances.search', 'instances.read', 'session.login'],
   radiologist: ['instances.search', 'instances.read', 'session.login'],
-  modality: ['instances.store'],
-  'clinical-system': ['instances.search', 'instances.read'],
+  // A device role bounds what any device of its kind could be allowed; each device's own row in the
+  // devices table (allowed services, move destinations) narrows it further (see DEVICE_SERVICE_OF).
+  modality: ['instances.store', 'dimse.associate', 'dimse.echo', 'dimse.store', 'dimse.find', 'dimse.get', 'dimse.move'],
+  'clinical-system': ['instances.search', 'instances.read', 'dimse.associate', 'dimse.echo', 'dimse.store', 'dimse.find', 'dimse.get', 'dimse.move'],
+};
+
+/** The DIMSE service (as listed in a device's allowed services) each DIMSE action needs. */
+export const DEVICE_SERVICE_OF: Readonly<Partial<Record<Action, DimseService>>> = {
+  'dimse.echo': 'echo',
+  'dimse.store': 'store',
+  'dimse.find': 'find',
+  'dimse.get': 'get',
+  'dimse.move': 'move',
+};
+
+/**
+ * What a newly enrolled device may do unless the administrator says otherwise: a modality verifies and
+ * stores; a clinical system verifies, queries and retrieves. Stored with the device, then policy data.
+ */
+export const DEFAULT_DEVICE_SERVICES: Readonly<Record<DeviceRole, readonly DimseService[]>> = {
+  modality: ['echo', 'store'],
+  'clinical-system': ['echo', 'find', 'get', 'move'],
 };
 
 /** True when the role's row in the matrix names the action. */

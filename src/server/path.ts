@@ -1,6 +1,6 @@
 import type { AuditEvent, AuditEventType, AuditLog } from '../audit/index.js';
 import { PacsGuardError, asPacsGuardError } from '../errors.js';
-import { subjectLabel, type Subject, type TokenService, type UserStore } from '../identity/index.js';
+import { subjectLabel, type DeviceCheck, type DeviceStore, type Subject, type TokenService, type UserStore } from '../identity/index.js';
 import { decide, decideZone, type Action, type Decision, type Resource, type ZoneMatch, type ZonePolicy } from '../policy/index.js';
 
 /**
@@ -15,7 +15,11 @@ import { decide, decideZone, type Action, type Decision, type Resource, type Zon
 export type Credentials =
   | { readonly kind: 'none' }
   | { readonly kind: 'bearer'; readonly token: string }
-  | { readonly kind: 'malformed'; readonly reason: string };
+  | { readonly kind: 'malformed'; readonly reason: string }
+  /** DICOM over mutual TLS: the client certificate TLS verified against our CA, and the calling AE title. */
+  | { readonly kind: 'device-certificate'; readonly callingAe: string; readonly sourceAddress: string; readonly certificate: { readonly fingerprint256: string; readonly subjectAltName?: string; readonly validTo: string } }
+  /** Plain DICOM: only the calling AE title and where the connection comes from. */
+  | { readonly kind: 'device-legacy'; readonly callingAe: string; readonly sourceAddress: string };
 
 /** What the path knows about a request as it moves along. */
 export interface PathContext {
@@ -45,6 +49,7 @@ export interface PathServices {
   readonly audit: AuditLog;
   readonly tokens: TokenService;
   readonly users: UserStore;
+  readonly devices: DeviceStore;
 }
 
 /** A request refused on the path; carries the audited reason. */
@@ -60,6 +65,18 @@ export function wasAudited(err: unknown): boolean {
 export async function identify(services: PathServices, credentials: Credentials): Promise<Subject> {
   if (credentials.kind === 'none') return { kind: 'anonymous', id: 'anonymous', reason: 'no credentials presented' };
   if (credentials.kind === 'malformed') return { kind: 'anonymous', id: 'anonymous', reason: credentials.reason };
+  if (credentials.kind === 'device-certificate' || credentials.kind === 'device-legacy') {
+    // Read from the registry on every call: a revoked device stops at its next association or request.
+    const check: DeviceCheck = credentials.kind === 'device-certificate'
+      ? await services.devices.checkCertificate(credentials.certificate, credentials.callingAe)
+      : await services.devices.checkLegacy(credentials.callingAe, credentials.sourceAddress);
+    if (!check.ok) return { kind: 'anonymous', id: 'anonymous', reason: check.reason };
+    const d = check.device;
+    // A device belongs to the zone it was enrolled in: its certificate used from elsewhere identifies no one.
+    const zone = services.zones.resolve(credentials.sourceAddress);
+    if (zone.name !== d.zone) return { kind: 'anonymous', id: 'anonymous', reason: `device ${d.aeTitle} belongs to zone '${d.zone}', not '${zone.name ?? 'none'}' (${zone.address})` };
+    return { kind: 'device', id: String(d.id), aeTitle: d.aeTitle, role: d.role, services: d.services, moveDestinations: d.moveDestinations };
+  }
   let claims;
   try {
     claims = await services.tokens.verify(credentials.token);

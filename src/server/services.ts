@@ -1,7 +1,7 @@
 import { Ingest, Retrieve } from '../archive/index.js';
 import { AuditLog } from '../audit/index.js';
 import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js';
-import { PKI_FILES, TokenService, UserStore } from '../identity/index.js';
+import { DeviceStore, PKI_FILES, TokenService, UserStore } from '../identity/index.js';
 import { ZonePolicy } from '../policy/index.js';
 import { ArchiveIndex, FileBlobStore, openIndexDatabase, type IndexDatabase } from '../storage/index.js';
 import { join } from 'node:path';
@@ -34,6 +34,7 @@ export async function openServices(dataDir: string, overrides: { index?: string 
   return {
     config, paths, database, index, blobs, audit, tokens,
     users: new UserStore(database.db),
+    devices: new DeviceStore(database.db),
     zones: new ZonePolicy(config.zones),
     ingest: new Ingest(blobs, index, paths.quarantine),
     retrieve: new Retrieve(blobs, index),

@@ -5,4 +5,4 @@ export {
   type InstanceRecord, type RecordOutcome, type Matcher, type QueryLevel, type SearchableKeyword,
   type SearchRequest, type SearchRow, type StoredInstance,
 } from './archive-index.js';
-export type { IndexSchema, UsersTable } from './schema.js';
+export type { IndexSchema, UsersTable, DevicesTable } from './schema.js';

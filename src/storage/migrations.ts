@@ -98,6 +98,31 @@ function migrationsFor(engine: IndexEngine): Record<string, Migration> {
         .execute();
     },
   },
+  '0002_devices': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // Devices that speak DIMSE: enrolled with a certificate from PacsGuard's CA, or legacy devices
+      // known by AE title and source address. What each may do is data here, not code.
+      await db.schema
+        .createTable('devices')
+        .addColumn('id', 'integer', id)
+        .addColumn('ae_title', 'text', (c) => c.notNull().unique())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('zone', 'text', (c) => c.notNull())
+        .addColumn('address', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('port', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('cert_fingerprint', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('cert_serial', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('cert_not_after', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('allowed_services', 'text', (c) => c.notNull())
+        .addColumn('move_destinations', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('revoked_at', 'text')
+        .addColumn('last_seen_at', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('devices_fingerprint').on('devices').column('cert_fingerprint').execute();
+    },
+  },
   };
 }
 

@@ -7,6 +7,7 @@ export interface IndexSchema {
   series: SeriesTable;
   instances: InstancesTable;
   users: UsersTable;
+  devices: DevicesTable;
 }
 
 export interface PatientsTable {
@@ -79,5 +80,31 @@ export interface UsersTable {
   failed_logins: number;
   locked_until: string | null;
   last_login_at: string | null;
+  created_at: string;
+}
+
+/** A DIMSE peer (migration 0002): a modality or clinical system, by certificate or as a legacy device. */
+export interface DevicesTable {
+  id: Generated<number>;
+  /** The AE title the device calls with (and, for certificates, the one its certificate binds). */
+  ae_title: string;
+  /** 'certificate': mutual TLS with a certificate from PacsGuard's CA; 'legacy': plain DICOM from `address`. */
+  kind: string;
+  role: string;
+  zone: string;
+  /** Legacy devices: the only source address accepted. Any device: the host C-MOVE sends to. */
+  address: string;
+  /** Where the device accepts associations as a C-MOVE destination; 0 when it is none. */
+  port: number;
+  /** SHA-256 fingerprint of the device's current certificate (colon-separated hex, as Node prints it). */
+  cert_fingerprint: string;
+  cert_serial: string;
+  cert_not_after: string;
+  /** Comma-separated DIMSE services the device may use: echo, store, find, get, move. */
+  allowed_services: string;
+  /** Comma-separated AE titles this device may C-MOVE to. */
+  move_destinations: string;
+  revoked_at: string | null;
+  last_seen_at: string | null;
   created_at: string;
 }
