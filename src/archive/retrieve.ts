@@ -1,4 +1,4 @@
-import { extractFrames } from '../dicom/index.js';
+import { extractFrames, readBulkData } from '../dicom/index.js';
 import { PacsGuardError } from '../errors.js';
 import type { ArchiveIndex, BlobStore, StoredInstance } from '../storage/index.js';
 
@@ -19,6 +19,11 @@ export class Retrieve {
   /** An instance's stored Part 10 bytes, verified against their SHA-256 address. */
   bytes(instance: StoredInstance): Promise<Buffer> {
     return this.blobs.get(instance.blobSha256);
+  }
+
+  /** One bulk data value of an instance, by the path its metadata's BulkDataURI names. */
+  async bulkData(instance: StoredInstance, path: string): Promise<Buffer> {
+    return readBulkData(await this.bytes(instance), path).value;
   }
 
   /** Frames of an uncompressed instance (1-based frame numbers). */

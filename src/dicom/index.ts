@@ -4,6 +4,8 @@
  */
 export { parsePart10, type ParsedInstance, type ParseOptions } from './parse.js';
 export { extractFrames } from './frames.js';
+export { readBulkData } from './bulkdata.js';
+export { toExplicitLittleEndian } from './transcode.js';
 export { inspectPreamble, sanitizePreamble, type PreambleThreat } from './sanitize.js';
 export { isValidUid, lookupTransferSyntax, transferSyntaxes, TS, type TransferSyntax } from './uids.js';
 export {

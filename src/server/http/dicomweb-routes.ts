@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { parseQuery, QuarantinedError, searchResult, withBulkDataUrls, type IngestResult } from '../../archive/index.js';
-import type { DicomJson } from '../../dicom/index.js';
+import { toExplicitLittleEndian, type DicomJson } from '../../dicom/index.js';
 import { PacsGuardError } from '../../errors.js';
 import type { QueryLevel, StoredInstance } from '../../storage/index.js';
 import { perform, type Operated } from '../path.js';
@@ -13,7 +13,11 @@ import { joinMultipart, parseMultipartRelated, splitMultipart } from './multipar
 
 const UID = /^[0-9]+(\.[0-9]+)*$/;
 const DICOM_JSON = 'application/dicom+json';
-const NATIVE_LE = '1.2.840.10008.1.2.1';
+const EXPLICIT_LE = '1.2.840.10008.1.2.1';
+// Uncompressed syntaxes, which can be re-encoded as Explicit VR Little Endian without a codec.
+const NATIVE_SYNTAXES = new Set(['1.2.840.10008.1.2', '1.2.840.10008.1.2.1', '1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.2']);
+// Implicit VR Little Endian and Explicit VR Big Endian (retired) are not used with web services.
+const NOT_FOR_WEB = new Set(['1.2.840.10008.1.2', '1.2.840.10008.1.2.2']);
 
 type Params = { study?: string; series?: string; instance?: string; frames?: string; '*'?: string };
 
@@ -38,12 +42,13 @@ function queryPairs(request: FastifyRequest): Array<[string, string]> {
 }
 
 /**
- * Reads the Accept header for a multipart response: returns the transfer syntax asked for ('*' or a UID),
- * or throws 406 when the client accepts nothing we can send. No header means "whatever is stored".
+ * Reads the Accept header for a multipart response: returns the transfer syntax asked for ('*' for
+ * "as stored", or a UID), or throws 406 when the client accepts nothing we can send. PS3.18 §8.7.3.4:
+ * with no transfer-syntax parameter (or no Accept header) the default is Explicit VR Little Endian.
  */
 function acceptMultipart(request: FastifyRequest, partType: string): string {
   const header = request.headers.accept;
-  if (!header) return '*';
+  if (!header) return EXPLICIT_LE;
   for (const range of header.split(',')) {
     let parsed: contentType.ParsedMediaType;
     try {
@@ -51,15 +56,35 @@ function acceptMultipart(request: FastifyRequest, partType: string): string {
     } catch {
       continue;
     }
-    if (parsed.type === '*/*' || parsed.type === 'multipart/*') return '*';
+    if (parsed.type === '*/*' || parsed.type === 'multipart/*') return EXPLICIT_LE;
     if (parsed.type === 'multipart/related') {
       const type = parsed.parameters.type?.toLowerCase();
-      if (type === undefined || type === partType || (partType === 'application/octet-stream' && type === 'application/octet-stream')) {
-        return parsed.parameters['transfer-syntax'] ?? '*';
-      }
+      if (type === undefined || type === partType) return parsed.parameters['transfer-syntax'] ?? EXPLICIT_LE;
     }
   }
   throw new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `Accept '${header}' names nothing this resource is served as (multipart/related; type="${partType}")`);
+}
+
+/**
+ * The bytes of a stored instance in the transfer syntax the client asked for. No decompression:
+ * compressed instances go out as stored only when the client accepts that (transfer-syntax=* or its UID).
+ * Implicit VR and big endian are never sent (PS3.18 §8.7.3: not for web services), even for '*'.
+ */
+function servedSyntax(stored: string, wanted: string): string | null {
+  if ((wanted === '*' || wanted === stored) && !NOT_FOR_WEB.has(stored)) return stored;
+  if ((wanted === '*' || wanted === EXPLICIT_LE) && NATIVE_SYNTAXES.has(stored)) return EXPLICIT_LE;
+  return null;
+}
+
+async function instanceBytesFor(services: Services, instance: StoredInstance, wanted: string): Promise<{ bytes: Buffer; syntax: string }> {
+  const syntax = servedSyntax(instance.transferSyntaxUid, wanted);
+  if (syntax === null) throw notServable(instance, wanted);
+  const stored = await services.retrieve.bytes(instance);
+  return { bytes: syntax === instance.transferSyntaxUid ? stored : toExplicitLittleEndian(stored), syntax };
+}
+
+function notServable(instance: StoredInstance, wanted: string): PacsGuardError {
+  return new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `instance ${instance.sopUid} is stored as ${instance.transferSyntaxUid} and cannot be served as ${wanted} (decompression is not offered; ask for transfer-syntax=* to get it as stored)`);
 }
 
 function instanceUrl(base: string, i: StoredInstance): string {
@@ -146,20 +171,19 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
     const instances = await perform(services, { ...ctx, resource: { studyUid: study, seriesUid: series, sopUid: instance } }, async () => {
       const wanted = acceptMultipart(request, 'application/dicom');
       const found = await services.retrieve.instances(study as string, series, instance);
-      // No transcoding: an instance is served in the transfer syntax it was received in.
-      if (wanted !== '*' && found.some((i) => i.transferSyntaxUid !== wanted)) {
-        throw new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `instances are stored as ${[...new Set(found.map((i) => i.transferSyntaxUid))].join(', ')}; transcoding to ${wanted} is not offered`);
-      }
-      return { value: found, objects: touched(found) };
+      // Refuse up front what cannot be served at all, rather than failing half way through the response.
+      const unservable = found.find((i) => servedSyntax(i.transferSyntaxUid, wanted) === null);
+      if (unservable) throw notServable(unservable, wanted);
+      return { value: { found, wanted }, objects: touched(found) };
     });
     const boundary = randomBytes(16).toString('hex');
     const b = base(request);
     // Each blob is read and hash-checked whole before any of its bytes go out: a damaged instance ends
     // the response (the client sees a truncated multipart), it is never delivered.
     async function* body() {
-      for (const i of instances) {
-        const bytes = await services.retrieve.bytes(i);
-        yield* joinMultipart([{ contentType: `application/dicom; transfer-syntax=${i.transferSyntaxUid}`, body: bytes, location: instanceUrl(b, i) }], boundary).slice(0, -1);
+      for (const i of instances.found) {
+        const { bytes, syntax } = await instanceBytesFor(services, i, instances.wanted);
+        yield* joinMultipart([{ contentType: `application/dicom; transfer-syntax=${syntax}`, body: bytes, location: instanceUrl(b, i) }], boundary).slice(0, -1);
       }
       yield Buffer.from(`--${boundary}--\r\n`);
     }
@@ -199,17 +223,37 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
       const [found] = await services.retrieve.instances(study as string, series, instance);
       const stored = found as StoredInstance;
       // extractFrames returns native little endian pixels whatever the stored byte order.
-      const frameSyntax = NATIVE_LE;
+      const frameSyntax = EXPLICIT_LE;
       if (wanted !== '*' && wanted !== frameSyntax) {
         throw new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `frames are available as ${frameSyntax}; transcoding to ${wanted} is not offered`);
       }
       const out = await services.retrieve.frames(stored, numbers);
       return { value: { frames: out, syntax: frameSyntax }, objects: touched([stored]), detail: { frameCount: out.length } } satisfies Operated<unknown>;
     });
-    const boundary = randomBytes(16).toString('hex');
-    const chunks = joinMultipart(frames.map((f) => ({ contentType: `application/octet-stream; transfer-syntax=${syntax}`, body: f })), boundary);
-    return reply.type(`multipart/related; type="application/octet-stream"; boundary=${boundary}`).send(Buffer.concat(chunks));
+    return sendOctets(reply, frames, syntax);
   });
+
+  // ---- WADO-RS: bulk data, as the metadata's BulkDataURIs name it ----
+  app.get('/studies/:study/series/:series/instances/:instance/bulkdata/*', { config: wadoConfig }, async (request, reply) => {
+    const ctx = contextOf(request);
+    const { study, series, instance } = uidParams(request);
+    const path = (request.params as Params)['*'] ?? '';
+    const value = await perform(services, { ...ctx, resource: { studyUid: study, seriesUid: series, sopUid: instance }, detail: { ...ctx.detail, bulkdata: path.slice(0, 200) } }, async () => {
+      const wanted = acceptMultipart(request, 'application/octet-stream');
+      if (wanted !== '*' && wanted !== EXPLICIT_LE) throw new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `bulk data is available as ${EXPLICIT_LE}, not ${wanted}`);
+      const [found] = await services.retrieve.instances(study as string, series, instance);
+      return { value: await services.retrieve.bulkData(found as StoredInstance, path), objects: touched([found as StoredInstance]) };
+    });
+    return sendOctets(reply, [value]);
+  });
+}
+
+/** A single-part multipart/related octet-stream response (frames and bulk data are sent this way). */
+function sendOctets(reply: FastifyReply, parts: readonly Buffer[], syntax?: string) {
+  const boundary = randomBytes(16).toString('hex');
+  const type = syntax ? `application/octet-stream; transfer-syntax=${syntax}` : 'application/octet-stream';
+  const chunks = joinMultipart(parts.map((body) => ({ contentType: type, body })), boundary);
+  return reply.type(`multipart/related; type="application/octet-stream"; boundary=${boundary}`).send(Buffer.concat(chunks));
 }
 
 /** A STOW-RS response: status and the PS3.18 Table 10.5.3-2 response dataset. */

@@ -198,6 +198,18 @@ describe('DICOMweb over HTTPS', () => {
     expect(items[0]?.['7FE00010']?.BulkDataURI).toMatch(new RegExp(`^${s.url}/dicomweb/studies/${study}/series/2.25.1001.1/instances/[0-9.]+/bulkdata/7FE00010$`));
   });
 
+  it('serves the bulk data its metadata points to', async () => {
+    const meta = await call(`/dicomweb/studies/${study}/series/2.25.1001.1/instances/2.25.1001.1.1/metadata`, { token: rad });
+    const uri = meta.json<Array<Record<string, { BulkDataURI?: string }>>>()[0]?.['7FE00010']?.BulkDataURI as string;
+    const res = await call(uri.slice(s.url.length), { token: rad });
+    expect(res.status).toBe(200);
+    const original = ct(1);
+    expect(multipartBodies(res)[0]).toEqual(original.subarray(original.length - 64 * 64 * 2));
+    expect((await call(`/dicomweb/studies/${study}/series/2.25.1001.1/instances/2.25.1001.1.1/bulkdata/00100010/0/7FE00010`, { token: rad })).status).toBe(404);
+    expect((await call(`/dicomweb/studies/${study}/series/2.25.1001.1/instances/2.25.1001.1.1/bulkdata/zz`, { token: rad })).status).toBe(400);
+    expect((await call(`/dicomweb/studies/${study}/series/2.25.1001.1/instances/2.25.1001.1.1/bulkdata/7FE00009`, { token: rad })).status).toBe(404);
+  });
+
   it('serves frames of an uncompressed image and refuses what it cannot offer', async () => {
     const res = await call(`/dicomweb/studies/${study}/series/2.25.1001.1/instances/2.25.1001.1.1/frames/1`, { token: rad, headers: { accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' } });
     expect(res.status).toBe(200);
