@@ -131,6 +131,10 @@ async function main(): Promise<void> {
   };
   const results: Record<string, unknown> = {};
   try {
+    // Warm both servers up (JIT, caches, first index pages) on data that is not measured.
+    const warm = make(`9${Date.now() % 100000}`).slice(0, 20);
+    await measure(orthancTarget, warm, 10);
+    await measure(pacsguard.target, warm, 10);
     // Fresh UIDs per run so neither server sees re-sends; each server gets the same bytes otherwise.
     for (const [label, batch] of [[`batch${BATCH}`, BATCH], ['batch1', 1]] as const) {
       const n = batch === 1 ? Math.min(COUNT, 100) : COUNT;
