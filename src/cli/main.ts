@@ -8,6 +8,7 @@ import { PacsGuardError } from '../errors.js';
 import { generatePassword, generateTotpSecret, PERSON_ROLES, totpEnrolmentUri } from '../identity/index.js';
 import { openServices } from '../server/services.js';
 import { registerDeviceCommands } from './device.js';
+import { registerBackupCommands } from './backup.js';
 import { importPaths } from './import.js';
 import { initDataDir } from './init.js';
 import { startServer } from './start.js';
@@ -118,6 +119,8 @@ export function buildCli(): Command {
     });
 
   registerDeviceCommands(program);
+
+  registerBackupCommands(program);
 
   const audit = program.command('audit').description('the audit trail');
   audit.command('verify')

@@ -55,7 +55,9 @@ export function initWithTechnologist(dataDir: string): { ca: () => string; login
   const add = runCli(['user', 'add', '--data', dataDir, '--username', 'tech', '--role', 'technologist', '--password-stdin', '--totp-secret-out', secretFile], password);
   if (add.status !== 0) throw new Error(add.stderr);
   const secret = readFileSync(secretFile, 'utf8').trim();
-  const ca = () => readFileSync(join(dataDir, 'pki', 'ca.pem'), 'utf8');
+  // Read once: a restored copy of this directory carries the same CA, so logins keep working.
+  const caPem = readFileSync(join(dataDir, 'pki', 'ca.pem'), 'utf8');
+  const ca = () => caPem;
   return {
     ca,
     async login(url) {
