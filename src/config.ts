@@ -37,6 +37,23 @@ export const configSchema = z.object({
     queryDefaultLimit: z.number().int().min(1).default(100),
     queryMaxLimit: z.number().int().min(1).default(10_000),
   }).prefault({}),
+  /** DICOM listeners (DIMSE): what one peer, and all peers together, may make us hold. */
+  dimse: z.object({
+    /** Largest P-DATA-TF PDU we accept (PS3.8 §9.3.5), announced to peers as our maximum length. */
+    maxPduBytes: z.number().int().min(4096).max(16 * 1024 * 1024).default(256 * 1024),
+    /** Largest single C-STORE dataset; a bigger one ends the association (A-ABORT), audited. */
+    maxDatasetBytes: z.number().int().min(1024).default(1024 * 1024 * 1024),
+    /** Connections open at once over both listeners; more are refused with A-ASSOCIATE-RJ (local limit exceeded). */
+    maxAssociations: z.number().int().min(1).default(64),
+    /** Associations one device may hold at once. */
+    maxAssociationsPerDevice: z.number().int().min(1).default(8),
+    /** Time a connection has to send its A-ASSOCIATE-RQ (and TLS handshake) before it is closed. */
+    associationTimeoutMs: z.number().int().min(100).default(30_000),
+    /** Time an association may stay silent between PDUs before it is aborted. */
+    idleTimeoutMs: z.number().int().min(100).default(120_000),
+    /** Most instances one C-GET or C-MOVE may retrieve. */
+    maxRetrieveInstances: z.number().int().min(1).default(100_000),
+  }).prefault({}),
   /** Origins allowed to call DICOMweb from a browser (a viewer such as OHIF on another host). Empty: none. */
   corsOrigins: z.array(z.string()).default([]),
   /** Base URL clients see (behind a reverse proxy); otherwise taken from Forwarded/Host. */

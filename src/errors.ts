@@ -45,6 +45,14 @@ export const ERRORS = {
   PG_ERR_POLICY_DENIED: { http: 403, dicomStatus: 0x0124, title: 'Not permitted' },
   PG_ERR_RATE_LIMITED: { http: 429, dicomStatus: 0xa700, title: 'Too many requests' },
 
+  // DICOM network (DIMSE)
+  PG_ERR_DIMSE_PROTOCOL: { http: 400, dicomStatus: 0xc000, title: 'DICOM upper layer protocol violation' },
+  PG_ERR_DIMSE_LIMIT: { http: 429, dicomStatus: 0xa700, title: 'DICOM association limit reached' },
+  PG_ERR_DIMSE_CALLED_AE: { http: 400, dicomStatus: 0x0124, title: 'Called AE title is not served here' },
+  PG_ERR_DIMSE_TLS: { http: 401, dicomStatus: 0x0124, title: 'TLS handshake failed' },
+  PG_ERR_DIMSE_BAD_IDENTIFIER: { http: 400, dicomStatus: 0xa900, title: 'Query/retrieve identifier does not match the SOP class' },
+  PG_ERR_MOVE_DESTINATION_UNKNOWN: { http: 404, dicomStatus: 0xa801, title: 'Move destination unknown' },
+
   // Archive and storage
   PG_ERR_STORAGE_FULL: { http: 507, dicomStatus: 0xa700, title: 'Storage full' },
   PG_ERR_STORAGE_FAILED: { http: 500, dicomStatus: 0x0110, title: 'Storage failure' },

@@ -56,15 +56,15 @@ export function buildCli(): Command {
     });
 
   program.command('start')
-    .description('serve DICOMweb and the API over HTTPS')
+    .description('serve DICOMweb and the API over HTTPS, DICOM over mutual TLS, and plain DICOM for registered legacy devices')
     .option('--data <dir>', 'data directory', './data')
     .option('--host <addr>', 'bind address (default from config)')
     .option('--http-port <n>', 'HTTPS port (0 picks a free port)', port)
     .option('--dicom-tls-port <n>', 'DICOM over TLS port', port)
     .option('--dicom-port <n>', 'plain DICOM port for named legacy devices', port)
     .option('--index <location>', 'index database override: a SQLite path or a postgres:// URL')
-    .action(async (o: { data: string; host?: string; httpPort?: number; index?: string }) => {
-      const server = await startServer(o.data, { host: o.host, httpPort: o.httpPort, index: o.index });
+    .action(async (o: { data: string; host?: string; httpPort?: number; dicomTlsPort?: number; dicomPort?: number; index?: string }) => {
+      const server = await startServer(o.data, { host: o.host, httpPort: o.httpPort, dicomTlsPort: o.dicomTlsPort, dicomPort: o.dicomPort, index: o.index });
       const stop = async () => {
         await server.stop();
         process.exit(0);

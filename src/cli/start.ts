@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { PKI_FILES } from '../identity/index.js';
+import { associationSlots, startDimseListener } from '../server/dimse/index.js';
 import { buildHttpApp } from '../server/http/app.js';
 import { openServices, type Services } from '../server/services.js';
 import { drainAuditSpool } from './audit-spool.js';
@@ -9,12 +10,15 @@ import { drainAuditSpool } from './audit-spool.js';
 export interface StartOptions {
   readonly host?: string;
   readonly httpPort?: number;
+  /** DICOM over mutual TLS, and plain DICOM for registered legacy devices; 0 picks a free port. */
+  readonly dicomTlsPort?: number;
+  readonly dicomPort?: number;
   readonly index?: string;
 }
 
 /** A running server: its listener URLs and how to stop it. */
 export interface RunningServer {
-  readonly urls: { https: string };
+  readonly urls: { https: string; dicomTls: string; dicom: string };
   readonly services: Services;
   stop(): Promise<void>;
 }
@@ -25,6 +29,7 @@ export async function startServer(dataDir: string, opts: StartOptions = {}, log:
   const host = opts.host ?? services.config.host;
   const source = { address: '127.0.0.1', zone: 'local', protocol: 'cli' } as const;
   const subject = { kind: 'system', id: 'pacsguard' };
+  const listeners: Array<{ close(): Promise<void> }> = [];
   try {
     const tls = {
       key: await readFile(join(services.paths.pki, PKI_FILES.serverKey), 'utf8'),
@@ -37,7 +42,15 @@ export async function startServer(dataDir: string, opts: StartOptions = {}, log:
     const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const https = `https://${shownHost}:${addr.port}`;
     log(https);
-    await services.audit.append({ eventType: 'Application Activity', action: 'server.start', outcome: 0, reason: `listening on ${https}`, subject, source });
+    listeners.push({ close: () => app.close() });
+    const slots = associationSlots(services);
+    const dicomTls = await startDimseListener(services, { host, port: opts.dicomTlsPort ?? services.config.ports.dicomTls, tls, slots });
+    listeners.push(dicomTls);
+    log(dicomTls.url);
+    const dicom = await startDimseListener(services, { host, port: opts.dicomPort ?? services.config.ports.dicom, slots });
+    listeners.push(dicom);
+    log(dicom.url);
+    await services.audit.append({ eventType: 'Application Activity', action: 'server.start', outcome: 0, reason: `listening on ${https}, ${dicomTls.url}, ${dicom.url}`, subject, source });
     // Operator changes made by the CLI while we hold the audit log arrive through the spool.
     await drainAuditSpool(services.paths.audit, services.audit);
     let draining = Promise.resolve();
@@ -47,19 +60,20 @@ export async function startServer(dataDir: string, opts: StartOptions = {}, log:
     spoolTimer.unref();
     let stopped = false;
     return {
-      urls: { https },
+      urls: { https, dicomTls: dicomTls.url, dicom: dicom.url },
       services,
       async stop() {
         if (stopped) return;
         stopped = true;
         clearInterval(spoolTimer);
         await draining;
-        await app.close();
+        for (const l of listeners.reverse()) await l.close();
         await services.audit.append({ eventType: 'Application Activity', action: 'server.stop', outcome: 0, reason: 'stopped', subject, source });
         await services.close();
       },
     };
   } catch (err) {
+    for (const l of listeners.reverse()) await l.close().catch(() => undefined);
     await services.close();
     throw err;
   }

@@ -27,7 +27,7 @@ export async function startTestServer(opts: { index?: string; configure?: (confi
     const path = join(dataDir, 'config.json');
     await writeConfig(path, opts.configure(await loadConfig(path)));
   }
-  const server = await startServer(dataDir, { host: '127.0.0.1', httpPort: 0 }, () => undefined);
+  const server = await startServer(dataDir, { host: '127.0.0.1', httpPort: 0, dicomTlsPort: 0, dicomPort: 0 }, () => undefined);
   const ca = readFileSync(join(dataDir, 'pki', 'ca.pem'), 'utf8');
   const url = server.urls.https;
   const tokens = new Map<PersonRole, string>();

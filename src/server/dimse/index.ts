@@ -1,0 +1,1 @@
+export { startDimseListener, associationSlots, type DimseListener, type ListenerTls } from './listener.js';

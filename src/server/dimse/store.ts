@@ -1,0 +1,51 @@
+import type dimse from 'dcmjs-dimse';
+import { QuarantinedError } from '../../archive/index.js';
+import { asPacsGuardError, PacsGuardError } from '../../errors.js';
+import { subjectLabel } from '../../identity/index.js';
+import type { Operated, PathContext } from '../path.js';
+import type { Services } from '../services.js';
+import { EncodedDataset, part10FromNetwork } from './encoded.js';
+
+/** What a C-STORE comes to: the status to answer with and, on failure, why (ErrorComment). */
+export interface StoreOutcome {
+  readonly status: number;
+  readonly comment?: string;
+}
+
+/**
+ * C-STORE through the same ingest as STOW-RS: the received dataset (never parsed here) is wrapped in
+ * file meta information and ingested (validated, preamble-sanitised, hashed, written and indexed);
+ * the success status goes back only once ingest says it is durable. A refused instance answers with its
+ * error's DICOM status; a server failure throws, so the path audits it as one.
+ */
+export async function storeInstance(services: Services, ctx: PathContext, request: dimse.requests.CStoreRequest, callingAe: string): Promise<Operated<StoreOutcome>> {
+  const dataset = request.getDataset();
+  if (!(dataset instanceof EncodedDataset)) throw new PacsGuardError('PG_ERR_INTERNAL', 'C-STORE dataset was not collected by the listener');
+  const file = part10FromNetwork(dataset.bytes, {
+    sopClassUid: request.getAffectedSopClassUid() ?? '',
+    sopInstanceUid: request.getAffectedSopInstanceUid() ?? '',
+    transferSyntaxUid: dataset.getTransferSyntaxUid(),
+    sourceAe: callingAe,
+  });
+  try {
+    const r = await services.ingest.ingest(file, { receivedBy: subjectLabel(ctx.subject) });
+    return {
+      value: { status: 0x0000 },
+      reason: r.outcome.kind === 'duplicate' ? 'identical re-send of a stored instance' : r.outcome.kind === 'new-version' ? `stored as version ${r.outcome.version}` : 'stored',
+      objects: { studyUids: [r.studyUid], patientIds: [r.patientId], seriesUid: r.seriesUid, sopUid: r.sopUid, instanceCount: 1 },
+      detail: { bytes: file.length, outcome: r.outcome.kind },
+    };
+  } catch (err) {
+    const e = asPacsGuardError(err);
+    if (e.spec.http >= 500) throw e;
+    return {
+      value: { status: e.spec.dicomStatus, comment: e.detail.slice(0, 64) },
+      outcome: 8,
+      reason: `refused: ${e.detail}`,
+      detail: { code: e.code, bytes: file.length },
+      securityAlerts: e instanceof QuarantinedError
+        ? [{ reason: `executable content in a DICOM preamble: ${e.threat}`, code: e.code, detail: { quarantineFile: e.quarantineFile, sha256: e.sha256 } }]
+        : [],
+    };
+  }
+}
