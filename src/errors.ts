@@ -91,7 +91,8 @@ export class PacsGuardError extends Error {
 export function asPacsGuardError(err: unknown): PacsGuardError {
   if (err instanceof PacsGuardError) return err;
   const errno = (err as NodeJS.ErrnoException | undefined)?.code;
-  if (errno === 'ENOSPC' || errno === 'EDQUOT') {
+  // ENOSPC from the filesystem, SQLITE_FULL from the index: either way the disk is full.
+  if (errno === 'ENOSPC' || errno === 'EDQUOT' || errno === 'SQLITE_FULL') {
     return new PacsGuardError('PG_ERR_STORAGE_FULL', 'no space left on the storage device', { cause: err });
   }
   return new PacsGuardError('PG_ERR_INTERNAL', 'unexpected error', { cause: err });
