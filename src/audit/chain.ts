@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { checkpointSignatureValid, type Checkpoint } from './checkpoint.js';
 import { createInterface } from 'node:readline';
 import type { AuditEvent, AuditRecord } from './event.js';
 
@@ -27,7 +29,65 @@ export interface ChainVerdict {
  * Walks a log file record by record and checks each seal and link. A changed, inserted, deleted or
  * reordered record breaks a link or a seal, and the first such line is named.
  */
-export async function verifyChain(path: string): Promise<ChainVerdict> {
+export async function verifyChain(path: string, opts: { checkpoints?: string; publicKeyPem?: string } = {}): Promise<ChainVerdict> {
+  const checkpoints = opts.checkpoints ? await readCheckpoints(opts.checkpoints) : [];
+  const verdict = await walkChain(path, checkpoints);
+  if (!opts.checkpoints) {
+    const { hashes: _hashes, ...plain } = verdict;
+    return plain;
+  }
+  if (!opts.publicKeyPem) throw new Error('checkpoints need the public key to verify them');
+  return checkAgainstCheckpoints(verdict, checkpoints, opts.publicKeyPem);
+}
+
+async function readCheckpoints(path: string): Promise<Checkpoint[]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  return text.split('\n').filter((l) => l.trim() !== '').map((l, i) => {
+    try {
+      return JSON.parse(l) as Checkpoint;
+    } catch {
+      return { count: -1, head: '', time: '', sig: `unparseable line ${i + 1}` };
+    }
+  });
+}
+
+/**
+ * A chain can be intact and still shortened (the tail cut off, or the whole log replaced by a shorter
+ * well-formed one). Signed checkpoints catch that: each names a record count and the head hash then.
+ */
+function checkAgainstCheckpoints(verdict: ChainVerdict & { hashes?: Map<number, string> }, checkpoints: Checkpoint[], publicKeyPem: string): ChainVerdict {
+  const { hashes, ...plain } = verdict;
+  for (const c of checkpoints) {
+    if (!checkpointSignatureValid(c, publicKeyPem)) {
+      return { ...plain, ok: false, firstBad: plain.firstBad ?? { line: 0, problem: `checkpoint of ${c.time || '?'} has no valid signature` } };
+    }
+    if (c.count > plain.records) {
+      if (plain.firstBad) return plain;
+      return { ...plain, ok: false, firstBad: { line: plain.records + 1, problem: `log ends after record ${plain.records}, but a signed checkpoint of ${c.time} vouches for ${c.count} records (truncated)` } };
+    }
+    if (c.count > 0 && hashes?.get(c.count) !== c.head) {
+      return { ...plain, ok: false, firstBad: plain.firstBad && plain.firstBad.line <= c.count ? plain.firstBad : { line: c.count, problem: `record ${c.count} is not the one the signed checkpoint of ${c.time} vouches for` } };
+    }
+  }
+  return plain;
+}
+
+async function walkChain(path: string, checkpoints: Checkpoint[]): Promise<ChainVerdict & { hashes: Map<number, string> }> {
+  const wanted = new Set(checkpoints.map((c) => c.count));
+  const hashes = new Map<number, string>();
+  const result = await walk(path, (seq, hash) => {
+    if (wanted.has(seq)) hashes.set(seq, hash);
+  });
+  return { ...result, hashes };
+}
+
+async function walk(path: string, onRecord: (seq: number, hash: string) => void): Promise<ChainVerdict> {
   const lines = createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
   let prev = GENESIS;
   let expectedSeq = 1;
@@ -45,6 +105,7 @@ export async function verifyChain(path: string): Promise<ChainVerdict> {
     if (rec.prev !== prev) return { ok: false, records: line - 1, headHash: prev, firstBad: { line, problem: 'link to the previous record broken' } };
     const resealed = sealRecord(rec.seq, rec.time, rec.prev, rec.event);
     if (resealed.hash !== rec.hash) return { ok: false, records: line - 1, headHash: prev, firstBad: { line, problem: 'record content does not match its hash' } };
+    onRecord(rec.seq, rec.hash);
     prev = rec.hash;
     expectedSeq += 1;
   }

@@ -2,7 +2,14 @@ import { mkdir, open, readFile, rm, stat, writeFile, type FileHandle } from 'nod
 import { join } from 'node:path';
 import { PacsGuardError } from '../errors.js';
 import { GENESIS, sealRecord } from './chain.js';
+import { CheckpointSigner } from './checkpoint.js';
 import type { AuditEvent, AuditRecord } from './event.js';
+
+/** The signed checkpoints beside the log (see checkpoint.ts). */
+export const CHECKPOINT_FILE = 'checkpoints.log';
+// Often enough that a truncated tail loses little, rarely enough to cost nothing against the log itself.
+const CHECKPOINT_EVERY_RECORDS = 1000;
+const CHECKPOINT_EVERY_MS = 60_000;
 
 /** Something that wants every record after it is durable (analytics, SIEM export). */
 export type AuditListener = (record: AuditRecord) => void;
@@ -25,27 +32,43 @@ export class AuditLog {
   private failed: Error | null = null;
   private readonly listeners: AuditListener[] = [];
 
+  private lastCheckpoint = { seq: -1, at: 0 };
+
   private constructor(
     private readonly fh: FileHandle,
     readonly path: string,
     private readonly lockPath: string,
     private seq: number,
     private head: string,
+    private readonly checkpoints: { signer: CheckpointSigner; fh: FileHandle } | null,
   ) {}
 
   /**
    * Opens (or creates) the log and recovers the sequence number and head hash from its last record.
    * One process at a time may write: two writers would fork the chain, so a second one is refused.
    */
-  static async open(dir: string): Promise<AuditLog> {
+  static async open(dir: string, opts: { checkpointKey?: string } = {}): Promise<AuditLog> {
     await mkdir(dir, { recursive: true, mode: 0o750 });
     const path = join(dir, 'audit.log');
     const lockPath = join(dir, 'writer.lock');
     await takeWriterLock(lockPath);
     try {
+      let signer: CheckpointSigner | null = null;
+      if (opts.checkpointKey) {
+        try {
+          signer = await CheckpointSigner.load(opts.checkpointKey);
+        } catch (err) {
+          // Fail closed: without its key the trail would lose its tamper evidence without anyone noticing.
+          throw new PacsGuardError('PG_ERR_AUDIT_UNAVAILABLE', `audit checkpoint key ${opts.checkpointKey} unreadable: ${(err as Error).message}`);
+        }
+      }
       const fh = await open(path, 'a+', 0o640);
       const { seq, head } = await readTail(fh, path);
-      return new AuditLog(fh, path, lockPath, seq, head);
+      const checkpoints = signer ? { signer, fh: await open(join(dir, CHECKPOINT_FILE), 'a', 0o640) } : null;
+      const log = new AuditLog(fh, path, lockPath, seq, head, checkpoints);
+      // Vouch for whatever the log holds now, including a tail a crash left unvouched.
+      await log.checkpoint();
+      return log;
     } catch (err) {
       await rm(lockPath, { force: true });
       throw err;
@@ -76,8 +99,19 @@ export class AuditLog {
   /** Waits for pending appends and closes the file. */
   async close(): Promise<void> {
     while (this.flushing || this.queue.length > 0) await new Promise((r) => setTimeout(r, 5));
+    if (!this.failed) await this.checkpoint();
+    await this.checkpoints?.fh.close();
     await this.fh.close();
     await rm(this.lockPath, { force: true });
+  }
+
+  /** Writes a signed checkpoint of the current count and head (durably) when the log has a signing key. */
+  private async checkpoint(): Promise<void> {
+    if (!this.checkpoints || this.seq === this.lastCheckpoint.seq) return;
+    const c = this.checkpoints.signer.sign(this.seq, this.head);
+    await this.checkpoints.fh.write(`${JSON.stringify(c)}\n`);
+    await this.checkpoints.fh.datasync();
+    this.lastCheckpoint = { seq: this.seq, at: Date.now() };
   }
 
   private async flush(): Promise<void> {
@@ -107,6 +141,11 @@ export class AuditLog {
         }
         this.seq = seq;
         this.head = head;
+        if (this.seq - this.lastCheckpoint.seq >= CHECKPOINT_EVERY_RECORDS || Date.now() - this.lastCheckpoint.at >= CHECKPOINT_EVERY_MS) {
+          await this.checkpoint().catch((err: Error) => {
+            this.failed = err;
+          });
+        }
         batch.forEach((p, i) => p.resolve(records[i] as AuditRecord));
         for (const rec of records) for (const l of this.listeners) l(rec);
       }

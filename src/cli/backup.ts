@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { copyFile, mkdir, open, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { verifyChain } from '../audit/index.js';
+import { CHECKPOINT_FILE, CHECKPOINT_PUBLIC_KEY_FILE, verifyChain } from '../audit/index.js';
 import { dataPaths, loadConfig, type DataPaths } from '../config.js';
 import { PacsGuardError, asPacsGuardError } from '../errors.js';
 import { PKI_FILES } from '../identity/index.js';
@@ -91,7 +91,9 @@ export async function backupDataDir(dataDir: string, to: string): Promise<Backup
     }
   }
 
-  // 3. Audit log (append-only: a copy now is a prefix of any later one), PKI and config.
+  // 3. Audit checkpoints, then the log (append-only, so the log copied second holds every record the
+  // checkpoints copied first vouch for), then PKI and config.
+  if (existsSync(join(src.audit, CHECKPOINT_FILE))) await copyDurably(join(src.audit, CHECKPOINT_FILE), join(to, 'audit', CHECKPOINT_FILE), 0o600);
   await copyDurably(join(src.audit, 'audit.log'), join(to, 'audit', 'audit.log'), 0o600);
   const audit = await verifyChain(join(to, 'audit', 'audit.log'));
   for (const f of await readdir(src.pki)) await copyDurably(join(src.pki, f), join(to, 'pki', f), 0o600);
@@ -132,6 +134,7 @@ export async function restoreDataDir(from: string, dataDir: string): Promise<Res
     await copyDurably(join(from, 'pki', f), join(dst.pki, f), mode);
   }
   await copyDurably(join(from, 'audit', 'audit.log'), join(dst.audit, 'audit.log'), 0o640);
+  if (existsSync(join(from, 'audit', CHECKPOINT_FILE))) await copyDurably(join(from, 'audit', CHECKPOINT_FILE), join(dst.audit, CHECKPOINT_FILE), 0o640);
   await copyDurably(join(from, 'index.sqlite'), join(dst.root, 'index.sqlite'), 0o640);
   const source = await new FileBlobStore(join(from, 'blobs')).open();
   const target = await new FileBlobStore(dst.blobs).open();
@@ -162,7 +165,10 @@ export async function restoreDataDir(from: string, dataDir: string): Promise<Res
         (e.detail.includes('missing') ? missing : damaged).push(`${r.sop_uid} v${r.version}`);
       }
     }
-    const audit = await verifyChain(join(dst.audit, 'audit.log'));
+    const publicKey = join(dst.pki, CHECKPOINT_PUBLIC_KEY_FILE);
+    const audit = await verifyChain(join(dst.audit, 'audit.log'), existsSync(publicKey)
+      ? { checkpoints: join(dst.audit, CHECKPOINT_FILE), publicKeyPem: await readFile(publicKey, 'utf8') }
+      : {});
     return { instances: rows.length, verified, missing, damaged, auditOk: audit.ok, auditRecords: audit.records };
   } finally {
     await database.close();

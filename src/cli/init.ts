@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { AuditLog } from '../audit/index.js';
+import { AuditLog, CHECKPOINT_KEY_FILE, CHECKPOINT_PUBLIC_KEY_FILE, createCheckpointKey } from '../audit/index.js';
 import { configSchema, dataPaths, writeConfig } from '../config.js';
 import { PacsGuardError } from '../errors.js';
 import {
@@ -43,9 +43,10 @@ export async function initDataDir(dataDir: string, opts: { index?: string; serve
   await writeFile(join(paths.pki, PKI_FILES.serverKey), server.keyPem, { mode: 0o600, flag: 'wx' });
   await writeFile(join(paths.pki, PKI_FILES.serverCert), server.certPem, { mode: 0o644, flag: 'wx' });
   await TokenService.createKeyFile(join(paths.pki, PKI_FILES.tokenKey));
+  await createCheckpointKey(join(paths.pki, CHECKPOINT_KEY_FILE), join(paths.pki, CHECKPOINT_PUBLIC_KEY_FILE));
 
   const database = await openIndexDatabase(paths.index(config));
-  const audit = await AuditLog.open(paths.audit);
+  const audit = await AuditLog.open(paths.audit, { checkpointKey: join(paths.pki, CHECKPOINT_KEY_FILE) });
   try {
     const password = generatePassword();
     const totpSecret = generateTotpSecret();

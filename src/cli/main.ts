@@ -2,7 +2,8 @@ import { Command, InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
-import { verifyChain } from '../audit/index.js';
+import { join } from 'node:path';
+import { CHECKPOINT_FILE, CHECKPOINT_PUBLIC_KEY_FILE, verifyChain } from '../audit/index.js';
 import { dataPaths } from '../config.js';
 import { PacsGuardError } from '../errors.js';
 import { generatePassword, generateTotpSecret, PERSON_ROLES, totpEnrolmentUri } from '../identity/index.js';
@@ -124,11 +125,14 @@ export function buildCli(): Command {
 
   const audit = program.command('audit').description('the audit trail');
   audit.command('verify')
-    .description('check the hash chain of the audit log; names the first bad record')
+    .description('check the hash chain of the audit log and its signed checkpoints; names the first bad record')
     .option('--data <dir>', 'data directory', './data')
     .action(async (o: { data: string }) => {
-      const v = await verifyChain(`${dataPaths(o.data).audit}/audit.log`);
-      if (v.ok) console.log(`audit log intact: ${v.records} records, head ${v.headHash}`);
+      const paths = dataPaths(o.data);
+      const publicKey = join(paths.pki, CHECKPOINT_PUBLIC_KEY_FILE);
+      if (!existsSync(publicKey)) throw new PacsGuardError('PG_ERR_CONFIG', `checkpoint public key ${publicKey} is missing: the log's tail cannot be vouched for`);
+      const v = await verifyChain(join(paths.audit, 'audit.log'), { checkpoints: join(paths.audit, CHECKPOINT_FILE), publicKeyPem: readFileSync(publicKey, 'utf8') });
+      if (v.ok) console.log(`audit log intact: ${v.records} records, head ${v.headHash}, consistent with its signed checkpoints`);
       else {
         console.error(`audit log damaged at line ${v.firstBad?.line}: ${v.firstBad?.problem} (${v.records} records before it verify)`);
         process.exitCode = 1;

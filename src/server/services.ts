@@ -1,5 +1,5 @@
 import { Ingest, Retrieve } from '../archive/index.js';
-import { AuditLog } from '../audit/index.js';
+import { AuditLog, CHECKPOINT_KEY_FILE } from '../audit/index.js';
 import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js';
 import { DeviceStore, PKI_FILES, TokenService, UserStore } from '../identity/index.js';
 import { ZonePolicy } from '../policy/index.js';
@@ -28,7 +28,7 @@ export async function openServices(dataDir: string, overrides: { index?: string 
   const blobs = await new FileBlobStore(paths.blobs).open();
   // A crash mid-write leaves only temporary files (blobs are renamed into place whole); clear them.
   await blobs.cleanTemporaryFiles();
-  const audit = await AuditLog.open(paths.audit);
+  const audit = await AuditLog.open(paths.audit, { checkpointKey: join(paths.pki, CHECKPOINT_KEY_FILE) });
   const tokens = await TokenService.load(join(paths.pki, PKI_FILES.tokenKey), config.accessTokenSeconds);
   const index = new ArchiveIndex(database.db);
   return {
