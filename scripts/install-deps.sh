@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything PacsGuard and its test suite need on a fresh Debian machine:
-# DCMTK and Orthanc (real peers for interop tests), then the npm packages from the lock file.
+# DCMTK and Orthanc (real peers for interop tests), xmllint (checks exported audit XML),
+# then the npm packages from the lock file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in dcmtk orthanc orthanc-dicomweb; do
+for pkg in dcmtk orthanc orthanc-dicomweb libxml2-utils; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -2,3 +2,4 @@ export { AuditLog, CHECKPOINT_FILE, type AuditListener } from './log.js';
 export { createCheckpointKey, CheckpointSigner, checkpointSignatureValid, CHECKPOINT_KEY_FILE, CHECKPOINT_PUBLIC_KEY_FILE, type Checkpoint } from './checkpoint.js';
 export { verifyChain, sealRecord, GENESIS, type ChainVerdict } from './chain.js';
 export { AUDIT_EVENT_TYPES, type AuditEvent, type AuditEventType, type AuditRecord } from './event.js';
+export { readRecords, toDicomAuditXml, toFhirAuditEvent, toCsvRow, CSV_COLUMNS, type ExportFilter } from './export.js';

@@ -1,10 +1,10 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { readFileSync } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { CHECKPOINT_FILE, CHECKPOINT_PUBLIC_KEY_FILE, verifyChain } from '../audit/index.js';
-import { dataPaths } from '../config.js';
+import { CHECKPOINT_FILE, CHECKPOINT_PUBLIC_KEY_FILE, CSV_COLUMNS, readRecords, toCsvRow, toDicomAuditXml, toFhirAuditEvent, verifyChain } from '../audit/index.js';
+import { dataPaths, loadConfig } from '../config.js';
 import { PacsGuardError } from '../errors.js';
 import { generatePassword, generateTotpSecret, PERSON_ROLES, totpEnrolmentUri } from '../identity/index.js';
 import { openServices } from '../server/services.js';
@@ -136,6 +136,44 @@ export function buildCli(): Command {
       else {
         console.error(`audit log damaged at line ${v.firstBad?.line}: ${v.firstBad?.problem} (${v.records} records before it verify)`);
         process.exitCode = 1;
+      }
+    });
+  audit.command('export')
+    .description('write audit records as FHIR AuditEvent NDJSON, DICOM audit messages (XML) or CSV, filtered')
+    .requiredOption('--format <format>', 'fhir | dicom-xml | csv')
+    .option('--since <time>', 'from this ISO 8601 time')
+    .option('--until <time>', 'up to this ISO 8601 time')
+    .option('--patient <id>', 'only records that name this patient ID')
+    .option('--study <uid>', 'only records that name this study')
+    .option('--subject <label>', 'only records of this subject, e.g. user:alice or device:CT01')
+    .option('--out <file>', 'write here instead of standard output')
+    .option('--data <dir>', 'data directory', './data')
+    .action(async (o: { format: string; since?: string; until?: string; patient?: string; study?: string; subject?: string; out?: string; data: string }) => {
+      if (!['fhir', 'dicom-xml', 'csv'].includes(o.format)) throw new PacsGuardError('PG_ERR_CONFIG', `--format must be fhir, dicom-xml or csv, not '${o.format}'`);
+      const time = (v: string | undefined, name: string) => {
+        if (v === undefined) return undefined;
+        const d = new Date(v);
+        if (Number.isNaN(d.getTime())) throw new PacsGuardError('PG_ERR_CONFIG', `${name} '${v}' is not an ISO 8601 time`);
+        return d;
+      };
+      const filter = { since: time(o.since, '--since'), until: time(o.until, '--until'), patientId: o.patient, studyUid: o.study, subject: o.subject };
+      const paths = dataPaths(o.data);
+      const source = (await loadConfig(paths.config)).aeTitle;
+      const out = o.out ? createWriteStream(o.out, { mode: 0o600 }) : process.stdout;
+      const write = (s: string) => new Promise<void>((ok) => (out.write(s) ? ok() : out.once('drain', () => ok())));
+      if (o.format === 'csv') await write(`${CSV_COLUMNS.join(',')}\n`);
+      if (o.format === 'dicom-xml') await write('<?xml version="1.0" encoding="UTF-8"?>\n<AuditMessages>\n');
+      let n = 0;
+      for await (const r of readRecords(join(paths.audit, 'audit.log'), filter)) {
+        n++;
+        if (o.format === 'fhir') await write(`${JSON.stringify(toFhirAuditEvent(r, source))}\n`);
+        else if (o.format === 'csv') await write(`${toCsvRow(r)}\n`);
+        else await write(`${toDicomAuditXml(r, source)}\n`);
+      }
+      if (o.format === 'dicom-xml') await write('</AuditMessages>\n');
+      if (o.out) {
+        await new Promise<void>((ok) => (out as ReturnType<typeof createWriteStream>).end(ok));
+        console.error(`${n} records written to ${o.out}`);
       }
     });
   return program;

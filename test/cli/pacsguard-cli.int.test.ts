@@ -96,6 +96,23 @@ describe('pacsguard command', () => {
     expect(verify.stdout).toMatch(/audit log intact: \d+ records/);
   });
 
+  it('exports the audit trail filtered by patient, in each format', () => {
+    const csv = run(['audit', 'export', '--data', data, '--format', 'csv', '--patient', 'CLI-1']);
+    expect(csv.status, csv.stderr).toBe(0);
+    const rows = csv.stdout.trimEnd().split('\n');
+    expect(rows[0]).toMatch(/^seq,time,eventType/);
+    expect(rows.slice(1).some((r) => r.includes('Data Import') && r.includes('CLI-1'))).toBe(true);
+    expect(rows.slice(1).every((r) => r.includes('CLI-1'))).toBe(true);
+    const fhir = run(['audit', 'export', '--data', data, '--format', 'fhir', '--patient', 'CLI-1']);
+    expect(fhir.stdout.trimEnd().split('\n').map((l) => (JSON.parse(l) as { resourceType: string }).resourceType)).toContain('AuditEvent');
+    const out = join(dir, 'audit.xml');
+    expect(run(['audit', 'export', '--data', data, '--format', 'dicom-xml', '--out', out]).status).toBe(0);
+    expect(readFileSync(out, 'utf8')).toMatch(/^<\?xml[^]*<AuditMessages>[^]*<\/AuditMessages>\n$/);
+    const bad = run(['audit', 'export', '--data', data, '--format', 'pdf']);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toContain('--format must be fhir, dicom-xml or csv');
+  });
+
   it('audit verify names the first bad record of a tampered log', () => {
     const path = join(data, 'audit', 'audit.log');
     const lines = readFileSync(path, 'utf8').split('\n');
