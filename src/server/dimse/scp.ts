@@ -338,8 +338,12 @@ export class AssociationScp extends dimse.Scp {
     if (!this.begin(request)) return;
     void (async () => {
       const stop = this.keepAlive();
+      // dcmjs-dimse's callback may be called once: pending responses go out directly, the final one through it.
       const send = (responses: dimse.responses.CGetResponse[]) => {
-        if (!this.closed) callback(responses);
+        if (!this.closed) for (const r of responses) this.sendResponse(request, r);
+      };
+      const finish = (response: dimse.responses.CGetResponse) => {
+        if (!this.closed) callback([response]);
       };
       const result = await this.onPath(
         { action: 'dimse.get', eventType: 'DICOM Instances Transferred', detail: { sopClassUid: request.getAffectedSopClassUid() ?? '' } },
@@ -351,9 +355,9 @@ export class AssociationScp extends dimse.Scp {
         final.setAffectedSopClassUid(request.getAffectedSopClassUid());
         final.setStatus(result.error.spec.dicomStatus);
         final.setErrorComment(result.error.detail.slice(0, 64));
-        send([final]);
+        finish(final);
       } else {
-        send([result.value]);
+        finish(result.value);
       }
       this.end();
     })();
@@ -363,8 +367,12 @@ export class AssociationScp extends dimse.Scp {
     if (!this.begin(request)) return;
     void (async () => {
       const stop = this.keepAlive();
+      // dcmjs-dimse's callback may be called once: pending responses go out directly, the final one through it.
       const send = (responses: dimse.responses.CMoveResponse[]) => {
-        if (!this.closed) callback(responses);
+        if (!this.closed) for (const r of responses) this.sendResponse(request, r);
+      };
+      const finish = (response: dimse.responses.CMoveResponse) => {
+        if (!this.closed) callback([response]);
       };
       const destination = String(request.getCommandDataset().getElement('MoveDestination') ?? '').trim();
       // C-MOVE to an arbitrary AE is an exfiltration path: a destination must be a registered device
@@ -377,13 +385,13 @@ export class AssociationScp extends dimse.Scp {
         final.setAffectedSopClassUid(request.getAffectedSopClassUid());
         final.setStatus(Status.MoveDestinationUnknown);
         final.setErrorComment(`unknown destination ${destination}`.slice(0, 64));
-        send([final]);
+        finish(final);
         this.end();
         return;
       }
       const result = await this.onPath(
         { action: 'dimse.move', eventType: 'DICOM Instances Transferred', resource: { moveDestination: destination }, detail: { moveDestination: destination, sopClassUid: request.getAffectedSopClassUid() ?? '' } },
-        () => retrieveByMove(this.ctx, request, destination, send, () => this.cancelled || this.closed),
+        () => retrieveByMove(this.ctx, request, destination, this.callingAe, send, () => this.cancelled || this.closed),
       );
       stop();
       if (!result.ok) {
@@ -391,9 +399,9 @@ export class AssociationScp extends dimse.Scp {
         final.setAffectedSopClassUid(request.getAffectedSopClassUid());
         final.setStatus(result.error.spec.dicomStatus);
         final.setErrorComment(result.error.detail.slice(0, 64));
-        send([final]);
+        finish(final);
       } else {
-        send([result.value]);
+        finish(result.value);
       }
       this.end();
     })();
