@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything PacsGuard and its test suite need on a fresh Debian machine:
-# DCMTK and Orthanc (real peers for interop tests), xmllint (checks exported audit XML),
+# DCMTK and Orthanc (real peers for interop tests), xmllint (checks exported audit XML), rsyslog
+# with gnutls (the SIEM receiver in the syslog-TLS test),
 # then the npm packages from the lock file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in dcmtk orthanc orthanc-dicomweb libxml2-utils; do
+for pkg in dcmtk orthanc orthanc-dicomweb libxml2-utils rsyslog rsyslog-gnutls; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

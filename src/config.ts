@@ -58,6 +58,20 @@ export const configSchema = z.object({
   corsOrigins: z.array(z.string()).default([]),
   /** Base URL clients see (behind a reverse proxy); otherwise taken from Forwarded/Host. */
   publicBaseUrl: z.string().url().optional(),
+  /**
+   * The hospital's SIEM: every audit record goes out as RFC 5424 syslog over TLS (RFC 5425), carrying
+   * the DICOM audit message XML, with mutual TLS. `caFile` vouches for the receiver; PacsGuard presents
+   * `certFile`/`keyFile` (default: its server certificate from its own CA, which the SIEM must trust).
+   */
+  siem: z.object({
+    syslog: z.object({
+      host: z.string().min(1),
+      port: port.refine((p) => p > 0, 'a SIEM port is 1-65535'),
+      caFile: z.string().min(1),
+      certFile: z.string().optional(),
+      keyFile: z.string().optional(),
+    }).optional(),
+  }).prefault({}),
   /** Network zones and the flows each may use; an address in no zone is denied everything. */
   zones: z.array(zoneSchema).default(DEFAULT_ZONES),
 });

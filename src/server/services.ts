@@ -1,5 +1,6 @@
 import { Ingest, Retrieve } from '../archive/index.js';
-import { AuditLog, CHECKPOINT_KEY_FILE } from '../audit/index.js';
+import { AuditLog, CHECKPOINT_KEY_FILE, SyslogForwarder } from '../audit/index.js';
+import { readFile } from 'node:fs/promises';
 import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js';
 import { DeviceStore, PKI_FILES, TokenService, UserStore } from '../identity/index.js';
 import { ZonePolicy } from '../policy/index.js';
@@ -16,6 +17,8 @@ export interface Services extends PathServices {
   readonly blobs: FileBlobStore;
   readonly ingest: Ingest;
   readonly retrieve: Retrieve;
+  /** Delivery of the audit trail to the SIEM, when one is configured. */
+  readonly siem: SyslogForwarder | null;
   close(): Promise<void>;
 }
 
@@ -31,16 +34,35 @@ export async function openServices(dataDir: string, overrides: { index?: string 
   const audit = await AuditLog.open(paths.audit, { checkpointKey: join(paths.pki, CHECKPOINT_KEY_FILE) });
   const tokens = await TokenService.load(join(paths.pki, PKI_FILES.tokenKey), config.accessTokenSeconds);
   const index = new ArchiveIndex(database.db);
+  const siem = await startSiemForwarder(config, paths, audit);
   return {
-    config, paths, database, index, blobs, audit, tokens,
+    config, paths, database, index, blobs, audit, tokens, siem,
     users: new UserStore(database.db),
     devices: new DeviceStore(database.db),
     zones: new ZonePolicy(config.zones),
     ingest: new Ingest(blobs, index, paths.quarantine),
     retrieve: new Retrieve(blobs, index),
     async close() {
+      await siem?.stop();
       await audit.close();
       await database.close();
     },
   };
+}
+
+/** Starts forwarding the audit log to the configured SIEM; every durable record wakes it. */
+async function startSiemForwarder(config: Config, paths: DataPaths, audit: AuditLog): Promise<SyslogForwarder | null> {
+  const target = config.siem.syslog;
+  if (!target) return null;
+  const forwarder = new SyslogForwarder(join(paths.audit, 'audit.log'), join(paths.audit, 'syslog.cursor'), {
+    host: target.host,
+    port: target.port,
+    ca: await readFile(target.caFile, 'utf8'),
+    cert: await readFile(target.certFile ?? join(paths.pki, PKI_FILES.serverCert), 'utf8'),
+    key: await readFile(target.keyFile ?? join(paths.pki, PKI_FILES.serverKey), 'utf8'),
+    auditSourceId: config.aeTitle,
+  });
+  audit.onRecord(() => forwarder.notify());
+  await forwarder.start();
+  return forwarder;
 }
