@@ -16,7 +16,10 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
-# The Debian orthanc package starts a system service on 4242/8042; tests start their own instances.
-if command -v service >/dev/null 2>&1; then service orthanc stop >/dev/null 2>&1 || true; fi
+# The Debian orthanc and rsyslog packages may start system services; tests start their own instances.
+if command -v service >/dev/null 2>&1; then
+  service orthanc stop >/dev/null 2>&1 || true
+  service rsyslog stop >/dev/null 2>&1 || true
+fi
 
 npm ci --no-audit --no-fund --loglevel=error
