@@ -20,10 +20,12 @@ export interface HttpTls {
 /**
  * The HTTPS server: DICOMweb under /dicomweb, the API under /api. Every declared route passes the one
  * path's admit step in onRequest, before its body is read; undeclared routes do not exist (404, audited).
+ * Without `tls` it serves plain HTTP: only the benchmark's insecure baseline (bench/) builds it so, to
+ * measure what TLS costs; `pacsguard start` always passes TLS.
  */
-export async function buildHttpApp(services: Services, tls: HttpTls, opts: { logger?: boolean } = {}): Promise<FastifyInstance> {
+export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { logger?: boolean } = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    https: { key: tls.key, cert: tls.cert, ca: tls.ca, minVersion: 'TLSv1.2' },
+    ...(tls ? { https: { key: tls.key, cert: tls.cert, ca: tls.ca, minVersion: 'TLSv1.2' } } : {}),
     bodyLimit: services.config.limits.requestBodyBytes,
     logger: opts.logger === false ? false : {
       level: process.env.PACSGUARD_LOG_LEVEL ?? 'info',

@@ -1,0 +1,194 @@
+/**
+ * C-STORE ingest with DCMTK's storescu as the modality, TCP_NODELAY=1 on every side:
+ * - PacsGuard over mutual TLS (a device enrolled with `pacsguard device enroll`) and over plain DICOM
+ *   (a legacy device registered with `pacsguard device add-legacy`);
+ * - the insecure baseline's plain listener (no TLS, no audit);
+ * - Orthanc's DICOM port (plain: Debian's Orthanc is not set up for DICOM TLS here);
+ * - DCMTK storescp as the no-index receiver (writes files, no index, no fsync): the limit.
+ * Every workload sends a fresh set of instances (new UIDs) to each receiver, the same bytes to each.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '../test/support/orthanc.js';
+import { ctSet } from './dataset.js';
+import { pacsguardCli, type OrthancServer, type PacsGuardServer } from './servers.js';
+import type { Workload } from './run.js';
+
+const TLS_AE = 'BENCHTLS';
+const PLAIN_AE = 'BENCHPLAIN';
+
+/** True when DCMTK's storescu and storescp are installed. */
+export function cstoreAvailable(): boolean {
+  return ['storescu', 'storescp'].every((b) => spawnSync('which', [b]).status === 0);
+}
+
+interface Receiver {
+  readonly label: string;
+  readonly host: string;
+  readonly port: number;
+  readonly calledAe: string;
+  readonly callingAe: string;
+  /** storescu arguments for TLS, if this receiver takes TLS. */
+  readonly tlsArgs?: string[];
+}
+
+/** One storescu process sending `files` on one association; rejects unless every store succeeded. */
+function storescu(r: Receiver, files: string[]): Promise<void> {
+  const args = ['-aet', r.callingAe, '-aec', r.calledAe, ...(r.tlsArgs ?? []), r.host, String(r.port), ...files];
+  return new Promise((ok, fail) => {
+    const child = spawn('storescu', args, { env: { ...process.env, TCP_NODELAY: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-3000)));
+    child.on('error', fail);
+    child.on('exit', (code) => {
+      // storescu prints "E: Store Failed" / "W: Store SCP returned ..." for refused instances yet may exit 0.
+      if (code !== 0 || /^E:/m.test(err) || /Status: [^0]/.test(err)) fail(new Error(`storescu to ${r.label} exited ${code}: ${err.trim().split('\n').slice(-5).join(' | ')}`));
+      else ok();
+    });
+  });
+}
+
+/** Sends `files` over `associations` concurrent associations (files dealt round-robin); seconds taken. */
+async function send(r: Receiver, files: string[], associations: number): Promise<number> {
+  const groups: string[][] = Array.from({ length: associations }, () => []);
+  files.forEach((f, i) => groups[i % associations]!.push(f));
+  const t0 = process.hrtime.bigint();
+  await Promise.all(groups.filter((g) => g.length > 0).map((g) => storescu(r, g)));
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+/** DCMTK storescp on a free port, writing into a temporary folder; `fork` serves associations in parallel. */
+async function startStorescp(): Promise<{ receiver: Receiver; stop: () => Promise<void>; stored: () => number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-storescp-'));
+  const port = await freePort();
+  const child = spawn('storescp', ['--fork', '--output-directory', dir, '-aet', 'STORESCP', String(port)], { env: { ...process.env, TCP_NODELAY: '1' }, stdio: 'ignore' });
+  // storescp prints nothing when ready: wait for its port to accept connections.
+  for (let i = 0; i < 100; i++) {
+    const echo = spawnSync('echoscu', ['-aec', 'STORESCP', '127.0.0.1', String(port)]);
+    if (echo.status === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    receiver: { label: 'storescp', host: '127.0.0.1', port, calledAe: 'STORESCP', callingAe: PLAIN_AE },
+    stored: () => readdirSync(dir).length,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 200));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function hostPort(url: string): { host: string; port: number } {
+  const m = /^[a-z-]+:\/\/\[?([^\]/]+?)\]?:(\d+)$/.exec(url);
+  if (!m) throw new Error(`not a listener URL: ${url}`);
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+export interface CstoreResults {
+  readonly workloads: Workload[];
+  readonly limits: Record<string, { value: number; unit: string; method: string }>;
+  readonly detail: Record<string, unknown>;
+  /** Instances each of PacsGuard and Orthanc was sent (for the count check). */
+  readonly sentToEach: number;
+}
+
+/**
+ * Runs the C-STORE workloads. `insecure` is the baseline's data directory and plain DICOM URL, when
+ * it has one; its figures become the security cost.
+ */
+export async function runCstoreWorkloads(opts: {
+  pg: PacsGuardServer;
+  orthanc: OrthancServer;
+  insecure?: { dataDir: string; dicomUrl: string; count: () => Promise<number> };
+  quick: boolean;
+  seed: number;
+  runTag: number;
+  log: (msg: string) => void;
+  errors: string[];
+}): Promise<CstoreResults> {
+  const { pg, orthanc, log, errors } = opts;
+  const work = mkdtempSync(join(tmpdir(), 'bench-cstore-'));
+  const workloads: Workload[] = [];
+  const detail: Record<string, unknown> = {};
+  const limits: CstoreResults['limits'] = {};
+  let sentToEach = 0;
+  const storescp = await startStorescp();
+  try {
+    // Devices: one enrolled for TLS, one legacy for plain DICOM, on PacsGuard and on the baseline.
+    const certDir = join(work, 'device');
+    await pacsguardCli(['device', 'enroll', '--data', pg.dataDir, '--ae', TLS_AE, '--zone', 'local', '--out', certDir]);
+    await pacsguardCli(['device', 'add-legacy', '--data', pg.dataDir, '--ae', PLAIN_AE, '--address', '127.0.0.1', '--zone', 'local']);
+    if (opts.insecure) await pacsguardCli(['device', 'add-legacy', '--data', opts.insecure.dataDir, '--ae', PLAIN_AE, '--address', '127.0.0.1', '--zone', 'local']);
+    const tlsArgs = ['+tls', join(certDir, 'key.pem'), join(certDir, 'cert.pem'), '+cf', join(certDir, 'ca.pem')];
+    const pgTls: Receiver = { label: 'PacsGuard (TLS)', ...hostPort(pg.dicomTlsUrl!), calledAe: 'PACSGUARD', callingAe: TLS_AE, tlsArgs };
+    const pgPlain: Receiver = { label: 'PacsGuard (plain)', ...hostPort(pg.dicomUrl!), calledAe: 'PACSGUARD', callingAe: PLAIN_AE };
+    const ortho: Receiver = { label: 'Orthanc', host: '127.0.0.1', port: orthanc.orthanc.dicomPort, calledAe: orthanc.orthanc.aet, callingAe: PLAIN_AE };
+    const ins: Receiver | undefined = opts.insecure ? { label: 'insecure baseline', ...hostPort(opts.insecure.dicomUrl), calledAe: 'PACSGUARD', callingAe: PLAIN_AE } : undefined;
+
+    const n1 = opts.quick ? 40 : 200;
+    const n4 = opts.quick ? 80 : 400;
+    const plan = [
+      { name: 'cstore-tls-1assoc', pacsguard: pgTls, associations: 1, count: n1, large: false },
+      { name: 'cstore-plain-1assoc', pacsguard: pgPlain, associations: 1, count: n1, large: false },
+      { name: 'cstore-tls-4assoc', pacsguard: pgTls, associations: 4, count: n4, large: false },
+      { name: 'cstore-plain-4assoc', pacsguard: pgPlain, associations: 4, count: n4, large: false },
+      { name: 'cstore-large-tls', pacsguard: pgTls, associations: 1, count: 1, large: true },
+    ];
+    let tag = opts.runTag;
+    let storescpSent = 0;
+    for (const step of plan) {
+      // Fresh UIDs per workload, written once as files; every receiver gets these same files.
+      const set = ctSet({ seed: opts.seed + tag, runTag: tag++, slices: step.large ? 0 : step.count, seriesSize: 50, largeFrames: step.large ? 100 : 0 });
+      const bytes = step.large ? [set.large] : set.ct;
+      const dir = join(work, step.name);
+      mkdirSync(dir);
+      const files = bytes.map((b, i) => {
+        const f = join(dir, `${String(i).padStart(5, '0')}.dcm`);
+        writeFileSync(f, b);
+        return f;
+      });
+      const total = bytes.reduce((a, b) => a + b.length, 0);
+      const run = async (r: Receiver | undefined): Promise<number | null> => {
+        if (!r) return null;
+        try {
+          log(`${step.name}: ${r.label}`);
+          const seconds = await send(r, files, step.associations);
+          return step.large ? total / 1e6 / seconds : files.length / seconds;
+        } catch (err) {
+          errors.push(`${step.name} on ${r.label}: ${(err as Error).message}`);
+          log(`ERROR ${errors.at(-1)}`);
+          return null;
+        }
+      };
+      const o = await run(ortho);
+      const p = await run(step.pacsguard);
+      const i = await run(ins);
+      // The limit: storescp for the TLS workloads (the ones the goals are about), and the large instance.
+      const s = step.name.startsWith('cstore-tls') || step.large ? await run(storescp.receiver) : null;
+      if (s !== null) storescpSent += files.length;
+      sentToEach += files.length;
+      const unit = step.large ? 'MB/s' : 'instances/s';
+      detail[step.name] = { instances: files.length, bytes: total, associations: step.associations, orthanc: o, pacsguard: p, insecure: i, storescp: s };
+      const w: Workload = {
+        name: step.name, unit, pacsguard: p, orthanc: o, ratio: p !== null && o !== null && o > 0 ? p / o : null, higherIsBetter: true, insecure: i,
+        note: step.pacsguard === pgTls ? 'Orthanc over plain DICOM; baseline over plain DICOM' : undefined,
+      };
+      if (s !== null && p !== null) w.vsLimit = { limit: `storescp-${step.associations}assoc${step.large ? '-large' : ''}`, ratio: p / s };
+      if (s !== null) limits[`storescp-${step.associations}assoc${step.large ? '-large' : ''}`] = { value: s, unit, method: `DCMTK storescp --fork (files, no index, no fsync), storescu over ${step.associations} association(s)` };
+      workloads.push(w);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    if (storescp.stored() < storescpSent) errors.push(`storescp stored ${storescp.stored()} files, fewer than the ${storescpSent} sent`);
+    if (opts.insecure) {
+      const n = await opts.insecure.count();
+      detail.insecureInstances = n;
+    }
+  } finally {
+    await storescp.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+  return { workloads, limits, detail, sentToEach };
+}

@@ -1,0 +1,243 @@
+/**
+ * The servers a benchmark run compares, started the way their users start them:
+ * - PacsGuard: `bin/pacsguard.js init` + `start` (TLS, login, policy, audit, hashing, fsync);
+ * - the insecure baseline: bench/insecure-server.ts (the same app without TLS and audit);
+ * - Orthanc: Debian's orthanc + orthanc-dicomweb, through test/support/orthanc.ts.
+ * Each answers DICOMweb through one `HttpClient` and can say how many instances it holds.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { currentTotp } from '../src/identity/index.js';
+import { startOrthanc, type RunningOrthanc } from '../test/support/orthanc.js';
+
+/** A response, with the body whole or only counted. */
+export interface BenchResponse {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Buffer;
+  readonly bytes: number;
+}
+
+/** Keep-alive HTTP(S) client for one server; `discard` counts body bytes without keeping them. */
+export class HttpClient {
+  private readonly agent: HttpAgent | HttpsAgent;
+
+  constructor(readonly origin: string, private readonly opts: { ca?: string; token?: string } = {}) {
+    this.agent = origin.startsWith('https:') ? new HttpsAgent({ keepAlive: true, ca: opts.ca, maxSockets: 16 }) : new HttpAgent({ keepAlive: true, maxSockets: 16 });
+  }
+
+  withToken(token: string): HttpClient {
+    return new HttpClient(this.origin, { ...this.opts, token });
+  }
+
+  request(method: string, path: string, init: { body?: Buffer | string; headers?: Record<string, string>; discard?: boolean } = {}): Promise<BenchResponse> {
+    const fn = this.origin.startsWith('https:') ? httpsRequest : httpRequest;
+    const headers: Record<string, string> = { ...init.headers };
+    if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
+    if (init.body !== undefined) headers['content-length'] = String(Buffer.byteLength(init.body));
+    return new Promise((ok, fail) => {
+      const req = fn(this.origin + path, { method, headers, agent: this.agent, ...(this.opts.ca ? { ca: this.opts.ca } : {}) }, (res) => {
+        const chunks: Buffer[] = [];
+        let bytes = 0;
+        res.on('data', (c: Buffer) => {
+          bytes += c.length;
+          if (!init.discard) chunks.push(c);
+        });
+        res.on('error', fail);
+        res.on('end', () => ok({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), bytes }));
+      });
+      req.on('error', fail);
+      req.end(init.body);
+    });
+  }
+
+  async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.request(method, path, body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+    if (res.status >= 300) throw new Error(`${method} ${this.origin}${path}: ${res.status} ${res.body.toString('utf8').slice(0, 300)}`);
+    return JSON.parse(res.body.toString('utf8')) as T;
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+/** A server under test. */
+export interface BenchServer {
+  readonly label: string;
+  readonly pid: number;
+  /** DICOMweb root as a path prefix on `http`: '/dicomweb' or '/dicom-web'. */
+  readonly dicomweb: string;
+  readonly http: HttpClient;
+  /** Instances the server's own API says it holds. */
+  count(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** Credentials of the two accounts a benchmark uses on a PacsGuard data directory. */
+export interface Accounts {
+  readonly admin: { username: string; password: string; totpSecret: string };
+  readonly tech: { username: string; password: string; totpSecret: string };
+}
+
+export interface PacsGuardServer extends BenchServer {
+  readonly dataDir: string;
+  readonly accounts: Accounts;
+  readonly dicomTlsUrl?: string;
+  readonly dicomUrl?: string;
+  readonly caPem: string;
+}
+
+const BIN = resolve('bin/pacsguard.js');
+
+/** Runs `pacsguard ARGS`; resolves with stdout, rejects with stderr on a non-zero exit. */
+export function pacsguardCli(args: string[]): Promise<string> {
+  return new Promise((ok, fail) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, PACSGUARD_LOG_LEVEL: 'silent' } });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    child.on('exit', (code) => (code === 0 ? ok(out) : fail(new Error(`pacsguard ${args.join(' ')}: exit ${code}: ${err.trim()}`))));
+  });
+}
+
+/** A fresh data directory: `init`, then a day-long token lifetime so long runs need one login. */
+async function initDataDir(): Promise<{ dir: string; admin: Accounts['admin'] }> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-pacsguard-'));
+  const admin = JSON.parse(await pacsguardCli(['init', '--data', dir, '--json'])) as Accounts['admin'];
+  const configPath = join(dir, 'config.json');
+  const config = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
+  writeFileSync(configPath, JSON.stringify({ ...config, accessTokenSeconds: 86_400 }, null, 2));
+  return { dir, admin };
+}
+
+/** Waits until the child's stdout has printed every pattern (or the first one and `graceMs` passed). */
+function waitForLines(child: ChildProcess, required: RegExp, optional: RegExp[], graceMs: number): Promise<string> {
+  return new Promise((ok, fail) => {
+    let text = '';
+    let err = '';
+    let timer: NodeJS.Timeout | undefined;
+    const done = () => {
+      if (timer) clearTimeout(timer);
+      child.stdout?.removeAllListeners('data');
+      ok(text);
+    };
+    child.stderr?.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-2000)));
+    child.stdout?.on('data', (c: Buffer) => {
+      text += c.toString();
+      if (!required.test(text)) return;
+      if (optional.every((re) => re.test(text))) done();
+      else timer ??= setTimeout(done, graceMs);
+    });
+    child.once('exit', (code) => fail(new Error(`server exited (${code}) before it listened: ${err.trim()}`)));
+  });
+}
+
+async function login(http: HttpClient, who: { username: string; password: string; totpSecret: string }): Promise<string> {
+  const r = await http.json<{ access_token: string }>('POST', '/api/auth/login', { username: who.username, password: who.password, totp: currentTotp(who.totpSecret) });
+  return r.access_token;
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((ok) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      ok();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/** Peak resident set size (VmHWM) of a process, in MB. */
+export function peakRssMb(pid: number): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function pacsguardServer(label: string, child: ChildProcess, http: HttpClient, admin: HttpClient, tech: string, rest: Omit<PacsGuardServer, 'label' | 'pid' | 'dicomweb' | 'http' | 'count' | 'stop'>, cleanup: boolean): PacsGuardServer {
+  return {
+    ...rest, label, pid: child.pid ?? 0, dicomweb: '/dicomweb', http: http.withToken(tech),
+    count: async () => (await admin.json<{ counts: { instances: number } }>('GET', '/api/status')).counts.instances,
+    stop: async () => {
+      http.close();
+      admin.close();
+      await stopChild(child);
+      if (cleanup) rmSync(rest.dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * `pacsguard start` on a fresh data directory, on free ports on 127.0.0.1, with a technologist to
+ * store and read (the administrator may not: separation of duties). `cpuProfileDir` adds --cpu-prof.
+ */
+export async function startPacsGuard(opts: { cpuProfileDir?: string } = {}): Promise<PacsGuardServer> {
+  const { dir, admin } = await initDataDir();
+  const prof = opts.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfileDir}`] : [];
+  const child = spawn(process.execPath, [...prof, BIN, 'start', '--data', dir, '--host', '127.0.0.1', '--http-port', '0', '--dicom-tls-port', '0', '--dicom-port', '0'], {
+    env: { ...process.env, PACSGUARD_LOG_LEVEL: 'silent', TCP_NODELAY: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const text = await waitForLines(child, /^https:\/\/\S+$/m, [/^dicom-tls:\/\/\S+$/m, /^dicom:\/\/\S+$/m], 3000);
+  const origin = /^(https:\/\/\S+)$/m.exec(text)![1]!;
+  const caPem = readFileSync(join(dir, 'pki', 'ca.pem'), 'utf8');
+  const http = new HttpClient(origin, { ca: caPem });
+  const adminHttp = http.withToken(await login(http, admin));
+  const created = await adminHttp.json<{ totpSecret: string }>('POST', '/api/users', { username: 'bench-tech', role: 'technologist', password: 'bench technologist password' });
+  const tech = { username: 'bench-tech', password: 'bench technologist password', totpSecret: created.totpSecret };
+  return pacsguardServer('PacsGuard', child, http, adminHttp, await login(http, tech), {
+    dataDir: dir, accounts: { admin, tech }, caPem,
+    dicomTlsUrl: /^(dicom-tls:\/\/\S+)$/m.exec(text)?.[1], dicomUrl: /^(dicom:\/\/\S+)$/m.exec(text)?.[1],
+  }, true);
+}
+
+/**
+ * The insecure baseline (no TLS, no audit) on a fresh data directory, or on an existing one with its
+ * accounts (then the directory is left in place when it stops).
+ */
+export async function startInsecure(existing?: { dataDir: string; accounts: Accounts }): Promise<PacsGuardServer> {
+  const init = existing ? undefined : await initDataDir();
+  const dir = existing?.dataDir ?? init!.dir;
+  const child = spawn(process.execPath, ['--import', 'tsx', resolve('bench/insecure-server.ts'), '--data', dir], {
+    env: { ...process.env, PACSGUARD_LOG_LEVEL: 'silent' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const text = await waitForLines(child, /^http:\/\/\S+$/m, [/^dicom:\/\/\S+$/m], 3000);
+  const http = new HttpClient(/^(http:\/\/\S+)$/m.exec(text)![1]!);
+  let accounts = existing?.accounts;
+  const adminHttp = http.withToken(await login(http, accounts?.admin ?? init!.admin));
+  if (!accounts) {
+    const created = await adminHttp.json<{ totpSecret: string }>('POST', '/api/users', { username: 'bench-tech', role: 'technologist', password: 'bench technologist password' });
+    accounts = { admin: init!.admin, tech: { username: 'bench-tech', password: 'bench technologist password', totpSecret: created.totpSecret } };
+  }
+  return pacsguardServer('insecure baseline', child, http, adminHttp, await login(http, accounts.tech), { dataDir: dir, accounts, caPem: '', dicomUrl: /^(dicom:\/\/\S+)$/m.exec(text)?.[1] }, !existing);
+}
+
+export interface OrthancServer extends BenchServer {
+  readonly orthanc: RunningOrthanc;
+}
+
+/** Orthanc with a temporary storage folder; `callingAets` may C-STORE to it from 127.0.0.1. */
+export async function startOrthancServer(callingAets: string[] = []): Promise<OrthancServer> {
+  const orthanc = await startOrthanc({ allowedCallingAets: callingAets });
+  const http = new HttpClient(orthanc.restUrl);
+  return {
+    label: 'Orthanc', pid: orthanc.pid, dicomweb: '/dicom-web', http, orthanc,
+    count: async () => (await http.json<{ CountInstances: number }>('GET', '/statistics')).CountInstances,
+    stop: async () => {
+      http.close();
+      await orthanc.stop();
+    },
+  };
+}
