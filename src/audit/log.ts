@@ -80,6 +80,14 @@ export class AuditLog {
     this.listeners.push(listener);
   }
 
+  /**
+   * Throws PG_ERR_AUDIT_UNAVAILABLE when the log can no longer be written: callers check before they
+   * act, so nothing happens that the trail could not record.
+   */
+  ensureWritable(): void {
+    if (this.failed) throw new PacsGuardError('PG_ERR_AUDIT_UNAVAILABLE', `the audit log cannot be written (${this.failed.message}); refusing to operate unaudited`);
+  }
+
   /** Appends one event; resolves with its sealed record once it is durable. */
   append(event: AuditEvent): Promise<AuditRecord> {
     if (this.failed) {

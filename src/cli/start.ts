@@ -68,8 +68,12 @@ export async function startServer(dataDir: string, opts: StartOptions = {}, log:
         clearInterval(spoolTimer);
         await draining;
         for (const l of listeners.reverse()) await l.close();
-        await services.audit.append({ eventType: 'Application Activity', action: 'server.stop', outcome: 0, reason: 'stopped', subject, source });
-        await services.close();
+        try {
+          await services.audit.append({ eventType: 'Application Activity', action: 'server.stop', outcome: 0, reason: 'stopped', subject, source });
+        } finally {
+          // Release files and the index even when the trail itself has failed.
+          await services.close();
+        }
       },
     };
   } catch (err) {

@@ -102,6 +102,8 @@ export async function admit(
     detail?: Record<string, string | number | boolean>;
   },
 ): Promise<PathContext> {
+  // Fail closed: with the trail unwritable, nothing is decided, so nothing can happen unrecorded.
+  services.audit.ensureWritable();
   const subject = await identify(services, req.credentials);
   const zone = services.zones.resolve(req.sourceAddress);
   const resource = req.resource ?? {};
@@ -122,6 +124,7 @@ export async function admit(
 /** Steps 4–7: operate, audit (durably, before the response), and hand back the value to respond with. */
 export async function perform<T>(services: PathServices, ctx: PathContext, operate: () => Promise<Operated<T>>): Promise<T> {
   let result: Operated<T>;
+  services.audit.ensureWritable();
   try {
     result = await operate();
   } catch (err) {
