@@ -4,7 +4,12 @@ import type { ArchiveIndex, BlobStore, StoredInstance } from '../storage/index.j
 
 /** Retrieval: finds what a request names and reads it back, hash-checked, never a byte that does not match. */
 export class Retrieve {
-  constructor(private readonly blobs: BlobStore, private readonly index: ArchiveIndex) {}
+  /** `onDamage` hears of every blob that fails its hash check on a read (to mark it and raise an alert). */
+  constructor(
+    private readonly blobs: BlobStore,
+    private readonly index: ArchiveIndex,
+    private readonly onDamage: (sha256: string, error: PacsGuardError) => Promise<void> = async () => undefined,
+  ) {}
 
   /** The current instances a WADO-RS path names; 404 when it names nothing. */
   async instances(studyUid: string, seriesUid?: string, sopUid?: string): Promise<StoredInstance[]> {
@@ -17,8 +22,13 @@ export class Retrieve {
   }
 
   /** An instance's stored Part 10 bytes, verified against their SHA-256 address. */
-  bytes(instance: StoredInstance): Promise<Buffer> {
-    return this.blobs.get(instance.blobSha256);
+  async bytes(instance: StoredInstance): Promise<Buffer> {
+    try {
+      return await this.blobs.get(instance.blobSha256);
+    } catch (err) {
+      if (err instanceof PacsGuardError && err.code === 'PG_ERR_INTEGRITY') await this.onDamage(instance.blobSha256, err);
+      throw err;
+    }
   }
 
   /** One bulk data value of an instance, by the path its metadata's BulkDataURI names. */

@@ -10,6 +10,7 @@ import { generatePassword, generateTotpSecret, PERSON_ROLES, totpEnrolmentUri } 
 import { openServices } from '../server/services.js';
 import { registerDeviceCommands } from './device.js';
 import { registerBackupCommands } from './backup.js';
+import { registerScrubCommand } from './scrub.js';
 import { importPaths } from './import.js';
 import { initDataDir } from './init.js';
 import { startServer } from './start.js';
@@ -122,6 +123,7 @@ export function buildCli(): Command {
   registerDeviceCommands(program);
 
   registerBackupCommands(program);
+  registerScrubCommand(program, operator);
 
   const audit = program.command('audit').description('the audit trail');
   audit.command('verify')

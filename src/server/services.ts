@@ -6,6 +6,8 @@ import { DeviceStore, PKI_FILES, TokenService, UserStore } from '../identity/ind
 import { ZonePolicy } from '../policy/index.js';
 import { ArchiveIndex, FileBlobStore, openIndexDatabase, type IndexDatabase } from '../storage/index.js';
 import { join } from 'node:path';
+import type { PacsGuardError } from '../errors.js';
+import { reportDamage } from './integrity.js';
 import type { PathServices } from './path.js';
 
 /** Everything a running PacsGuard holds open, built once from the data directory. */
@@ -35,13 +37,14 @@ export async function openServices(dataDir: string, overrides: { index?: string 
   const tokens = await TokenService.load(join(paths.pki, PKI_FILES.tokenKey), config.accessTokenSeconds);
   const index = new ArchiveIndex(database.db);
   const siem = await startSiemForwarder(config, paths, audit);
+  const onDamage = (sha256: string, error: PacsGuardError) => reportDamage({ index, audit }, sha256, error, { protocol: 'http', address: '', by: 'pacsguard:read-check' });
   return {
     config, paths, database, index, blobs, audit, tokens, siem,
     users: new UserStore(database.db),
     devices: new DeviceStore(database.db),
     zones: new ZonePolicy(config.zones),
     ingest: new Ingest(blobs, index, paths.quarantine),
-    retrieve: new Retrieve(blobs, index),
+    retrieve: new Retrieve(blobs, index, onDamage),
     async close() {
       await siem?.stop();
       await audit.close();

@@ -252,6 +252,33 @@ export class ArchiveIndex {
     return rows.map((r) => ({ version: r.version, blobSha256: r.blob_sha256, isCurrent: r.is_current === 1, createdAt: r.created_at }));
   }
 
+  /**
+   * Every distinct blob the index references (all versions), in pages after `afterSha256`: the scrub's
+   * work list. Ordered by address so a scrub can resume where it stopped.
+   */
+  async blobPage(afterSha256: string, limit: number): Promise<Array<{ sha256: string; size: number }>> {
+    const rows = await this.db.selectFrom('instances').select(['blob_sha256', (eb) => eb.fn.max('size').as('size')])
+      .where('blob_sha256', '>', afterSha256).groupBy('blob_sha256').orderBy('blob_sha256').limit(limit).execute();
+    return rows.map((r) => ({ sha256: r.blob_sha256, size: Number(r.size) }));
+  }
+
+  /** Marks every instance version stored in a blob as damaged, with why; returns what was affected. */
+  async markDamaged(sha256: string, damage: string): Promise<Array<{ sopUid: string; version: number; studyUid: string; patientId: string }>> {
+    await this.db.updateTable('instances').set({ damaged_at: new Date().toISOString(), damage: damage.slice(0, 500) })
+      .where('blob_sha256', '=', sha256).where('damaged_at', 'is', null).execute();
+    const rows = await this.db.selectFrom('instances as i').innerJoin('series as se', 'se.id', 'i.series_pk')
+      .innerJoin('studies as st', 'st.id', 'se.study_pk').innerJoin('patients as p', 'p.id', 'st.patient_pk')
+      .select(['i.sop_uid', 'i.version', 'st.study_uid', 'p.patient_id']).where('i.blob_sha256', '=', sha256).execute();
+    return rows.map((r) => ({ sopUid: r.sop_uid, version: r.version, studyUid: r.study_uid, patientId: r.patient_id }));
+  }
+
+  /** Instance versions marked damaged, for the integrity report. */
+  async damaged(): Promise<Array<{ sopUid: string; version: number; damagedAt: string; damage: string }>> {
+    const rows = await this.db.selectFrom('instances').select(['sop_uid', 'version', 'damaged_at', 'damage'])
+      .where('damaged_at', 'is not', null).orderBy('damaged_at').execute();
+    return rows.map((r) => ({ sopUid: r.sop_uid, version: r.version, damagedAt: r.damaged_at ?? '', damage: r.damage }));
+  }
+
   /** Counts of what the index holds, for status pages and tests. */
   async counts(): Promise<{ patients: number; studies: number; series: number; instances: number }> {
     const one = async (t: 'patients' | 'studies' | 'series' | 'instances') =>

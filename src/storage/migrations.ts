@@ -123,6 +123,14 @@ function migrationsFor(engine: IndexEngine): Record<string, Migration> {
       await db.schema.createIndex('devices_fingerprint').on('devices').column('cert_fingerprint').execute();
     },
   },
+  '0003_damaged_instances': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // Set when a read or a scrub finds a blob whose bytes no longer match its hash; never cleared by
+      // PacsGuard itself (a restore from backup brings a good copy and a new row).
+      await db.schema.alterTable('instances').addColumn('damaged_at', 'text').execute();
+      await db.schema.alterTable('instances').addColumn('damage', 'text', (c) => c.notNull().defaultTo('')).execute();
+    },
+  },
   };
 }
 

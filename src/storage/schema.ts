@@ -68,6 +68,8 @@ export interface InstancesTable {
   metadata: string;
   received_by: string;
   created_at: string;
+  damaged_at: ColumnType<string | null, string | null | undefined, string | null>;
+  damage: ColumnType<string, string | undefined, string>;
 }
 
 export interface UsersTable {

@@ -238,6 +238,9 @@ describe('DICOMweb over HTTPS', () => {
     const res = await call(`/dicomweb/studies/${study}/series/2.25.1001.1/instances/2.25.1001.1.3/frames/1`, { token: rad });
     expect(res.status).toBe(500);
     expect(res.json()).toMatchObject({ code: 'PG_ERR_INTEGRITY' });
+    // The damage is on the record: the instance is marked, and a Security Alert names it.
+    expect((await s.server.services.index.damaged()).map((d) => d.sopUid)).toEqual(['2.25.1001.1.3']);
+    expect(auditLines().some((l) => l.event.eventType === 'Security Alert' && l.event.code === 'PG_ERR_INTEGRITY' && (l.event.objects?.studyUids as string[] | undefined)?.includes(study))).toBe(true);
     const whole = await call(`/dicomweb/studies/${study}/series/2.25.1001.1/instances/2.25.1001.1.3`, { token: rad }).catch((e: Error) => e);
     if (!(whole instanceof Error)) expect(whole.body.includes(bytes.subarray(200))).toBe(false);
   });
