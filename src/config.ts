@@ -72,6 +72,11 @@ export const configSchema = z.object({
       keyFile: z.string().optional(),
     }).optional(),
   }).prefault({}),
+  /** Background integrity scrub: every blob re-read and hash-checked this often, at most this fast (0 hours: off). */
+  scrub: z.object({
+    intervalHours: z.number().min(0).default(24),
+    megabytesPerSecond: z.number().positive().default(50),
+  }).prefault({}),
   /** Network zones and the flows each may use; an address in no zone is denied everything. */
   zones: z.array(zoneSchema).default(DEFAULT_ZONES),
 });

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { PKI_FILES } from '../identity/index.js';
 import { associationSlots, startDimseListener } from '../server/dimse/index.js';
 import { buildHttpApp } from '../server/http/app.js';
+import { startBackgroundScrub } from '../server/integrity.js';
 import { openServices, type Services } from '../server/services.js';
 import { drainAuditSpool } from './audit-spool.js';
 
@@ -58,6 +59,7 @@ export async function startServer(dataDir: string, opts: StartOptions = {}, log:
       draining = draining.then(() => drainAuditSpool(services.paths.audit, services.audit)).then(() => undefined, () => undefined);
     }, 2000);
     spoolTimer.unref();
+    listeners.push(startBackgroundScrub(services));
     let stopped = false;
     return {
       urls: { https, dicomTls: dicomTls.url, dicom: dicom.url },
