@@ -23,15 +23,16 @@ import { buildHttpApp } from '../src/server/http/app.js';
 import type { Services } from '../src/server/services.js';
 import { ArchiveIndex, FileBlobStore, openIndexDatabase } from '../src/storage/index.js';
 
-/** An audit sink that records nothing: what the baseline measures is the cost of the real one. */
+/**
+ * An audit sink that records nothing: what the baseline measures is the cost of the real one. Every
+ * method of the audit log is a no-op here (`append` resolves at once, checks pass, counts are zero),
+ * including methods added to AuditLog later, so the baseline keeps running as the log grows.
+ */
 function discardingAudit(): AuditLog {
-  const sink = {
-    append: async () => undefined,
-    onRecord: () => undefined,
-    count: 0,
-    close: async () => undefined,
-  };
-  return sink as unknown as AuditLog;
+  const known: Record<string, unknown> = { append: async () => undefined, count: 0, path: '' };
+  return new Proxy({}, {
+    get: (_target, prop) => (typeof prop === 'string' && prop in known ? known[prop] : prop === 'then' ? undefined : () => undefined),
+  }) as AuditLog;
 }
 
 /** The same services `openServices` builds, with the discarding audit sink. */
@@ -62,7 +63,7 @@ if (!dataDir) {
   process.exit(2);
 }
 const services = await openBaselineServices(dataDir);
-const app = await buildHttpApp(services, undefined, { logger: false });
+const app = await buildHttpApp(services, undefined, { logger: process.env.PACSGUARD_LOG_LEVEL !== 'silent' });
 await app.listen({ host: '127.0.0.1', port: 0 });
 console.log(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`);
 // Plain DICOM only (registered legacy devices, as on `pacsguard start`): the baseline for C-STORE over TLS.

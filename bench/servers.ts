@@ -173,7 +173,7 @@ function pacsguardServer(label: string, child: ChildProcess, http: HttpClient, a
       http.close();
       admin.close();
       await stopChild(child);
-      if (cleanup) rmSync(rest.dataDir, { recursive: true, force: true });
+      if (cleanup) rmSync(rest.dataDir, { recursive: true, force: true, maxRetries: 3 });
     },
   };
 }
@@ -210,10 +210,14 @@ export async function startInsecure(existing?: { dataDir: string; accounts: Acco
   const init = existing ? undefined : await initDataDir();
   const dir = existing?.dataDir ?? init!.dir;
   const child = spawn(process.execPath, ['--import', 'tsx', resolve('bench/insecure-server.ts'), '--data', dir], {
-    env: { ...process.env, PACSGUARD_LOG_LEVEL: 'silent' },
+    env: { ...process.env, PACSGUARD_LOG_LEVEL: 'error' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const text = await waitForLines(child, /^http:\/\/\S+$/m, [/^dicom:\/\/\S+$/m], 3000);
+  // Its error log (internal errors only) goes to our stderr, beside the progress lines.
+  const forward = (c: Buffer) => process.stderr.write(c.toString().replace(/^/gm, '[insecure baseline] '));
+  child.stdout?.on('data', forward);
+  child.stderr?.on('data', forward);
   const http = new HttpClient(/^(http:\/\/\S+)$/m.exec(text)![1]!);
   let accounts = existing?.accounts;
   const adminHttp = http.withToken(await login(http, accounts?.admin ?? init!.admin));
