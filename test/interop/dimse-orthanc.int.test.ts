@@ -1,0 +1,104 @@
+import { request as httpRequest } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parsePart10 } from '../../src/dicom/index.js';
+import { orthancAvailable, startOrthanc, type RunningOrthanc } from '../support/orthanc.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { makeStudy } from '../support/synth.js';
+
+/** One call to Orthanc's REST API. */
+function rest<T = unknown>(orthanc: RunningOrthanc, method: string, path: string, body?: Buffer | string | object): Promise<{ status: number; json: T }> {
+  const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${orthanc.restUrl}${path}`, { method, headers: payload ? { 'content-length': payload.length } : {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json: unknown = text;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          // not JSON
+        }
+        resolve({ status: res.statusCode ?? 0, json: json as T });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+const portOf = (url: string) => Number(url.slice(url.lastIndexOf(':') + 1));
+
+describe.skipIf(!orthancAvailable())('Orthanc as a peer PACS over DIMSE (legacy port)', () => {
+  let pg: TestServer;
+  let orthanc: RunningOrthanc;
+  const study = makeStudy({ seed: 91, series: 2, instancesPerSeries: 2, modality: 'CT', patientName: 'PEER^ORTHANC', rows: 32, columns: 32 });
+  const studyUid = () => parsePart10(study[0] as Buffer).studyInstanceUid;
+
+  beforeAll(async () => {
+    pg = await startTestServer();
+    orthanc = await startOrthanc({
+      config: {
+        // PacsGuard is Orthanc's only peer: it may store to Orthanc (C-MOVE sub-operations) and be queried.
+        DicomModalities: { pacsguard: { AET: 'PACSGUARD', Host: '127.0.0.1', Port: portOf(pg.server.urls.dicom) } },
+      },
+    });
+    // Orthanc has no client certificate support for DIMSE in 1.10's default build: it is a legacy device here,
+    // known by AE title and address, allowed to store, query and move to itself only.
+    await pg.server.services.devices.addLegacy({
+      aeTitle: orthanc.aet, address: '127.0.0.1', port: orthanc.dicomPort, zone: 'local', role: 'clinical-system',
+      services: ['echo', 'store', 'find', 'move'], moveDestinations: [orthanc.aet],
+    });
+  });
+  afterAll(async () => {
+    await orthanc?.stop();
+    await pg?.stop();
+  });
+
+  it('Orthanc verifies the connection with C-ECHO', async () => {
+    const r = await rest(orthanc, 'POST', '/modalities/pacsguard/echo', '{}');
+    expect(r.status).toBe(200);
+  });
+
+  it('Orthanc sends a study with C-STORE and PacsGuard stores it through its ingest', async () => {
+    const ids: string[] = [];
+    for (const instance of study) {
+      const r = await rest<{ ID: string }>(orthanc, 'POST', '/instances', instance);
+      expect(r.status).toBe(200);
+      ids.push(r.json.ID);
+    }
+    const r = await rest<{ FailedInstancesCount?: number; InstancesCount?: number }>(orthanc, 'POST', '/modalities/pacsguard/store', { Resources: ids, Synchronous: true });
+    expect(r.status, JSON.stringify(r.json)).toBe(200);
+    const found = await pg.server.services.index.findInstances(studyUid());
+    expect(found).toHaveLength(4);
+    // Then Orthanc forgets it, so the C-MOVE below has to bring it back.
+    const studies = await rest<string[]>(orthanc, 'GET', '/studies');
+    for (const id of studies.json) await rest(orthanc, 'DELETE', `/studies/${id}`);
+  });
+
+  it("serves Orthanc's C-FIND", async () => {
+    const q = await rest<{ ID: string }>(orthanc, 'POST', '/modalities/pacsguard/query', { Level: 'Study', Query: { PatientName: 'PEER*', StudyInstanceUID: '' } });
+    expect(q.status, JSON.stringify(q.json)).toBe(200);
+    const answers = await rest<Array<Record<string, { Value?: string }>>>(orthanc, 'GET', `/queries/${q.json.ID}/answers?expand&simplify`);
+    expect(answers.status).toBe(200);
+    expect(JSON.stringify(answers.json)).toContain(studyUid());
+    const series = await rest<{ ID: string }>(orthanc, 'POST', '/modalities/pacsguard/query', { Level: 'Series', Query: { StudyInstanceUID: studyUid(), SeriesInstanceUID: '', Modality: '' } });
+    const seriesAnswers = await rest<unknown[]>(orthanc, 'GET', `/queries/${series.json.ID}/answers`);
+    expect(seriesAnswers.json).toHaveLength(2);
+  });
+
+  it("serves Orthanc's C-MOVE to Orthanc itself, and refuses a move to anyone else", async () => {
+    const moved = await rest(orthanc, 'POST', '/modalities/pacsguard/move', {
+      Level: 'Study', Resources: [{ StudyInstanceUID: studyUid() }], TargetAet: orthanc.aet, Synchronous: true,
+    });
+    expect(moved.status, JSON.stringify(moved.json)).toBe(200);
+    const stats = await rest<{ CountInstances: number }>(orthanc, 'GET', '/statistics');
+    expect(stats.json.CountInstances).toBe(4);
+    const refused = await rest(orthanc, 'POST', '/modalities/pacsguard/move', {
+      Level: 'Study', Resources: [{ StudyInstanceUID: studyUid() }], TargetAet: 'ELSEWHERE', Synchronous: true,
+    });
+    expect(refused.status).not.toBe(200);
+  });
+});
