@@ -268,6 +268,41 @@ export class AssociationScp extends dimse.Scp {
     return () => clearInterval(timer);
   }
 
+  /** N-services are not offered (no presentation context for them is accepted): unrecognized, audited. */
+  private unsupported<R extends dimse.responses.Response>(request: AnyRequest, response: R, callback: (response: R) => void, what: string): void {
+    if (!this.begin(request)) return;
+    void (async () => {
+      await this.auditFailure('dimse.unsupported', 'Application Activity', new PacsGuardError('PG_ERR_DIMSE_UNSUPPORTED', `${what} is not offered`));
+      response.setStatus(0x0211);
+      this.end();
+      if (!this.closed) callback(response);
+    })();
+  }
+
+  override nCreateRequest(request: dimse.requests.NCreateRequest, callback: (response: dimse.responses.NCreateResponse) => void): void {
+    this.unsupported(request, dimse.responses.NCreateResponse.fromRequest(request), callback, 'N-CREATE');
+  }
+
+  override nActionRequest(request: dimse.requests.NActionRequest, callback: (response: dimse.responses.NActionResponse) => void): void {
+    this.unsupported(request, dimse.responses.NActionResponse.fromRequest(request), callback, 'N-ACTION');
+  }
+
+  override nDeleteRequest(request: dimse.requests.NDeleteRequest, callback: (response: dimse.responses.NDeleteResponse) => void): void {
+    this.unsupported(request, dimse.responses.NDeleteResponse.fromRequest(request), callback, 'N-DELETE');
+  }
+
+  override nEventReportRequest(request: dimse.requests.NEventReportRequest, callback: (response: dimse.responses.NEventReportResponse) => void): void {
+    this.unsupported(request, dimse.responses.NEventReportResponse.fromRequest(request), callback, 'N-EVENT-REPORT');
+  }
+
+  override nGetRequest(request: dimse.requests.NGetRequest, callback: (response: dimse.responses.NGetResponse) => void): void {
+    this.unsupported(request, dimse.responses.NGetResponse.fromRequest(request), callback, 'N-GET');
+  }
+
+  override nSetRequest(request: dimse.requests.NSetRequest, callback: (response: dimse.responses.NSetResponse) => void): void {
+    this.unsupported(request, dimse.responses.NSetResponse.fromRequest(request), callback, 'N-SET');
+  }
+
   override cEchoRequest(request: dimse.requests.CEchoRequest, callback: (response: dimse.responses.CEchoResponse) => void): void {
     if (!this.begin(request)) return;
     void (async () => {
