@@ -2,7 +2,7 @@ import { open, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inspectPreamble, parsePart10, sanitizePreamble, type ParsedInstance } from '../dicom/index.js';
 import { PacsGuardError, asPacsGuardError } from '../errors.js';
-import { fsyncDir, sha256Hex, type ArchiveIndex, type BlobStore, type RecordOutcome } from '../storage/index.js';
+import { fsyncDir, sha256Hex, type ArchiveIndex, type BlobStore, type InstanceRecord, type RecordOutcome } from '../storage/index.js';
 
 /** What became of one received instance. */
 export interface IngestResult {
@@ -136,7 +136,8 @@ export class Ingest {
   }
 }
 
-function toRecord(p: ParsedInstance, sha256: string, size: number, receivedBy: string) {
+/** The index row of a parsed instance whose bytes are stored at `sha256`. */
+export function toRecord(p: ParsedInstance, sha256: string, size: number, receivedBy: string): InstanceRecord {
   const a = p.attributes;
   return {
     sopUid: p.sopInstanceUid, sopClassUid: p.sopClassUid, studyUid: p.studyInstanceUid, seriesUid: p.seriesInstanceUid,
