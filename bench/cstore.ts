@@ -15,6 +15,7 @@ import { freePort } from '../test/support/orthanc.js';
 import { ctSet } from './dataset.js';
 import { pacsguardCli, type OrthancServer, type PacsGuardServer } from './servers.js';
 import type { Workload } from './run.js';
+import { median, rotate } from './workloads.js';
 
 const TLS_AE = 'BENCHTLS';
 const PLAIN_AE = 'BENCHPLAIN';
@@ -104,6 +105,8 @@ export async function runCstoreWorkloads(opts: {
   orthanc: OrthancServer;
   insecure?: { dataDir: string; dicomUrl: string; count: () => Promise<number> };
   quick: boolean;
+  /** Each workload runs this many times with fresh UIDs; the figure is the median. */
+  rounds: number;
   seed: number;
   runTag: number;
   log: (msg: string) => void;
@@ -140,46 +143,55 @@ export async function runCstoreWorkloads(opts: {
     let tag = opts.runTag;
     let storescpSent = 0;
     for (const step of plan) {
-      // Fresh UIDs per workload, written once as files; every receiver gets these same files.
-      const set = ctSet({ seed: opts.seed + tag, runTag: tag++, slices: step.large ? 0 : step.count, seriesSize: 50, largeFrames: step.large ? 100 : 0 });
-      const bytes = step.large ? [set.large] : set.ct;
-      const dir = join(work, step.name);
-      mkdirSync(dir);
-      const files = bytes.map((b, i) => {
-        const f = join(dir, `${String(i).padStart(5, '0')}.dcm`);
-        writeFileSync(f, b);
-        return f;
-      });
-      const total = bytes.reduce((a, b) => a + b.length, 0);
-      const run = async (r: Receiver | undefined): Promise<number | null> => {
-        if (!r) return null;
-        try {
-          log(`${step.name}: ${r.label}`);
-          const seconds = await send(r, files, step.associations);
-          return step.large ? total / 1e6 / seconds : files.length / seconds;
-        } catch (err) {
-          errors.push(`${step.name} on ${r.label}: ${(err as Error).message}`);
-          log(`ERROR ${errors.at(-1)}`);
-          return null;
-        }
-      };
-      const o = await run(ortho);
-      const p = await run(step.pacsguard);
-      const i = await run(ins);
-      // The limit: storescp for the TLS workloads (the ones the goals are about), and the large instance.
-      const s = step.name.startsWith('cstore-tls') || step.large ? await run(storescp.receiver) : null;
-      if (s !== null) storescpSent += files.length;
-      sentToEach += files.length;
+      const figures = new Map<string, number[]>();
       const unit = step.large ? 'MB/s' : 'instances/s';
-      detail[step.name] = { instances: files.length, bytes: total, associations: step.associations, orthanc: o, pacsguard: p, insecure: i, storescp: s };
+      let files = 0;
+      let total = 0;
+      for (let round = 0; round < opts.rounds; round++) {
+        // Fresh UIDs per workload and round, written once as files; every receiver gets these same files.
+        const set = ctSet({ seed: opts.seed + tag, runTag: tag++, slices: step.large ? 0 : step.count, seriesSize: 50, largeFrames: step.large ? 100 : 0 });
+        const bytes = step.large ? [set.large] : set.ct;
+        const dir = join(work, `${step.name}-${round}`);
+        mkdirSync(dir);
+        const paths = bytes.map((b, i) => {
+          const f = join(dir, `${String(i).padStart(5, '0')}.dcm`);
+          writeFileSync(f, b);
+          return f;
+        });
+        files = paths.length;
+        total = bytes.reduce((a, b) => a + b.length, 0);
+        // The limit: storescp for the TLS workloads (the ones the goals are about), and the large instance.
+        const withLimit = step.name.startsWith('cstore-tls') || step.large;
+        const receivers = rotate([ortho, step.pacsguard, ins, withLimit ? storescp.receiver : undefined], round);
+        for (const r of receivers) {
+          if (!r) continue;
+          try {
+            log(`${step.name} (round ${round + 1}/${opts.rounds}): ${r.label}`);
+            const seconds = await send(r, paths, step.associations);
+            figures.set(r.label, [...(figures.get(r.label) ?? []), step.large ? total / 1e6 / seconds : paths.length / seconds]);
+          } catch (err) {
+            errors.push(`${step.name} on ${r.label}: ${(err as Error).message}`);
+            log(`ERROR ${errors.at(-1)}`);
+          }
+        }
+        if (withLimit) storescpSent += paths.length;
+        sentToEach += paths.length;
+        rmSync(dir, { recursive: true, force: true });
+      }
+      const fig = (r: Receiver | undefined) => (r ? median(figures.get(r.label) ?? []) : null);
+      const o = fig(ortho);
+      const p = fig(step.pacsguard);
+      const i = fig(ins);
+      const s = figures.has(storescp.receiver.label) ? fig(storescp.receiver) : null;
+      detail[step.name] = { instances: files, bytes: total, associations: step.associations, rounds: Object.fromEntries(figures) };
       const w: Workload = {
         name: step.name, unit, pacsguard: p, orthanc: o, ratio: p !== null && o !== null && o > 0 ? p / o : null, higherIsBetter: true, insecure: i,
         note: step.pacsguard === pgTls ? 'Orthanc over plain DICOM; baseline over plain DICOM' : undefined,
       };
-      if (s !== null && p !== null) w.vsLimit = { limit: `storescp-${step.associations}assoc${step.large ? '-large' : ''}`, ratio: p / s };
-      if (s !== null) limits[`storescp-${step.associations}assoc${step.large ? '-large' : ''}`] = { value: s, unit, method: `DCMTK storescp --fork (files, no index, no fsync), storescu over ${step.associations} association(s)` };
+      const limitName = `storescp-${step.associations}assoc${step.large ? '-large' : ''}`;
+      if (s !== null && p !== null) w.vsLimit = { limit: limitName, ratio: p / s };
+      if (s !== null) limits[limitName] = { value: s, unit, method: `DCMTK storescp --fork (files, no index, no fsync), storescu over ${step.associations} association(s)` };
       workloads.push(w);
-      rmSync(dir, { recursive: true, force: true });
     }
     if (storescp.stored() < storescpSent) errors.push(`storescp stored ${storescp.stored()} files, fewer than the ${storescpSent} sent`);
     if (opts.insecure) {

@@ -43,7 +43,8 @@ function dateFrom(prng: Prng, fromYear: number, years: number): string {
 /** The n-th seeded patient/study of a run. */
 export function patientStudy(prng: Prng, runTag: number, n: number): PatientStudy {
   return {
-    patientId: `P${String(n).padStart(7, '0')}`,
+    // The run tag keeps patient IDs of different sets apart: one ID never carries two names.
+    patientId: `R${String(runTag % 1000).padStart(3, '0')}${String(n % 10_000).padStart(4, '0')}`,
     patientName: `${pick(prng, FAMILY)}^${pick(prng, GIVEN)}`,
     birthDate: dateFrom(prng, 1935, 70),
     sex: pick(prng, ['F', 'M', 'O']),

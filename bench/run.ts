@@ -16,17 +16,20 @@ import { cpus } from 'node:os';
 import { dirname } from 'node:path';
 import { makePrng } from '../test/support/synth.js';
 import { cstoreAvailable, runCstoreWorkloads, type CstoreResults } from './cstore.js';
-import { FillerFactory, ingestSet, type FillerInstance } from './dataset.js';
+import { FillerFactory, ingestSet, type FillerInstance, type IngestSet } from './dataset.js';
 import { fillOrthanc, fillPacsGuard } from './fill.js';
 import { ddFsyncWrite, fdatasyncRate, nodeSha256, opensslSha256, type Limit } from './limits.js';
 import { peakRssMb, startInsecure, startOrthancServer, startPacsGuard, type BenchServer, type OrthancServer, type PacsGuardServer } from './servers.js';
-import { qidoStudies, stow, stowBodies, wadoInstances, wadoSeries, type Latency, type Throughput } from './workloads.js';
+import { median, qidoStudies, rotate, stow, stowBodies, wadoInstances, wadoSeries, type Latency, type Throughput } from './workloads.js';
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
 const outAt = argv.indexOf('--out');
 const OUT = outAt >= 0 ? argv[outAt + 1]! : QUICK ? 'bench/results/latest-quick.json' : 'bench/results/latest.json';
 const SEED = 20240501;
+const roundsAt = argv.indexOf('--rounds');
+/** Throughput workloads run this many times (fresh UIDs each time) and report the median. */
+const ROUNDS = roundsAt >= 0 ? Math.max(1, Number(argv[roundsAt + 1])) : QUICK ? 1 : 3;
 
 const SIZES = QUICK
   ? { ctBatch50: 100, ctBatch1: 30, mixed: 12, largeFrames: 100, wadoInstances: 30, wadoSeries: 2, tiers: [10_000], queries: 100, orthancFillBudgetSeconds: 120 }
@@ -84,6 +87,18 @@ async function each<T>(what: string, servers: ReadonlyArray<BenchServer | undefi
   return out;
 }
 
+/** A throughput row from every round's figures: each server's median, and the rounds themselves in detail. */
+function throughputRow(name: string, unit: 'instances/s' | 'MB/s', runs: Map<string, Throughput[]> | undefined, pg: BenchServer, orthanc: BenchServer, ins: BenchServer | undefined): Workload {
+  const figure = (label: string | undefined) => {
+    const ts = label ? runs?.get(label) ?? [] : [];
+    return median(ts.map((t) => (unit === 'MB/s' ? t.mbPerSecond : t.perSecond)));
+  };
+  detail[name] = Object.fromEntries([...(runs ?? new Map<string, Throughput[]>())].map(([label, ts]) => [label, ts]));
+  const p = figure(pg.label);
+  const o = figure(orthanc.label);
+  return { name, unit, pacsguard: p, orthanc: o, ratio: ratio(p, o), higherIsBetter: true, insecure: figure(ins?.label) };
+}
+
 function ratio(a: number | null | undefined, b: number | null | undefined): number | null {
   return a != null && b != null && b > 0 ? a / b : null;
 }
@@ -138,11 +153,9 @@ async function main(): Promise<void> {
   const started = Date.now();
   log(`${QUICK ? 'quick' : 'full'} run; generating the seeded data set…`);
   const runTag = SEED % 1000;
-  const data = ingestSet({ seed: SEED, runTag, ctSlices: SIZES.ctBatch50 + SIZES.ctBatch1, ctSeriesSize: 50, mixedCount: SIZES.mixed, largeFrames: SIZES.largeFrames });
-  const ct50 = data.ct.slice(0, SIZES.ctBatch50);
-  const ct1 = data.ct.slice(SIZES.ctBatch50);
+  const setOptions = { seed: SEED, runTag, ctSlices: SIZES.ctBatch50 + SIZES.ctBatch1, ctSeriesSize: 50, mixedCount: SIZES.mixed, largeFrames: SIZES.largeFrames };
+  const data = ingestSet(setOptions);
   const warm = [...new FillerFactory(SEED + 1, runTag + 1).instances(0, 20)].map((f) => f.bytes);
-  const sent = warm.length + data.ct.length + data.mixed.length + 1;
   detail.dataSet = {
     seed: SEED, ctSlices: data.ct.length, ctBytes: data.ct.reduce((a, b) => a + b.length, 0), mixed: data.mixed.length,
     mixedBytes: data.mixed.reduce((a, b) => a + b.length, 0), largeBytes: data.large.length, warmup: warm.length,
@@ -164,41 +177,57 @@ async function main(): Promise<void> {
     // Warm-up: JIT, caches and first index pages, on instances counted but not measured.
     await each('warm-up', ordered(), (s) => stow(s, stowBodies(warm, 10)));
 
-    // ---- STOW-RS ----
-    const stowRow = async (name: string, instances: Buffer[], batch: number, unit: 'instances/s' | 'MB/s') => {
-      const bodies = stowBodies(instances, batch);
-      const [o, p, i] = await each(name, ordered(), (s) => stow(s, bodies));
-      const pick = (t: Throughput | null | undefined) => (t ? (unit === 'MB/s' ? t.mbPerSecond : t.perSecond) : null);
-      detail[name] = { orthanc: o, pacsguard: p, insecure: i };
-      const w: Workload = { name, unit, pacsguard: pick(p), orthanc: pick(o), ratio: ratio(pick(p), pick(o)), higherIsBetter: true, insecure: pick(i) };
+    // ---- STOW-RS, then WADO-RS, in rounds: fresh UIDs each round, servers in rotating order ----
+    const stowRuns = new Map<string, Map<string, Throughput[]>>();
+    const wadoRuns = new Map<string, Map<string, Throughput[]>>();
+    const record = (into: Map<string, Map<string, Throughput[]>>, name: string, label: string, t: Throughput | null) => {
+      if (!t) return;
+      const byServer = into.get(name) ?? new Map<string, Throughput[]>();
+      byServer.set(label, [...(byServer.get(label) ?? []), t]);
+      into.set(name, byServer);
+    };
+    let firstRound: IngestSet = data;
+    for (let r = 0; r < ROUNDS; r++) {
+      const set = r === 0 ? data : ingestSet({ ...setOptions, runTag: runTag + 100 * r });
+      if (r === 0) firstRound = set;
+      const order = rotate(ordered(), r);
+      for (const [name, instances, batch] of [
+        ['stow-batch50', set.ct.slice(0, SIZES.ctBatch50), 50], ['stow-batch1', set.ct.slice(SIZES.ctBatch50), 1],
+        ['stow-mixed-batch1', set.mixed, 1], ['stow-large', [set.large], 1],
+      ] as const) {
+        const bodies = stowBodies(instances, batch);
+        const results = await each(`${name} (round ${r + 1}/${ROUNDS})`, order, (s) => stow(s, bodies));
+        order.forEach((s, k) => s && record(stowRuns, name, s.label, results[k] ?? null));
+      }
+    }
+    const sent = warm.length + ROUNDS * (data.ct.length + data.mixed.length + 1);
+    for (const [name, unit] of [['stow-batch50', 'instances/s'], ['stow-batch1', 'instances/s'], ['stow-mixed-batch1', 'MB/s'], ['stow-large', 'MB/s']] as const) {
+      const w = throughputRow(name, unit, stowRuns.get(name), pg, orthanc, ins);
       if (unit === 'MB/s' && w.pacsguard != null) w.vsLimit = { limit: 'fsyncWrite', ratio: w.pacsguard / limits.fsyncWrite!.value };
       addWorkload(w);
-    };
-    await stowRow('stow-batch50', ct50, 50, 'instances/s');
-    await stowRow('stow-batch1', ct1, 1, 'instances/s');
-    await stowRow('stow-mixed-batch1', data.mixed, 1, 'MB/s');
-    await stowRow('stow-large', [data.large], 1, 'MB/s');
+    }
     await counted(all(), sent, 'after STOW-RS');
     const rssIngest = { pacsguard: peakRssMb(pg.pid), orthanc: peakRssMb(orthanc.pid), insecure: ins ? peakRssMb(ins.pid) : null };
     addWorkload({ name: 'peak-rss-ingest', unit: 'MB', pacsguard: rssIngest.pacsguard, orthanc: rssIngest.orthanc, ratio: ratio(rssIngest.pacsguard, rssIngest.orthanc), higherIsBetter: false, insecure: rssIngest.insecure, note: 'VmHWM after the STOW-RS workloads' });
 
-    // ---- WADO-RS ----
-    const ctSeries = data.series.filter((s) => s.sopUids.length === 50).slice(0, SIZES.ctBatch50 / 50);
-    const sizes = new Map<string, number>();
-    ct50.forEach((b, i) => sizes.set(String(i), b.length));
+    const ct50 = firstRound.ct.slice(0, SIZES.ctBatch50);
+    const ctSeries = firstRound.series.filter((s) => s.sopUids.length === 50).slice(0, SIZES.ctBatch50 / 50);
     const instTargets = ctSeries.flatMap((s, si) => s.sopUids.map((sopUid, k) => ({ studyUid: s.studyUid, seriesUid: s.seriesUid, sopUid, size: ct50[si * 50 + k]!.length }))).slice(0, SIZES.wadoInstances);
-    const [wo, wp, wi] = await each('wado-instance', ordered(), (s) => wadoInstances(s, instTargets));
-    detail['wado-instance'] = { orthanc: wo, pacsguard: wp, insecure: wi };
-    addWorkload({ name: 'wado-instance', unit: 'instances/s', pacsguard: wp?.perSecond ?? null, orthanc: wo?.perSecond ?? null, ratio: ratio(wp?.perSecond, wo?.perSecond), higherIsBetter: true, insecure: wi?.perSecond ?? null });
     const seriesTargets = ctSeries.slice(0, SIZES.wadoSeries).map((s) => ({ studyUid: s.studyUid, seriesUid: s.seriesUid, count: s.sopUids.length, size: s.bytes }));
-    const [so, sp, si] = await each('wado-series', ordered(), (s) => wadoSeries(s, seriesTargets));
-    detail['wado-series'] = { orthanc: so, pacsguard: sp, insecure: si };
-    addWorkload({ name: 'wado-series', unit: 'MB/s', pacsguard: sp?.mbPerSecond ?? null, orthanc: so?.mbPerSecond ?? null, ratio: ratio(sp?.mbPerSecond, so?.mbPerSecond), higherIsBetter: true, insecure: si?.mbPerSecond ?? null });
+    for (let r = 0; r < ROUNDS; r++) {
+      const order = rotate(ordered(), r);
+      const inst = await each(`wado-instance (round ${r + 1}/${ROUNDS})`, order, (s) => wadoInstances(s, instTargets));
+      order.forEach((s, k) => s && record(wadoRuns, 'wado-instance', s.label, inst[k] ?? null));
+      const ser = await each(`wado-series (round ${r + 1}/${ROUNDS})`, order, (s) => wadoSeries(s, seriesTargets));
+      order.forEach((s, k) => s && record(wadoRuns, 'wado-series', s.label, ser[k] ?? null));
+    }
+    addWorkload(throughputRow('wado-instance', 'instances/s', wadoRuns.get('wado-instance'), pg, orthanc, ins));
+    addWorkload(throughputRow('wado-series', 'MB/s', wadoRuns.get('wado-series'), pg, orthanc, ins));
 
     // ---- C-STORE (DIMSE) ----
     if (pg.dicomTlsUrl && pg.dicomUrl && cstoreAvailable()) {
       const baseline = ins.dicomUrl ? { dataDir: ins.dataDir, dicomUrl: ins.dicomUrl, count: ins.count } : undefined;
-      const cs: CstoreResults = await runCstoreWorkloads({ pg, orthanc, insecure: baseline, quick: QUICK, seed: SEED, runTag: runTag + 10, log, errors });
+      const cs: CstoreResults = await runCstoreWorkloads({ pg, orthanc, insecure: baseline, quick: QUICK, rounds: ROUNDS, seed: SEED, runTag: runTag + 10, log, errors });
       for (const w of cs.workloads) addWorkload(w);
       Object.assign(limits, cs.limits);
       detail.cstore = cs.detail;
@@ -273,10 +302,6 @@ async function main(): Promise<void> {
   } catch (err) {
     errors.push(`run aborted: ${(err as Error).stack ?? String(err)}`);
     log(`ERROR ${errors.at(-1)}`);
-  } finally {
-    await ins?.stop().catch(() => undefined);
-    await pg.stop().catch((err: Error) => errors.push(`stopping PacsGuard: ${err.message}`));
-    await orthanc.stop().catch(() => undefined);
   }
 
   const result = {
@@ -288,7 +313,11 @@ async function main(): Promise<void> {
   mkdirSync(dirname(OUT), { recursive: true });
   writeFileSync(OUT, `${JSON.stringify(result, null, 2)}\n`);
   console.log(markdown(result.seconds));
-  log(`wrote ${OUT}`);
+  log(`wrote ${OUT}; stopping the servers and removing their data`);
+  // After the results: removing 100 000 blobs and Orthanc's storage takes a while on a busy disk.
+  await ins?.stop().catch(() => undefined);
+  await pg.stop().catch((err: Error) => log(`stopping PacsGuard: ${err.message}`));
+  await orthanc.stop().catch(() => undefined);
   if (errors.length > 0) process.exitCode = 1;
 }
 

@@ -117,3 +117,15 @@ export async function qidoStudies(server: BenchServer, queries: readonly string[
   const sorted = [...times].sort((a, b) => a - b);
   return { queries: queries.length, p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99), mean: times.reduce((a, b) => a + b, 0) / times.length, resultCounts };
 }
+
+/** The items in an order rotated by `by`, so that no server always goes first. */
+export function rotate<T>(xs: readonly T[], by: number): T[] {
+  return xs.map((_, i) => xs[(i + by) % xs.length]!);
+}
+
+/** The median of the rounds' figures (the middle one of three); null when there are none. */
+export function median(xs: readonly number[]): number | null {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
