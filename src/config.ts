@@ -30,6 +30,77 @@ export const configSchema = z.object({
   index: z.string().default('index.sqlite'),
   /** Lifetime of access tokens issued at login. Short, so a stolen token is soon useless. */
   accessTokenSeconds: z.number().int().min(60).max(86_400).default(900),
+  /**
+   * People's sessions. A login opens a session: short-lived access tokens carry its id, and a refresh
+   * token (rotated on every use) renews them. The session ends at logout, after `idleMinutes` without a
+   * request or a refresh, and `absoluteHours` after the login however busy it was (then both factors again).
+   */
+  sessions: z.object({
+    idleMinutes: z.number().int().min(1).max(24 * 60).default(30),
+    absoluteHours: z.number().min(0.25).max(7 * 24).default(12),
+  }).prefault({}),
+  /** Guessing defences at login, per account and per source address, and dormant accounts. */
+  login: z.object({
+    /** Failed logins in a row that lock an account; each further failure doubles the lock (30 s up to an hour). */
+    accountLockAfterFailures: z.number().int().min(1).max(100).default(5),
+    /**
+     * Failed logins from one source address (an IPv6 /64 counts as one) within `sourceWindowMinutes`
+     * that lock the address out of logging in for `sourceLockSeconds`, doubling with each lock up to an
+     * hour. Counted across usernames, so spraying one password over many accounts is caught too.
+     */
+    sourceLockAfterFailures: z.number().int().min(1).max(1000).default(20),
+    sourceWindowMinutes: z.number().int().min(1).max(24 * 60).default(15),
+    sourceLockSeconds: z.number().int().min(1).max(3600).default(60),
+    /** An account with no login for this many days is disabled at its next attempt (0: never). */
+    dormantAfterDays: z.number().int().min(0).max(3650).default(90),
+  }).prefault({}),
+  limits: z.object({
+    /** Largest HTTP request body accepted (a STOW-RS of a large multi-frame study fits). */
+    requestBodyBytes: z.number().int().min(1024).default(1024 * 1024 * 1024),
+    /** QIDO-RS results per page when the client names no limit, and the most it may ask for. */
+    queryDefaultLimit: z.number().int().min(1).default(100),
+    queryMaxLimit: z.number().int().min(1).default(10_000),
+  }).prefault({}),
+  /** DICOM listeners (DIMSE): what one peer, and all peers together, may make us hold. */
+  dimse: z.object({
+    /** Largest P-DATA-TF PDU we accept (PS3.8 §9.3.5), announced to peers as our maximum length. */
+    maxPduBytes: z.number().int().min(4096).max(16 * 1024 * 1024).default(256 * 1024),
+    /** Largest single C-STORE dataset; a bigger one ends the association (A-ABORT), audited. */
+    maxDatasetBytes: z.number().int().min(1024).default(1024 * 1024 * 1024),
+    /** Connections open at once over both listeners; more are refused with A-ASSOCIATE-RJ (local limit exceeded). */
+    maxAssociations: z.number().int().min(1).default(64),
+    /** Associations one device may hold at once. */
+    maxAssociationsPerDevice: z.number().int().min(1).default(8),
+    /** Time a connection has to send its A-ASSOCIATE-RQ (and TLS handshake) before it is closed. */
+    associationTimeoutMs: z.number().int().min(100).default(30_000),
+    /** Time an association may stay silent between PDUs before it is aborted. */
+    idleTimeoutMs: z.number().int().min(100).default(120_000),
+    /** Most instances one C-GET or C-MOVE may retrieve. */
+    maxRetrieveInstances: z.number().int().min(1).default(100_000),
+  }).prefault({}),
+  /** Origins allowed to call DICOMweb from a browser (a viewer such as OHIF on another host). Empty: none. */
+  corsOrigins: z.array(z.string()).default([]),
+  /** Base URL clients see (behind a reverse proxy); otherwise taken from Forwarded/Host. */
+  publicBaseUrl: z.string().url().optional(),
+  /**
+   * The hospital's SIEM: every audit record goes out as RFC 5424 syslog over TLS (RFC 5425), carrying
+   * the DICOM audit message XML, with mutual TLS. `caFile` vouches for the receiver; PacsGuard presents
+   * `certFile`/`keyFile` (default: its server certificate from its own CA, which the SIEM must trust).
+   */
+  siem: z.object({
+    syslog: z.object({
+      host: z.string().min(1),
+      port: port.refine((p) => p > 0, 'a SIEM port is 1-65535'),
+      caFile: z.string().min(1),
+      certFile: z.string().optional(),
+      keyFile: z.string().optional(),
+    }).optional(),
+  }).prefault({}),
+  /** Background integrity scrub: every blob re-read and hash-checked this often, at most this fast (0 hours: off). */
+  scrub: z.object({
+    intervalHours: z.number().min(0).default(24),
+    megabytesPerSecond: z.number().positive().default(50),
+  }).prefault({}),
   limits: z.object({
     /** Largest HTTP request body accepted (a STOW-RS of a large multi-frame study fits). */
     requestBodyBytes: z.number().int().min(1024).default(1024 * 1024 * 1024),

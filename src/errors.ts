@@ -41,6 +41,8 @@ export const ERRORS = {
   PG_ERR_AUTH_REQUIRED: { http: 401, dicomStatus: 0x0124, title: 'Authentication required' },
   PG_ERR_AUTH_FAILED: { http: 401, dicomStatus: 0x0124, title: 'Authentication failed' },
   PG_ERR_AUTH_LOCKED: { http: 423, dicomStatus: 0x0124, title: 'Account locked' },
+  PG_ERR_AUTH_SOURCE_LOCKED: { http: 429, dicomStatus: 0x0124, title: 'Too many failed logins from this address' },
+  PG_ERR_AUTH_TOKEN_REUSE: { http: 401, dicomStatus: 0x0124, title: 'Refresh token reused; session revoked' },
   PG_ERR_ZONE_DENIED: { http: 403, dicomStatus: 0x0124, title: 'Flow not allowed from this network zone' },
   PG_ERR_POLICY_DENIED: { http: 403, dicomStatus: 0x0124, title: 'Not permitted' },
   PG_ERR_RATE_LIMITED: { http: 429, dicomStatus: 0xa700, title: 'Too many requests' },

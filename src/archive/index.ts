@@ -1,5 +1,5 @@
 export { Retrieve } from './retrieve.js';
 export { scrubArchive, type ScrubReport } from './scrub.js';
-export { Ingest, QuarantinedError, toRecord, type IngestResult, type IngestContext } from './ingest.js';
+export { Ingest, QuarantinedError, toRecord, type IngestResult, type IngestContext, type IngestGuard } from './ingest.js';
 export { parseQuery, parseMatcher, type ParsedQuery } from './query.js';
 export { searchResult, withBulkDataUrls, element, sortByTag } from './results.js';

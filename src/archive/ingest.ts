@@ -21,6 +21,18 @@ export interface IngestContext {
   readonly expectedStudyUid?: string;
 }
 
+/**
+ * What watches writes for ransomware (implemented by the analytics layer, wired by the server): it may
+ * refuse a subject outright, flag a payload as suspect, and veto an overwrite or a suspect payload
+ * before it is written, which suspends the subject.
+ */
+export interface IngestGuard {
+  refusal(subject: string): PacsGuardError | null;
+  /** A reason when the payload looks encrypted, else null. */
+  screen(parsed: ParsedInstance, bytes: Buffer): string | null;
+  account(subject: string, kind: 'overwrite' | 'suspect'): Promise<boolean>;
+}
+
 // Enough concurrent blob writes for their fsyncs to share journal commits; more only queues in libuv.
 const BLOB_WRITE_CONCURRENCY = 8;
 
@@ -49,6 +61,7 @@ export class Ingest {
     private readonly blobs: BlobStore,
     private readonly index: ArchiveIndex,
     private readonly quarantineDir: string,
+    private readonly guard: IngestGuard | null = null,
   ) {}
 
   /** Ingests one instance; throws a PacsGuardError (QuarantinedError for an executable preamble) if refused. */
@@ -65,14 +78,25 @@ export class Ingest {
    */
   async ingestMany(items: readonly Uint8Array[], ctx: IngestContext): Promise<Array<IngestResult | PacsGuardError>> {
     const results: Array<IngestResult | PacsGuardError> = new Array(items.length);
-    const prepared: Array<{ at: number; parsed: ParsedInstance; bytes: Buffer }> = [];
+    const refusal = this.guard?.refusal(ctx.receivedBy);
+    if (refusal) return results.fill(refusal);
+    let prepared: Array<{ at: number; parsed: ParsedInstance; bytes: Buffer }> = [];
+    let blocked: PacsGuardError | null = null;
     for (let at = 0; at < items.length; at++) {
+      if (blocked) {
+        results[at] = blocked;
+        continue;
+      }
       try {
         prepared.push({ at, ...(await this.prepare(items[at] as Uint8Array, ctx)) });
       } catch (err) {
-        results[at] = asPacsGuardError(err);
+        const e = asPacsGuardError(err);
+        results[at] = e;
+        const suspect = e.code === 'PG_ERR_DICOM_SUSPECT_PAYLOAD' || e.code === 'PG_ERR_DICOM_UNREADABLE' || e.code === 'PG_ERR_DICOM_NO_FILE_META';
+        if (suspect && this.guard && !(await this.guard.account(ctx.receivedBy, 'suspect'))) blocked = this.guard.refusal(ctx.receivedBy);
       }
     }
+    if (this.guard && prepared.length > 0) prepared = await this.vetOverwrites(prepared, results, ctx.receivedBy, blocked);
     const written: Array<{ at: number; parsed: ParsedInstance; bytes: Buffer; sha256: string }> = [];
     await forEachLimited(prepared, BLOB_WRITE_CONCURRENCY, async (p) => {
       try {
@@ -103,6 +127,36 @@ export class Ingest {
     return results;
   }
 
+  /**
+   * Overwrites (new content for a known SOP Instance UID) are what ransomware does to an archive: each
+   * is counted before it is written, and once the subject passes its limit the rest are refused.
+   */
+  private async vetOverwrites(
+    prepared: Array<{ at: number; parsed: ParsedInstance; bytes: Buffer }>,
+    results: Array<IngestResult | PacsGuardError>,
+    subject: string,
+    alreadyBlocked: PacsGuardError | null,
+  ): Promise<Array<{ at: number; parsed: ParsedInstance; bytes: Buffer }>> {
+    const guard = this.guard as IngestGuard;
+    const current = await this.index.currentBlobs(prepared.map((p) => p.parsed.sopInstanceUid));
+    const kept: typeof prepared = [];
+    let blocked = alreadyBlocked;
+    for (const p of prepared) {
+      if (blocked) {
+        results[p.at] = blocked;
+        continue;
+      }
+      const known = current.get(p.parsed.sopInstanceUid);
+      if (known !== undefined && known !== sha256Hex(p.bytes) && !(await guard.account(subject, 'overwrite'))) {
+        blocked = guard.refusal(subject) ?? new PacsGuardError('PG_ERR_SUSPENDED', `${subject} is suspended`);
+        results[p.at] = blocked;
+        continue;
+      }
+      kept.push(p);
+    }
+    return kept;
+  }
+
   /** Validate and sanitise one instance; quarantine it if its preamble is executable. */
   private async prepare(bytes: Uint8Array, ctx: IngestContext): Promise<{ parsed: ParsedInstance; bytes: Buffer }> {
     // CVE-2019-11687: a Part 10 preamble can make the same file a valid Windows executable. Such a file
@@ -118,6 +172,8 @@ export class Ingest {
     if (ctx.expectedStudyUid !== undefined && parsed.studyInstanceUid !== ctx.expectedStudyUid) {
       throw new PacsGuardError('PG_ERR_DICOM_STUDY_MISMATCH', `instance ${parsed.sopInstanceUid} belongs to study ${parsed.studyInstanceUid}, not ${ctx.expectedStudyUid}`);
     }
+    const suspicion = this.guard?.screen(parsed, sanitized);
+    if (suspicion) throw new PacsGuardError('PG_ERR_DICOM_SUSPECT_PAYLOAD', `instance ${parsed.sopInstanceUid}: ${suspicion}`);
     return { parsed, bytes: sanitized };
   }
 

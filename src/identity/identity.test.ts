@@ -54,15 +54,18 @@ describe('identity', () => {
     await TokenService.createKeyFile(keyPath);
     expect(statSync(keyPath).mode & 0o777).toBe(0o600);
     const tokens = await TokenService.load(keyPath, 60);
-    const token = await tokens.issue({ userId: 7, username: 'alice', role: 'radiologist' });
-    expect(await tokens.verify(token)).toEqual({ userId: 7, username: 'alice', role: 'radiologist' });
+    const { token, expiresIn } = await tokens.issue({ userId: 7, username: 'alice', role: 'radiologist', sessionId: 's1' });
+    expect(expiresIn).toBe(60);
+    expect(await tokens.verify(token)).toEqual({ userId: 7, username: 'alice', role: 'radiologist', sessionId: 's1' });
+    // Never past the session's absolute end.
+    expect((await tokens.issue({ userId: 7, username: 'alice', role: 'radiologist', sessionId: 's1' }, new Date(Date.now() + 20_000))).expiresIn).toBeLessThanOrEqual(20);
     const [h, p, s] = token.split('.') as [string, string, string];
     const forgedPayload = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p, 'base64url').toString()), role: 'administrator' })).toString('base64url');
     await expect(tokens.verify(`${h}.${forgedPayload}.${s}`)).rejects.toMatchObject({ code: 'PG_ERR_AUTH_FAILED' });
     const otherKey = join(dir, 'other.jwk');
     await TokenService.createKeyFile(otherKey);
-    const foreign = await (await TokenService.load(otherKey, 60)).issue({ userId: 7, username: 'alice', role: 'radiologist' });
-    await expect(tokens.verify(foreign)).rejects.toMatchObject({ code: 'PG_ERR_AUTH_FAILED' });
+    const foreign = await (await TokenService.load(otherKey, 60)).issue({ userId: 7, username: 'alice', role: 'radiologist', sessionId: 's1' });
+    await expect(tokens.verify(foreign.token)).rejects.toMatchObject({ code: 'PG_ERR_AUTH_FAILED' });
   });
 
   it('runs a certificate authority whose certificates OpenSSL verifies', async () => {

@@ -1,6 +1,10 @@
 /** Who or what is calling, as established by the identify step of the one path. */
 export type Subject =
-  | { readonly kind: 'user'; readonly id: string; readonly username: string; readonly role: Role }
+  | {
+      readonly kind: 'user'; readonly id: string; readonly username: string; readonly role: Role;
+      /** The session the person's access token belongs to (logout ends it). */
+      readonly sessionId?: string;
+    }
   | {
       readonly kind: 'device'; readonly id: string; readonly aeTitle: string; readonly role: Role;
       /** The device's allowed DIMSE services and C-MOVE destinations: policy data from the devices table. */

@@ -11,6 +11,8 @@ export interface AccessClaims {
   readonly userId: number;
   readonly username: string;
   readonly role: PersonRole;
+  /** The session the token belongs to (`sid`); identify refuses the token once the session ends. */
+  readonly sessionId: string;
 }
 
 /**
@@ -36,16 +38,23 @@ export class TokenService {
     return new TokenService(privateKey, publicKey, lifetimeSeconds);
   }
 
-  /** Signs an access token for a logged-in person. */
-  async issue(claims: AccessClaims): Promise<string> {
-    return new SignJWT({ username: claims.username, role: claims.role })
+  /**
+   * Signs an access token for a logged-in person. It lives `lifetimeSeconds`, never past `notAfter`
+   * (the session's absolute timeout); returns the token and its lifetime in seconds.
+   */
+  async issue(claims: AccessClaims, notAfter?: Date): Promise<{ token: string; expiresIn: number }> {
+    const nowSeconds = Math.floor(Date.now() / 1000);
+    const cap = notAfter ? Math.floor(notAfter.getTime() / 1000) - nowSeconds : this.lifetimeSeconds;
+    const expiresIn = Math.max(1, Math.min(this.lifetimeSeconds, cap));
+    const token = await new SignJWT({ username: claims.username, role: claims.role, sid: claims.sessionId })
       .setProtectedHeader({ alg: 'EdDSA' })
       .setSubject(String(claims.userId))
       .setIssuer(ISSUER)
       .setAudience(AUDIENCE)
-      .setIssuedAt()
-      .setExpirationTime(`${this.lifetimeSeconds}s`)
+      .setIssuedAt(nowSeconds)
+      .setExpirationTime(nowSeconds + expiresIn)
       .sign(this.privateKey);
+    return { token, expiresIn };
   }
 
   /** Verifies signature, issuer, audience and expiry; throws PG_ERR_AUTH_FAILED otherwise. */
@@ -53,10 +62,10 @@ export class TokenService {
     try {
       const { payload } = await jwtVerify(token, this.publicKey, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['EdDSA'] });
       const userId = Number(payload.sub);
-      if (!Number.isInteger(userId) || typeof payload.username !== 'string' || typeof payload.role !== 'string') {
+      if (!Number.isInteger(userId) || typeof payload.username !== 'string' || typeof payload.role !== 'string' || typeof payload.sid !== 'string') {
         throw new Error('token claims incomplete');
       }
-      return { userId, username: payload.username, role: payload.role as PersonRole };
+      return { userId, username: payload.username, role: payload.role as PersonRole, sessionId: payload.sid };
     } catch (err) {
       throw new PacsGuardError('PG_ERR_AUTH_FAILED', `access token rejected: ${(err as Error).message}`);
     }

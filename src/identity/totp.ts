@@ -23,7 +23,31 @@ export function verifyTotp(secret: string, code: string): boolean {
   }
 }
 
+/** The RFC 6238 time step (30 s) a moment falls in. */
+export function totpStep(at: Date): number {
+  return Math.floor(at.getTime() / 30_000);
+}
+
+/**
+ * The time step a code is valid for at `now` (±1 step of clock drift), or null. Login compares it with
+ * the last step accepted for the person, so each code works once (RFC 6238 §5.2).
+ */
+export function matchTotpStep(secret: string, code: string, now = new Date()): number | null {
+  if (!/^\d{6}$/.test(code)) return null;
+  try {
+    const delta = authenticator.clone({ epoch: now.getTime() }).checkDelta(code, secret);
+    return delta === null ? null : totpStep(now) + delta;
+  } catch {
+    return null;
+  }
+}
+
 /** The current code for a secret: for scripts and tests that log in as a known user. */
 export function currentTotp(secret: string): string {
   return authenticator.generate(secret);
+}
+
+/** The code for a secret at a given moment: for tests that log in twice within one time step. */
+export function totpAt(secret: string, at: Date): string {
+  return authenticator.clone({ epoch: at.getTime() }).generate(secret);
 }

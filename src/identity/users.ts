@@ -2,9 +2,11 @@ import type { Kysely } from 'kysely';
 import { randomBytes } from 'node:crypto';
 import { PacsGuardError } from '../errors.js';
 import type { IndexSchema } from '../storage/index.js';
+import { DEFAULT_SOURCE_LOCK_POLICY, SourceLockout, type SourceLockPolicy } from './lockout.js';
 import { hashPassword, verifyPassword } from './passwords.js';
+import { DEFAULT_SESSION_POLICY, SessionStore, type SessionPolicy } from './sessions.js';
 import { PERSON_ROLES, type PersonRole } from './subject.js';
-import { verifyTotp } from './totp.js';
+import { matchTotpStep } from './totp.js';
 
 export interface User {
   readonly id: number;
@@ -14,17 +16,50 @@ export interface User {
 }
 
 /** Why a login failed, kept for the audit event; the caller shows the person only "authentication failed". */
+export type LoginFailure = 'unknown-user' | 'bad-password' | 'bad-totp' | 'totp-replay' | 'disabled' | 'dormant' | 'locked' | 'source-locked';
+
 export type LoginResult =
   | { readonly ok: true; readonly user: User }
-  | { readonly ok: false; readonly reason: 'unknown-user' | 'bad-password' | 'bad-totp' | 'disabled' | 'locked'; readonly username: string };
+  | {
+      readonly ok: false;
+      readonly reason: LoginFailure;
+      readonly username: string;
+      /** More for the audit trail (when the dormant account was last used, until when a lock holds). */
+      readonly detail?: string;
+      /** Set when this failure locked the account: until when. */
+      readonly accountLockedUntil?: Date;
+      /** Set when this failure locked the source address out: until when. */
+      readonly sourceLockedUntil?: Date;
+    };
+
+/** The login rules; from the config's `login` and `sessions` sections. */
+export interface LoginPolicy {
+  /** Failed logins in a row after which the account locks, for longer each further failure (capped at an hour). */
+  readonly accountLockAfterFailures: number;
+  readonly sourceLock: SourceLockPolicy;
+  /** Days without a login after which the account is disabled at its next attempt; 0 never. */
+  readonly dormantAfterDays: number;
+  readonly sessions: SessionPolicy;
+}
+
+export const DEFAULT_LOGIN_POLICY: LoginPolicy = {
+  accountLockAfterFailures: 5, sourceLock: DEFAULT_SOURCE_LOCK_POLICY, dormantAfterDays: 90, sessions: DEFAULT_SESSION_POLICY,
+};
 
 const USERNAME = /^[A-Za-z0-9._@-]{1,64}$/;
-// After this many failures in a row the account locks, for longer each further failure (capped at an hour).
-const LOCK_AFTER_FAILURES = 5;
+const DAY_MS = 86_400_000;
 
 /** People and their credentials, kept in the index database. */
 export class UserStore {
-  constructor(private readonly db: Kysely<IndexSchema>) {}
+  /** The sessions people open by logging in. */
+  readonly sessions: SessionStore;
+  /** Failed logins per source address. */
+  readonly sources: SourceLockout;
+
+  constructor(private readonly db: Kysely<IndexSchema>, readonly policy: LoginPolicy = DEFAULT_LOGIN_POLICY) {
+    this.sessions = new SessionStore(db, policy.sessions);
+    this.sources = new SourceLockout(policy.sourceLock);
+  }
 
   /** Creates a person with a role, an argon2id password hash and a TOTP secret. */
   async addUser(username: string, role: string, password: string, totpSecret: string): Promise<User> {
@@ -48,28 +83,60 @@ export class UserStore {
     return r ? { id: r.id, username: r.username, role: r.role as PersonRole, disabled: r.disabled === 1 } : undefined;
   }
 
-  /** Checks password and TOTP code, counting failures and locking the account after repeated ones. */
-  async login(username: string, password: string, totp: string, now = new Date()): Promise<LoginResult> {
+  /**
+   * Checks password and TOTP code. Refuses at once a source address locked out by repeated failures;
+   * counts failures per account and per source, locking each with backoff; refuses a TOTP code already
+   * used; disables an account dormant for longer than the policy allows.
+   */
+  async login(username: string, password: string, totp: string, opts: { sourceAddress?: string; now?: Date } = {}): Promise<LoginResult> {
+    const now = opts.now ?? new Date();
+    const source = opts.sourceAddress ?? '';
+    // Before any database read or password hash: a locked-out source costs us nothing.
+    const sourceLocked = this.sources.lockedUntil(source, now);
+    if (sourceLocked) return { ok: false, reason: 'source-locked', username, detail: `source ${source} locked out until ${sourceLocked.toISOString()}` };
+    const failed = (reason: LoginFailure, more: { detail?: string; accountLockedUntil?: Date } = {}): LoginResult => {
+      const sourceLockedUntil = this.sources.fail(source, now);
+      return { ok: false, reason, username, ...more, ...(sourceLockedUntil ? { sourceLockedUntil } : {}) };
+    };
     const r = await this.db.selectFrom('users').selectAll().where('username', '=', username).executeTakeFirst();
     if (!r) {
       // Spend the time a real check would, so response time does not reveal which usernames exist.
       await verifyPassword(await dummyHash(), password);
-      return { ok: false, reason: 'unknown-user', username };
+      return failed('unknown-user');
     }
-    if (r.disabled === 1) return { ok: false, reason: 'disabled', username };
-    if (r.locked_until && new Date(r.locked_until) > now) return { ok: false, reason: 'locked', username };
+    if (r.disabled === 1) return failed('disabled');
+    if (r.locked_until && new Date(r.locked_until) > now) return failed('locked', { detail: `account locked until ${r.locked_until}` });
+    const lastActive = r.last_login_at ?? r.created_at;
+    if (this.policy.dormantAfterDays > 0 && now.getTime() - Date.parse(lastActive) > this.policy.dormantAfterDays * DAY_MS) {
+      await this.db.updateTable('users').set({ disabled: 1 }).where('id', '=', r.id).execute();
+      return failed('dormant', { detail: `no login since ${lastActive} (over ${this.policy.dormantAfterDays} days); account disabled` });
+    }
     const passwordOk = await verifyPassword(r.password_hash, password);
-    const totpOk = passwordOk && verifyTotp(r.totp_secret, totp);
-    if (!passwordOk || !totpOk) {
+    const step = passwordOk ? matchTotpStep(r.totp_secret, totp, now) : null;
+    const replay = step !== null && r.totp_last_step !== null && step <= r.totp_last_step;
+    if (!passwordOk || step === null || replay) {
       const failures = r.failed_logins + 1;
-      const lockedUntil = failures >= LOCK_AFTER_FAILURES
-        ? new Date(now.getTime() + Math.min(3600, 30 * 2 ** (failures - LOCK_AFTER_FAILURES)) * 1000).toISOString()
-        : null;
-      await this.db.updateTable('users').set({ failed_logins: failures, locked_until: lockedUntil }).where('id', '=', r.id).execute();
-      return { ok: false, reason: passwordOk ? 'bad-totp' : 'bad-password', username };
+      const lockAfter = this.policy.accountLockAfterFailures;
+      const lockedUntil = failures >= lockAfter ? new Date(now.getTime() + Math.min(3600, 30 * 2 ** (failures - lockAfter)) * 1000) : null;
+      await this.db.updateTable('users').set({ failed_logins: failures, locked_until: lockedUntil?.toISOString() ?? null }).where('id', '=', r.id).execute();
+      const reason: LoginFailure = !passwordOk ? 'bad-password' : replay ? 'totp-replay' : 'bad-totp';
+      return failed(reason, lockedUntil ? { accountLockedUntil: lockedUntil, detail: `${failures} failures in a row; account locked until ${lockedUntil.toISOString()}` } : {});
     }
-    await this.db.updateTable('users').set({ failed_logins: 0, locked_until: null, last_login_at: now.toISOString() }).where('id', '=', r.id).execute();
+    // The step is claimed atomically: of two logins racing with one code, only one gets it.
+    const claimed = await this.db.updateTable('users')
+      .set({ failed_logins: 0, locked_until: null, last_login_at: now.toISOString(), totp_last_step: step })
+      .where('id', '=', r.id)
+      .where((eb) => eb.or([eb('totp_last_step', 'is', null), eb('totp_last_step', '<', step)]))
+      .executeTakeFirst();
+    if (Number(claimed.numUpdatedRows) !== 1) return failed('totp-replay');
     return { ok: true, user: { id: r.id, username: r.username, role: r.role as PersonRole, disabled: false } };
+  }
+
+  /** Disables or re-enables an account; disabling ends its sessions at once. */
+  async setDisabled(id: number, disabled: boolean, now = new Date()): Promise<void> {
+    // Re-enabling starts the dormancy clock again, or the account would be disabled again at its next login.
+    await this.db.updateTable('users').set(disabled ? { disabled: 1 } : { disabled: 0, last_login_at: now.toISOString() }).where('id', '=', id).execute();
+    if (disabled) await this.sessions.revokeAllOf(id, 'account disabled', now);
   }
 }
 

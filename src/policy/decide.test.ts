@@ -43,6 +43,10 @@ describe('decide', () => {
   it('lets the anonymous only attempt a login, and says why anything else is refused', () => {
     const anon: Subject = { kind: 'anonymous', id: 'anonymous', reason: 'no credentials presented' };
     expect(decide({ subject: anon, zone, action: 'session.login', resource: {} }).allow).toBe(true);
+    // Refresh and logout carry their own credential (the refresh token), checked by the operation.
+    expect(decide({ subject: anon, zone, action: 'session.refresh', resource: {} }).allow).toBe(true);
+    expect(decide({ subject: anon, zone, action: 'session.logout', resource: {} }).allow).toBe(true);
+    expect(decide({ subject: anon, zone, action: 'server.status', resource: {} }).allow).toBe(false);
     expect(decide({ subject: anon, zone, action: 'instances.search', resource: {} })).toEqual({ allow: false, code: 'PG_ERR_AUTH_REQUIRED', reason: 'no credentials presented' });
   });
 });

@@ -34,8 +34,9 @@ export function decideZone(zones: ZonePolicy, zone: ZoneMatch, action: Action): 
 export function decide(input: { subject: Subject; zone: ZoneMatch; action: Action; resource: Resource }): Decision {
   const { subject, action } = input;
   if (subject.kind === 'anonymous') {
-    return action === 'session.login'
-      ? { allow: true, reason: 'anyone may attempt to log in' }
+    // Logging in, refreshing and logging out present their credentials in the request itself.
+    return ACTIONS[action].flow === 'auth'
+      ? { allow: true, reason: 'anyone may attempt to authenticate' }
       : { allow: false, code: 'PG_ERR_AUTH_REQUIRED', reason: subject.reason };
   }
   if (!roleAllows(subject.role, action)) {

@@ -8,6 +8,8 @@ export const ACTIONS = {
   'users.manage': { flow: 'admin-api', describe: 'create and change user accounts' },
   'devices.manage': { flow: 'admin-api', describe: 'enrol, register and revoke DIMSE devices' },
   'session.login': { flow: 'auth', describe: 'log in' },
+  'session.refresh': { flow: 'auth', describe: 'renew an access token with a refresh token' },
+  'session.logout': { flow: 'auth', describe: 'end a session' },
   'server.status': { flow: 'admin-api', describe: 'read server status' },
   // DIMSE: each request is its own action on its own flow, so a zone may, say, store but not retrieve.
   'dimse.associate': { flow: 'dimse-echo', describe: 'open a DICOM association (a zone that may not even verify may not associate)' },
@@ -26,9 +28,9 @@ export type Flow = (typeof ACTIONS)[Action]['flow'] | 'console';
  * separation of duties starts here: the administrator manages accounts but never touches images.
  */
 export const PERMISSIONS: Readonly<Record<Role, readonly Action[]>> = {
-  administrator: ['users.manage', 'devices.manage', 'server.status', 'session.login'],
-  technologist: ['instances.store', 'instances.search', 'instances.read', 'session.login'],
-  radiologist: ['instances.search', 'instances.read', 'session.login'],
+  administrator: ['users.manage', 'devices.manage', 'server.status', 'session.login', 'session.refresh', 'session.logout'],
+  technologist: ['instances.store', 'instances.search', 'instances.read', 'session.login', 'session.refresh', 'session.logout'],
+  radiologist: ['instances.search', 'instances.read', 'session.login', 'session.refresh', 'session.logout'],
   // A device role bounds what any device of its kind could be allowed; each device's own row in the
   // devices table (allowed services, move destinations) narrows it further (see DEVICE_SERVICE_OF).
   modality: ['instances.store', 'dimse.associate', 'dimse.echo', 'dimse.store', 'dimse.find', 'dimse.get', 'dimse.move'],

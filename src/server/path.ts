@@ -41,7 +41,7 @@ export interface Operated<T> {
   readonly objects?: AuditEvent['objects'];
   readonly detail?: Record<string, string | number | boolean>;
   /** Security events the operation met on the way (a quarantined executable preamble), each audited on its own. */
-  readonly securityAlerts?: ReadonlyArray<{ reason: string; code: string; objects?: AuditEvent['objects']; detail?: Record<string, string | number | boolean> }>;
+  readonly securityAlerts?: readonly SecurityAlert[];
 }
 
 export interface PathServices {
@@ -54,6 +54,21 @@ export interface PathServices {
 
 /** A request refused on the path; carries the audited reason. */
 export class Refusal extends PacsGuardError {}
+
+/** A security event met on the way, audited as its own Security Alert beside the operation's event. */
+export interface SecurityAlert {
+  readonly reason: string;
+  readonly code: string;
+  readonly objects?: AuditEvent['objects'];
+  readonly detail?: Record<string, string | number | boolean>;
+}
+
+const alertsOfError = new WeakMap<object, readonly SecurityAlert[]>();
+/** Attaches security alerts to an operation's error: `perform` audits them beside the failure (refresh token reuse). */
+export function withSecurityAlerts<E extends object>(error: E, alerts: readonly SecurityAlert[]): E {
+  if (alerts.length > 0) alertsOfError.set(error, alerts);
+  return error;
+}
 
 const audited = new WeakSet<object>();
 /** True when the path already wrote the audit event for this error (so error handlers do not write a second). */
@@ -83,10 +98,15 @@ export async function identify(services: PathServices, credentials: Credentials)
   } catch (err) {
     return { kind: 'anonymous', id: 'anonymous', reason: (err as PacsGuardError).detail ?? 'invalid token' };
   }
+  // A token outlives its session: logout, reuse of a refresh token and the idle and absolute timeouts
+  // end it before the token's own expiry.
+  const session = await services.users.sessions.check(claims.sessionId);
+  if (!session.ok) return { kind: 'anonymous', id: 'anonymous', reason: `token of user ${claims.userId}: ${session.reason}` };
+  if (session.userId !== claims.userId) return { kind: 'anonymous', id: 'anonymous', reason: `token of user ${claims.userId} names a session of another user` };
   // A token outlives nothing: a disabled or deleted account stops at its next request.
   const user = await services.users.findById(claims.userId);
   if (!user || user.disabled) return { kind: 'anonymous', id: 'anonymous', reason: `account of token subject ${claims.userId} is disabled or gone` };
-  return { kind: 'user', id: String(user.id), username: user.username, role: user.role };
+  return { kind: 'user', id: String(user.id), username: user.username, role: user.role, sessionId: claims.sessionId };
 }
 
 /** Steps 1–3: identify, zone, decide. Resolves with the context the operation will carry, or rejects audited. */
@@ -129,6 +149,9 @@ export async function perform<T>(services: PathServices, ctx: PathContext, opera
     result = await operate();
   } catch (err) {
     const e = asPacsGuardError(err);
+    for (const alert of (typeof err === 'object' && err !== null ? alertsOfError.get(err) : undefined) ?? []) {
+      await services.audit.append(auditEvent({ ...ctx, eventType: 'Security Alert', detail: { ...ctx.detail, ...alert.detail } }, 8, alert.reason, alert.code, alert.objects));
+    }
     await services.audit.append(auditEvent(ctx, e.spec.http >= 500 ? 12 : 8, e.auditDetail, e.code));
     audited.add(e);
     throw e;

@@ -2,7 +2,7 @@ import { Ingest, Retrieve } from '../archive/index.js';
 import { AuditLog, CHECKPOINT_KEY_FILE, SyslogForwarder } from '../audit/index.js';
 import { readFile } from 'node:fs/promises';
 import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js';
-import { DeviceStore, PKI_FILES, TokenService, UserStore } from '../identity/index.js';
+import { DeviceStore, PKI_FILES, TokenService, UserStore, type LoginPolicy } from '../identity/index.js';
 import { ZonePolicy } from '../policy/index.js';
 import { ArchiveIndex, FileBlobStore, openIndexDatabase, type IndexDatabase } from '../storage/index.js';
 import { join } from 'node:path';
@@ -40,7 +40,7 @@ export async function openServices(dataDir: string, overrides: { index?: string 
   const onDamage = (sha256: string, error: PacsGuardError) => reportDamage({ index, audit }, sha256, error, { protocol: 'http', address: '', by: 'pacsguard:read-check' });
   return {
     config, paths, database, index, blobs, audit, tokens, siem,
-    users: new UserStore(database.db),
+    users: new UserStore(database.db, loginPolicy(config)),
     devices: new DeviceStore(database.db),
     zones: new ZonePolicy(config.zones),
     ingest: new Ingest(blobs, index, paths.quarantine),
@@ -50,6 +50,21 @@ export async function openServices(dataDir: string, overrides: { index?: string 
       await audit.close();
       await database.close();
     },
+  };
+}
+
+/** The login and session rules of the config, in the identity layer's terms. */
+export function loginPolicy(config: Config): LoginPolicy {
+  return {
+    accountLockAfterFailures: config.login.accountLockAfterFailures,
+    sourceLock: {
+      failures: config.login.sourceLockAfterFailures,
+      windowSeconds: config.login.sourceWindowMinutes * 60,
+      lockSeconds: config.login.sourceLockSeconds,
+      maxLockSeconds: 3600,
+    },
+    dormantAfterDays: config.login.dormantAfterDays,
+    sessions: { idleSeconds: config.sessions.idleMinutes * 60, absoluteSeconds: Math.round(config.sessions.absoluteHours * 3600) },
   };
 }
 

@@ -245,6 +245,17 @@ export class ArchiveIndex {
     }));
   }
 
+  /** The current blob of each known SOP instance among `sopUids` (unknown ones are absent). */
+  async currentBlobs(sopUids: readonly string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (let i = 0; i < sopUids.length; i += 500) {
+      const rows = await this.db.selectFrom('instances').select(['sop_uid', 'blob_sha256'])
+        .where('sop_uid', 'in', sopUids.slice(i, i + 500)).where('is_current', '=', 1).execute();
+      for (const r of rows) out.set(r.sop_uid, r.blob_sha256);
+    }
+    return out;
+  }
+
   /** Every version of a SOP instance, newest first (earlier versions are kept, never overwritten). */
   async versionsOf(sopUid: string): Promise<Array<{ version: number; blobSha256: string; isCurrent: boolean; createdAt: string }>> {
     const rows = await this.db.selectFrom('instances').select(['version', 'blob_sha256', 'is_current', 'created_at'])

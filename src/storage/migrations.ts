@@ -131,6 +131,32 @@ function migrationsFor(engine: IndexEngine): Record<string, Migration> {
       await db.schema.alterTable('instances').addColumn('damage', 'text', (c) => c.notNull().defaultTo('')).execute();
     },
   },
+  '0004_sessions': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // One row per refresh token. A login starts a family (the session, whose id access tokens carry as
+      // `sid`); each refresh marks its row rotated and adds the next. Only a SHA-256 of the token is kept,
+      // so a copy of the index opens no session.
+      await db.schema
+        .createTable('sessions')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('family', 'text', (c) => c.notNull())
+        .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id'))
+        .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('source_address', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('last_used_at', 'text', (c) => c.notNull())
+        .addColumn('idle_expires_at', 'text', (c) => c.notNull())
+        .addColumn('absolute_expires_at', 'text', (c) => c.notNull())
+        .addColumn('rotated_at', 'text')
+        .addColumn('revoked_at', 'text')
+        .addColumn('revoked_reason', 'text', (c) => c.notNull().defaultTo(''))
+        .execute();
+      await db.schema.createIndex('sessions_family').on('sessions').columns(['family', 'rotated_at']).execute();
+      await db.schema.createIndex('sessions_user').on('sessions').column('user_id').execute();
+      // RFC 6238 §5.2: a code is accepted once. The last accepted time step, per person.
+      await db.schema.alterTable('users').addColumn('totp_last_step', 'integer').execute();
+    },
+  },
   };
 }
 

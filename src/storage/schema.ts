@@ -8,6 +8,7 @@ export interface IndexSchema {
   instances: InstancesTable;
   users: UsersTable;
   devices: DevicesTable;
+  sessions: SessionsTable;
 }
 
 export interface PatientsTable {
@@ -83,6 +84,8 @@ export interface UsersTable {
   locked_until: string | null;
   last_login_at: string | null;
   created_at: string;
+  /** RFC 6238 time step of the last TOTP code accepted (migration 0004); a code at or before it is a replay. */
+  totp_last_step: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 /** A DIMSE peer (migration 0002): a modality or clinical system, by certificate or as a legacy device. */
@@ -109,4 +112,24 @@ export interface DevicesTable {
   revoked_at: string | null;
   last_seen_at: string | null;
   created_at: string;
+}
+
+/** One refresh token of a session (migration 0004); the rows of one `family` are one session. */
+export interface SessionsTable {
+  id: string;
+  /** The session id, carried by its access tokens as `sid`; shared by every rotation of its refresh token. */
+  family: string;
+  user_id: number;
+  /** SHA-256 (hex) of the refresh token; the token itself is never stored. */
+  token_hash: string;
+  source_address: string;
+  created_at: string;
+  last_used_at: string;
+  idle_expires_at: string;
+  absolute_expires_at: string;
+  /** Set when this token was exchanged for the next one; presenting it again is reuse (theft). */
+  rotated_at: string | null;
+  /** Set on every row of the family when the session ends (logout, reuse, disabled account, expiry). */
+  revoked_at: string | null;
+  revoked_reason: string;
 }

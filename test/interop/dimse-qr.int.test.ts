@@ -2,13 +2,15 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import dimse from 'dcmjs-dimse';
+import { parsePart10 } from '../../src/dicom/index.js';
 import { CertificateAuthority } from '../../src/identity/index.js';
 import { datasetOfPart10 } from '../../src/server/dimse/encoded.js';
 import { dcmtkAvailable, runDcmtk, startStorescp, tlsArgs, writeInstances, type RunningStorescp } from '../support/dcmtk.js';
 import { httpsCall } from '../support/https.js';
 import { freePort } from '../support/orthanc.js';
 import { startTestServer, type TestServer } from '../support/server.js';
-import { makeStudy } from '../support/synth.js';
+import { makeInstance, makeStudy } from '../support/synth.js';
 
 const portOf = (url: string) => url.slice(url.lastIndexOf(':') + 1);
 /** The values of one tag in findscu's verbose output, e.g. `(0020,000d) UI [1.2.3]`. */
@@ -112,6 +114,49 @@ describe.skipIf(!dcmtkAvailable())('C-FIND, C-GET and C-MOVE (DCMTK findscu, get
     const got = readdirSync(out).map((f) => datasetOfPart10(readFileSync(join(out, f))).dataset.toString('hex')).sort();
     const sent = (studies[0] as Buffer[]).map((b) => datasetOfPart10(b).dataset.toString('hex')).sort();
     expect(got).toEqual(sent);
+  });
+
+  it('re-encodes a native syntax the caller did not accept (implicit VR stored, explicit VR taken) on C-GET', async () => {
+    const original = makeInstance({ transferSyntax: 'implicit', seed: 81, patientId: 'IMPL-1', rows: 16, columns: 16 });
+    const [file] = writeInstances(join(dir, 'implicit-in'), [original]);
+    const stored = await runDcmtk('storescu', ['-xi', '-aet', 'MODALITY', '-aec', 'PACSGUARD', '127.0.0.1', plainPort, file as string]);
+    expect(stored.code, stored.stderr).toBe(0);
+    const out = join(dir, 'implicit-out');
+    mkdirSync(out, { recursive: true });
+    const r = await runDcmtk('getscu', ['-v', '+xe', '-aet', 'QRLEGACY', '-aec', 'PACSGUARD', '-S', '-k', 'QueryRetrieveLevel=STUDY', '-k', 'PatientID=IMPL-1', '-od', out, '127.0.0.1', plainPort]);
+    expect(r.stderr).toMatch(/Number of Completed Suboperations : 1/);
+    const [name] = readdirSync(out);
+    const got = parsePart10(readFileSync(join(out, name as string)));
+    const want = parsePart10(original);
+    expect(got.transferSyntaxUid).toBe('1.2.840.10008.1.2.1');
+    expect(got.sopInstanceUid).toBe(want.sopInstanceUid);
+    expect(got.attributes).toEqual(want.attributes);
+  });
+
+  it('serves C-GET over mutual TLS too (dcmjs-dimse as the client: DCMTK 3.6.7 getscu has no TLS)', async () => {
+    const received: string[] = [];
+    const final = await new Promise<number>((resolve, reject) => {
+      const client = new dimse.Client();
+      const request = dimse.requests.CGetRequest.createStudyGetRequest(parsePart10((studies[2] as Buffer[])[0] as Buffer).studyInstanceUid);
+      let status = -1;
+      request.on('response', (r: dimse.responses.CGetResponse) => {
+        if (r.getStatus() !== 0xff00) status = r.getStatus();
+      });
+      client.on('cStoreRequest', (req: dimse.requests.CStoreRequest, callback: (r: dimse.responses.CStoreResponse) => void) => {
+        received.push(req.getAffectedSopInstanceUid());
+        const response = dimse.responses.CStoreResponse.fromRequest(req);
+        response.setStatus(0);
+        callback(response);
+      });
+      client.addRequest(request);
+      client.on('closed', () => resolve(status));
+      client.on('networkError', (e: Error) => reject(e));
+      client.send('127.0.0.1', Number(tlsPort), 'RIS', 'PACSGUARD', {
+        securityOptions: { key: readFileSync(join(ris().dir, 'key.pem')), cert: readFileSync(join(ris().dir, 'cert.pem')), ca: readFileSync(join(ris().dir, 'ca.pem')), minVersion: 'TLSv1.2', servername: 'localhost' } as never,
+      });
+    });
+    expect(final).toBe(0);
+    expect(received).toHaveLength(1);
   });
 
   it('moves a study to a registered, allowed destination and reports success only after the sub-operations', async () => {

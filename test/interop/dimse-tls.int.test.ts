@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aeTitleUri, CertificateAuthority } from '../../src/identity/index.js';
 import { dcmtkAvailable, runDcmtk, tlsArgs, writeInstances } from '../support/dcmtk.js';
 import { startTestServer, type TestServer } from '../support/server.js';
-import { makeStudy } from '../support/synth.js';
+import { makeInstance, makeStudy } from '../support/synth.js';
 
 // The real command, as an operator runs it (built into dist/ by `npm test` before the suite).
 const BIN = resolve('bin/pacsguard.js');
@@ -69,6 +69,23 @@ describe.skipIf(!dcmtkAvailable())('DICOM over mutual TLS with enrolled device c
     // The dataset that arrived is the dataset stored (only the file meta information is ours).
     const rows = await pg.server.services.index.search({ level: 'instance', filters: new Map([['PatientID', { kind: 'single', value: 'PAT-41' }]]), limit: 10, offset: 0 });
     expect(rows).toHaveLength(3);
+  });
+
+  it('stores compressed and other transfer syntaxes as received', async () => {
+    const cases = [
+      { ts: 'rle-fake', flag: '-xr', uid: '1.2.840.10008.1.2.5' },
+      { ts: 'jpegBaseline-fake', flag: '-xy', uid: '1.2.840.10008.1.2.4.50' },
+      { ts: 'deflated', flag: '-xd', uid: '1.2.840.10008.1.2.1.99' },
+    ] as const;
+    for (const [i, c] of cases.entries()) {
+      const bytes = makeInstance({ transferSyntax: c.ts, seed: 600 + i, patientId: `TS-${i}`, rows: 32, columns: 32, bitsAllocated: c.ts === 'jpegBaseline-fake' ? 8 : 16 });
+      const [file] = writeInstances(join(dir, `ts-${i}`), [bytes]);
+      const r = await runDcmtk('storescu', [c.flag, '-aet', 'CT01', '-aec', 'PACSGUARD', ...tlsArgs(ct()), '127.0.0.1', tlsPort, file as string]);
+      expect(r.code, `${c.ts}: ${r.stderr}`).toBe(0);
+      const rows = await pg.server.services.index.search({ level: 'instance', filters: new Map([['PatientID', { kind: 'single', value: `TS-${i}` }]]), limit: 1, offset: 0 });
+      const [stored] = await pg.server.services.index.findInstances(rows[0]?.values.StudyInstanceUID ?? '');
+      expect(stored?.transferSyntaxUid, c.ts).toBe(c.uid);
+    }
   });
 
   it('refuses a client without a certificate, with a foreign one or an expired one (TLS failure), and audits it', async () => {

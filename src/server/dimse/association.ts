@@ -35,8 +35,13 @@ export function isStorageSopClass(uid: string): boolean {
  * first proposed syntax ingest knows, compressed ones included (stored as received, never transcoded);
  * commands and query identifiers take little endian only, explicit VR first.
  */
-export function chooseTransferSyntax(abstractSyntax: string, proposed: readonly string[]): string | undefined {
-  if (isStorageSopClass(abstractSyntax)) return proposed.find((ts) => lookupTransferSyntax(ts) !== undefined);
+export function chooseTransferSyntax(abstractSyntax: string, proposed: readonly string[], weSendOnIt = false): string | undefined {
+  if (isStorageSopClass(abstractSyntax)) {
+    // A context on which we will send (C-GET sub-operations, the caller taking the SCP role): explicit VR
+    // little endian first, the syntax most instances arrive and are stored in, so they go out unconverted.
+    if (weSendOnIt && proposed.includes(EXPLICIT_LE)) return EXPLICIT_LE;
+    return proposed.find((ts) => lookupTransferSyntax(ts) !== undefined);
+  }
   if (abstractSyntax === SOP.verification || QUERY_RETRIEVE.has(abstractSyntax)) {
     return [EXPLICIT_LE, IMPLICIT_LE].find((ts) => proposed.includes(ts));
   }
@@ -55,7 +60,7 @@ export function negotiatePresentationContexts(association: dimse.association.Ass
       context.setResult(PresentationContextResult.RejectAbstractSyntaxNotSupported);
       continue;
     }
-    const ts = chooseTransferSyntax(abstract, context.getTransferSyntaxUids());
+    const ts = chooseTransferSyntax(abstract, context.getTransferSyntaxUids(), context.getProviderRole() === true);
     if (ts === undefined) {
       context.setResult(PresentationContextResult.RejectTransferSyntaxesNotSupported);
       continue;

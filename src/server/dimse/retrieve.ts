@@ -4,6 +4,7 @@ import type { StoredInstance } from '../../storage/index.js';
 import type { Operated } from '../path.js';
 import type { Services } from '../services.js';
 import { SOP } from './association.js';
+import { lookupTransferSyntax, toExplicitLittleEndian } from '../../dicom/index.js';
 import { datasetOfPart10 } from './encoded.js';
 import { encodeJson, identifierOf, parseIdentifier } from './find.js';
 import type { ListenerContext } from './scp.js';
@@ -31,6 +32,25 @@ export async function instancesFor(services: Services, sopClassUid: string, elem
     for (const i of await services.index.findInstances(study)) if (wanted.has(i.sopUid)) out.push(i);
   }
   return out;
+}
+
+const EXPLICIT_LE = '1.2.840.10008.1.2.1';
+
+/** The syntaxes an instance can go out in: as stored, or re-encoded to explicit VR little endian when native. */
+export function sendableSyntaxes(storedTs: string): string[] {
+  const native = lookupTransferSyntax(storedTs)?.encapsulated === false;
+  return native && storedTs !== EXPLICIT_LE ? [storedTs, EXPLICIT_LE] : [storedTs];
+}
+
+/** An accepted syntax to send the instance in, preferring the stored one; undefined when none fits. */
+function pickSyntax(accepted: (ts: string) => boolean, storedTs: string): string | undefined {
+  return sendableSyntaxes(storedTs).find(accepted);
+}
+
+/** The instance's dataset in the chosen syntax: the stored bytes, or a native syntax re-encoded (never pixel data decoded). */
+async function datasetIn(services: Services, instance: StoredInstance, ts: string): Promise<Buffer> {
+  const bytes = await services.retrieve.bytes(instance);
+  return datasetOfPart10(ts === instance.transferSyntaxUid ? bytes : toExplicitLittleEndian(bytes)).dataset;
 }
 
 /** Counts of sub-operations (PS3.4 C.4.2.1.4, C.4.3.1.4). */
@@ -108,17 +128,18 @@ export async function retrieveByGet(
   const association = (scp as unknown as { association: dimse.association.Association }).association;
   // The caller must have offered to take each instance's SOP class in the syntax it is stored in
   // (SCP role, PS3.7 D.3.3.4); PacsGuard does not transcode.
-  const offered = (sopClass: string, ts: string) => association.getPresentationContexts().some(({ context }) =>
+  const offered = (sopClass: string) => (ts: string) => association.getPresentationContexts().some(({ context }) =>
     context.getAbstractSyntaxUid() === sopClass && context.getResult() === PresentationContextResult.Accept && context.getAcceptedTransferSyntaxUid() === ts);
   const ops: SubOperations = { remaining: instances.length, completed: 0, failed: 0, warning: 0, failedUids: [] };
   for (const instance of instances) {
     if (stop()) break;
     ops.remaining--;
-    if (!offered(instance.sopClassUid, instance.transferSyntaxUid)) {
+    const ts = pickSyntax(offered(instance.sopClassUid), instance.transferSyntaxUid);
+    if (ts === undefined) {
       countStatus(ops, 0xa702, instance.sopUid);
     } else {
-      const { dataset } = datasetOfPart10(await services.retrieve.bytes(instance));
-      const status = await sendStore(scp, dataset, { sopClassUid: instance.sopClassUid, sopInstanceUid: instance.sopUid, transferSyntaxUid: instance.transferSyntaxUid }, SUB_OPERATION_TIMEOUT_MS)
+      const dataset = await datasetIn(services, instance, ts);
+      const status = await sendStore(scp, dataset, { sopClassUid: instance.sopClassUid, sopInstanceUid: instance.sopUid, transferSyntaxUid: ts }, SUB_OPERATION_TIMEOUT_MS)
         .catch(() => 0xa702);
       countStatus(ops, status, instance.sopUid);
     }
@@ -159,7 +180,7 @@ export async function retrieveByMove(
     final.setAffectedSopClassUid(sopClassUid);
     return outcomeOf(final, ops, instances, detail);
   }
-  const contexts = [...new Map(instances.map((i) => [`${i.sopClassUid} ${i.transferSyntaxUid}`, { sopClassUid: i.sopClassUid, transferSyntaxUid: i.transferSyntaxUid }])).values()];
+  const contexts = [...new Map(instances.map((i) => [`${i.sopClassUid} ${i.transferSyntaxUid}`, { sopClassUid: i.sopClassUid, transferSyntaxUids: sendableSyntaxes(i.transferSyntaxUid) }])).values()];
   let scu: StoreScu;
   try {
     scu = await StoreScu.open({
@@ -174,12 +195,13 @@ export async function retrieveByMove(
     for (const instance of instances) {
       if (stop()) break;
       ops.remaining--;
-      if (!scu.accepts(instance.sopClassUid, instance.transferSyntaxUid)) {
+      const ts = pickSyntax((t) => scu.accepts(instance.sopClassUid, t), instance.transferSyntaxUid);
+      if (ts === undefined) {
         countStatus(ops, 0xa702, instance.sopUid);
       } else {
-        const { dataset } = datasetOfPart10(await services.retrieve.bytes(instance));
+        const dataset = await datasetIn(services, instance, ts);
         const status = await scu.store(dataset, {
-          sopClassUid: instance.sopClassUid, sopInstanceUid: instance.sopUid, transferSyntaxUid: instance.transferSyntaxUid,
+          sopClassUid: instance.sopClassUid, sopInstanceUid: instance.sopUid, transferSyntaxUid: ts,
           moveOriginator: { aeTitle: callingAe, messageId: request.getMessageId() },
         }, SUB_OPERATION_TIMEOUT_MS).catch(() => 0xa702);
         countStatus(ops, status, instance.sopUid);

@@ -55,6 +55,7 @@ export class AssociationScp extends dimse.Scp {
   private busy = false;
   private closed = false;
   private cancelled = false;
+  private aborting = false;
   private storeAllowed = false;
 
   constructor(socket: Socket | TLSSocket, private readonly ctx: ListenerContext, private readonly peer: Peer) {
@@ -84,10 +85,17 @@ export class AssociationScp extends dimse.Scp {
 
   /** Ends the connection for a PDU the guard refused: A-ABORT, audited. */
   async refusePdu(violation: PduViolation): Promise<void> {
-    if (this.closed) return;
-    this.sendAbortSafe(AbortSource.ServiceProvider, violation.abortReason);
+    await this.abortAudited(violation.abortReason, violation.reason);
+  }
+
+  /** Audits why, then sends A-ABORT and closes: the record is durable before the peer learns the outcome. */
+  private async abortAudited(abortReason: number, reason: string): Promise<void> {
+    if (this.closed || this.aborting) return;
+    this.aborting = true;
+    this.socketOf.pause();
+    await this.auditFailure('dimse.associate', 'Association Rejected', new PacsGuardError('PG_ERR_DIMSE_PROTOCOL', reason));
+    this.sendAbortSafe(AbortSource.ServiceProvider, abortReason);
     this.destroy();
-    await this.auditFailure('dimse.associate', 'Association Rejected', new PacsGuardError('PG_ERR_DIMSE_PROTOCOL', violation.reason));
   }
 
   private sendAbortSafe(source: number, reason: number): void {
@@ -115,10 +123,7 @@ export class AssociationScp extends dimse.Scp {
   }
 
   private async protocolFailure(reason: string): Promise<void> {
-    if (this.closed) return;
-    this.sendAbortSafe(AbortSource.ServiceProvider, 0);
-    this.destroy();
-    await this.auditFailure('dimse.associate', 'Association Rejected', new PacsGuardError('PG_ERR_DIMSE_PROTOCOL', reason));
+    await this.abortAudited(0, reason);
   }
 
   /** Audits something refused outside admit/perform (protocol errors, limits), best effort. */

@@ -24,7 +24,7 @@ export class StoreScu {
   /** Connects and negotiates one context per SOP class and transfer syntax the instances need. */
   static async open(opts: {
     host: string; port: number; callingAe: string; calledAe: string;
-    contexts: ReadonlyArray<{ sopClassUid: string; transferSyntaxUid: string }>; timeoutMs: number;
+    contexts: ReadonlyArray<{ sopClassUid: string; transferSyntaxUids: readonly string[] }>; timeoutMs: number;
   }): Promise<StoreScu> {
     const socket = connect({ host: opts.host, port: opts.port });
     socket.setNoDelay(true);
@@ -32,7 +32,7 @@ export class StoreScu {
     const association = new Association(opts.callingAe, opts.calledAe);
     for (const c of opts.contexts.slice(0, MAX_PROPOSED_CONTEXTS)) {
       const id = association.addPresentationContext(c.sopClassUid);
-      association.addTransferSyntaxToPresentationContext(id, c.transferSyntaxUid);
+      for (const ts of c.transferSyntaxUids) association.addTransferSyntaxToPresentationContext(id, ts);
     }
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => fail(new Error(`no answer from ${opts.calledAe} at ${opts.host}:${opts.port} in ${opts.timeoutMs} ms`)), opts.timeoutMs);

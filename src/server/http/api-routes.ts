@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { PacsGuardError } from '../../errors.js';
-import { generatePassword, generateTotpSecret, PERSON_ROLES, totpEnrolmentUri } from '../../identity/index.js';
-import { perform } from '../path.js';
+import { generatePassword, generateTotpSecret, PERSON_ROLES, totpEnrolmentUri, type IssuedSession, type LoginResult } from '../../identity/index.js';
+import { perform, withSecurityAlerts, type SecurityAlert } from '../path.js';
 import type { Services } from '../services.js';
 import { contextOf } from './context.js';
 
@@ -11,6 +11,9 @@ const loginBody = z.object({
   password: z.string().min(1).max(1024),
   totp: z.string().regex(/^\d{6}$/, 'totp is the 6-digit code from the authenticator'),
 }).strict();
+
+const refreshBody = z.object({ refresh_token: z.string().min(20).max(200) }).strict();
+const logoutBody = z.object({ refresh_token: z.string().min(20).max(200).optional() }).strict();
 
 const newUserBody = z.object({
   username: z.string().min(1).max(64),
@@ -28,33 +31,114 @@ function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   return r.data;
 }
 
+/** The answer to a login or refresh (RFC 6749 §5.1 names), plus when the session ends at the latest. */
+function tokenResponse(access: { token: string; expiresIn: number }, session: IssuedSession) {
+  return {
+    access_token: access.token,
+    token_type: 'Bearer',
+    expires_in: access.expiresIn,
+    refresh_token: session.refreshToken,
+    // The refresh token dies sooner if the session idles; never later than this.
+    refresh_expires_in: Math.max(0, Math.floor((session.absoluteExpiresAt.getTime() - Date.now()) / 1000)),
+    session_expires_at: session.absoluteExpiresAt.toISOString(),
+  };
+}
+
+/** The error a failed login answers with: the person learns only that it failed; the audit trail learns why. */
+function loginRefusal(result: LoginResult & { ok: false }, sourceAddress: string): PacsGuardError {
+  const why = `login failed for '${result.username}': ${result.reason}${result.detail ? ` (${result.detail})` : ''}`;
+  const alerts: SecurityAlert[] = [];
+  if (result.accountLockedUntil) {
+    alerts.push({ reason: `account '${result.username}' locked until ${result.accountLockedUntil.toISOString()} after repeated failed logins`, code: 'PG_ERR_AUTH_LOCKED', objects: { username: result.username } });
+  }
+  if (result.sourceLockedUntil) {
+    alerts.push({ reason: `source ${sourceAddress} locked out of logging in until ${result.sourceLockedUntil.toISOString()} after repeated failed logins`, code: 'PG_ERR_AUTH_SOURCE_LOCKED', detail: { lockedSource: sourceAddress } });
+  }
+  let error: PacsGuardError;
+  if (result.reason === 'source-locked') error = new PacsGuardError('PG_ERR_AUTH_SOURCE_LOCKED', 'too many failed logins from this address; try again later', { auditDetail: why });
+  else if (result.reason === 'locked') error = new PacsGuardError('PG_ERR_AUTH_LOCKED', `account '${result.username}' is locked after repeated failures`, { auditDetail: why });
+  else error = new PacsGuardError('PG_ERR_AUTH_FAILED', 'wrong username, password or TOTP code', { auditDetail: why });
+  return withSecurityAlerts(error, alerts);
+}
+
 /** The admin and session API under /api. */
 export async function registerApiRoutes(app: FastifyInstance, services: Services): Promise<void> {
   app.post('/auth/login', {
     config: {
       pacsguard: { action: 'session.login', eventType: 'User Authentication' },
-      // Slows password guessing from one address; per-account lockout in the user store does the rest.
+      // A coarse cap in front of the audited per-account and per-source lockouts in the user store.
       rateLimit: { max: 30, timeWindow: '1 minute' },
     },
   }, async (request) => {
     const ctx = contextOf(request);
     const body = parseBody(loginBody, request.body);
+    const sourceAddress = request.socket.remoteAddress ?? '';
     return perform(services, { ...ctx, resource: { username: body.username } }, async () => {
-      const result = await services.users.login(body.username, body.password, body.totp);
-      if (!result.ok) {
-        if (result.reason === 'locked') throw new PacsGuardError('PG_ERR_AUTH_LOCKED', `account '${body.username}' is locked after repeated failures`);
-        // The person learns only that it failed; the audit trail learns why.
-        throw new PacsGuardError('PG_ERR_AUTH_FAILED', 'wrong username, password or TOTP code', {
-          auditDetail: `login failed for '${body.username}': ${result.reason}`,
-        });
-      }
-      const token = await services.tokens.issue({ userId: result.user.id, username: result.user.username, role: result.user.role });
+      const result = await services.users.login(body.username, body.password, body.totp, { sourceAddress });
+      if (!result.ok) throw loginRefusal(result, sourceAddress);
+      const session = await services.users.sessions.open(result.user.id, { sourceAddress });
+      const access = await services.tokens.issue({ userId: result.user.id, username: result.user.username, role: result.user.role, sessionId: session.sessionId }, session.absoluteExpiresAt);
       return {
-        value: { access_token: token, token_type: 'Bearer', expires_in: services.tokens.lifetimeSeconds },
+        value: tokenResponse(access, session),
         reason: `user '${result.user.username}' (${result.user.role}) logged in with password and TOTP`,
         objects: { username: result.user.username },
+        detail: { session: session.sessionId },
       };
     });
+  });
+
+  app.post('/auth/refresh', {
+    config: {
+      pacsguard: { action: 'session.refresh', eventType: 'User Authentication' },
+      rateLimit: { max: 60, timeWindow: '1 minute' },
+    },
+  }, async (request) => {
+    const ctx = contextOf(request);
+    const body = parseBody(refreshBody, request.body);
+    const sourceAddress = request.socket.remoteAddress ?? '';
+    return perform(services, ctx, async () => {
+      const result = await services.users.sessions.refresh(body.refresh_token, { sourceAddress });
+      if (!result.ok) {
+        if (result.reason === 'reuse') {
+          // RFC 9700 §4.14.2: a rotated refresh token came back, so someone else holds this session.
+          throw withSecurityAlerts(new PacsGuardError('PG_ERR_AUTH_TOKEN_REUSE', 'refresh token was used before; the session is revoked, log in again', {
+            auditDetail: `refresh refused: ${result.detail}`,
+          }), [{ reason: `possible token theft: ${result.detail} (user id ${result.userId})`, code: 'PG_ERR_AUTH_TOKEN_REUSE', detail: { session: result.sessionId ?? '', userId: result.userId ?? 0 } }]);
+        }
+        throw new PacsGuardError('PG_ERR_AUTH_FAILED', 'refresh token invalid or session ended; log in again', { auditDetail: `refresh refused (${result.reason}): ${result.detail}` });
+      }
+      const user = await services.users.findById(result.userId);
+      if (!user || user.disabled) {
+        await services.users.sessions.revoke(result.sessionId, 'account disabled');
+        throw new PacsGuardError('PG_ERR_AUTH_FAILED', 'refresh token invalid or session ended; log in again', { auditDetail: `refresh refused: account ${result.userId} is disabled or gone` });
+      }
+      const access = await services.tokens.issue({ userId: user.id, username: user.username, role: user.role, sessionId: result.sessionId }, result.absoluteExpiresAt);
+      return {
+        value: tokenResponse(access, result),
+        reason: `session of '${user.username}' refreshed; refresh token rotated`,
+        objects: { username: user.username },
+        detail: { session: result.sessionId },
+      };
+    });
+  });
+
+  app.post('/auth/logout', { config: { pacsguard: { action: 'session.logout', eventType: 'User Authentication' } } }, async (request, reply) => {
+    const ctx = contextOf(request);
+    const body = request.body === undefined || request.body === null ? {} : parseBody(logoutBody, request.body);
+    await perform(services, ctx, async () => {
+      // The session of the access token presented, else the one the refresh token in the body belongs to.
+      const subject = ctx.subject;
+      let sessionId = subject.kind === 'user' ? subject.sessionId : undefined;
+      if (!sessionId && body.refresh_token) sessionId = (await services.users.sessions.sessionOfRefreshToken(body.refresh_token))?.sessionId;
+      if (!sessionId) throw new PacsGuardError('PG_ERR_AUTH_REQUIRED', 'log out with the access token or the refresh token of the session', { auditDetail: `logout without a live session: ${subject.kind === 'anonymous' ? subject.reason : 'no session'}` });
+      const ended = await services.users.sessions.revoke(sessionId, 'logout');
+      return {
+        value: undefined,
+        reason: ended ? `session ${sessionId} ended by logout` : `session ${sessionId} had ended already`,
+        detail: { session: sessionId },
+      };
+    });
+    return reply.code(204).send();
   });
 
   app.post('/users', { config: { pacsguard: { action: 'users.manage', eventType: 'Security Configuration Change' } } }, async (request, reply) => {

@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { parseQuery, QuarantinedError, searchResult, withBulkDataUrls, type IngestResult } from '../../archive/index.js';
 import { toExplicitLittleEndian, type DicomJson } from '../../dicom/index.js';
 import { PacsGuardError } from '../../errors.js';
+import { subjectLabel } from '../../identity/index.js';
 import type { QueryLevel, StoredInstance } from '../../storage/index.js';
 import { perform, type Operated } from '../path.js';
 import type { Services } from '../services.js';
@@ -120,7 +121,7 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
       }
       if (!Buffer.isBuffer(request.body)) throw new PacsGuardError('PG_ERR_HTTP_BAD_MULTIPART', 'request has no body');
       const parts = splitMultipart(request.body, boundary);
-      return storeParts(services, parts.map((p) => ({ contentType: p.headers.get('content-type'), body: p.body })), study, base(request), ctx.subject.id);
+      return storeParts(services, parts.map((p) => ({ contentType: p.headers.get('content-type'), body: p.body })), study, base(request), subjectLabel(ctx.subject));
     });
     return reply.code(response.status).type(DICOM_JSON).send(response.body);
   };
@@ -295,6 +296,9 @@ async function storeParts(
       alerts.push({ reason: `executable content in a DICOM preamble: ${r.threat}`, code: r.code, detail: { quarantineFile: r.quarantineFile, sha256: r.sha256 } });
     }
   }
+  // A suspended subject is refused as a whole (403), not instance by instance.
+  const suspended = results.find((r): r is PacsGuardError => r instanceof PacsGuardError && r.code === 'PG_ERR_SUSPENDED');
+  if (suspended && stored.length === 0) throw suspended;
   // When the server itself failed (disk full, index down) and nothing was stored, it is the request that failed.
   const serverFailure = results.find((r): r is PacsGuardError => r instanceof PacsGuardError && r.spec.http >= 500);
   if (serverFailure && stored.length === 0) throw serverFailure;

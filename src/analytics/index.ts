@@ -1,0 +1,2 @@
+export { Containment, type ContainmentLimits } from './containment.js';
+export { byteEntropy, looksEncrypted } from './entropy.js';

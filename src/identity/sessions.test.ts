@@ -1,0 +1,116 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openIndexDatabase, type IndexDatabase } from '../storage/index.js';
+import { generateTotpSecret, hashRefreshToken, SessionStore, UserStore } from './index.js';
+
+describe('sessions', () => {
+  let dir: string;
+  let database: IndexDatabase;
+  let sessions: SessionStore;
+  let userId: number;
+  const t0 = new Date('2026-03-01T08:00:00Z');
+  const at = (seconds: number) => new Date(t0.getTime() + seconds * 1000);
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'pg-sessions-'));
+    database = await openIndexDatabase(join(dir, 'index.sqlite'));
+    userId = (await new UserStore(database.db).addUser('sam', 'radiologist', 'a long enough password', generateTotpSecret())).id;
+    sessions = new SessionStore(database.db, { idleSeconds: 1800, absoluteSeconds: 12 * 3600, cacheMs: 0 });
+  });
+  afterAll(async () => {
+    await database.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keeps only a SHA-256 of the refresh token', async () => {
+    const s = await sessions.open(userId, { now: t0 });
+    const rows = await database.db.selectFrom('sessions').selectAll().where('family', '=', s.sessionId).execute();
+    expect(rows).toHaveLength(1);
+    expect(rows[0]?.token_hash).toBe(hashRefreshToken(s.refreshToken));
+    expect(JSON.stringify(rows)).not.toContain(s.refreshToken);
+    expect(s.refreshToken.length).toBeGreaterThanOrEqual(43);
+  });
+
+  it('rotates the refresh token: the new one works, the old one is dead', async () => {
+    const s = await sessions.open(userId, { now: t0 });
+    const r1 = await sessions.refresh(s.refreshToken, { now: at(60) });
+    expect(r1).toMatchObject({ ok: true, sessionId: s.sessionId, userId });
+    if (!r1.ok) throw new Error('unreachable');
+    expect(r1.refreshToken).not.toBe(s.refreshToken);
+    expect((await sessions.check(s.sessionId, at(61))).ok).toBe(true);
+    const r2 = await sessions.refresh(r1.refreshToken, { now: at(120) });
+    expect(r2.ok).toBe(true);
+  });
+
+  it('revokes the whole session when a rotated refresh token comes back (theft detection)', async () => {
+    const s = await sessions.open(userId, { now: t0 });
+    const r1 = await sessions.refresh(s.refreshToken, { now: at(10) });
+    if (!r1.ok) throw new Error('refresh failed');
+    const stolen = await sessions.refresh(s.refreshToken, { now: at(20) });
+    expect(stolen).toMatchObject({ ok: false, reason: 'reuse', sessionId: s.sessionId, userId });
+    // The legitimate holder's newer token dies with the session, and so do its access tokens.
+    expect(await sessions.refresh(r1.refreshToken, { now: at(30) })).toMatchObject({ ok: false, reason: 'revoked' });
+    expect(await sessions.check(s.sessionId, at(31))).toMatchObject({ ok: false, reason: expect.stringMatching(/refresh token reuse/) });
+  });
+
+  it('lets only one of two concurrent refreshes with one token win', async () => {
+    const s = await sessions.open(userId, { now: t0 });
+    const results = await Promise.all([sessions.refresh(s.refreshToken, { now: at(5) }), sessions.refresh(s.refreshToken, { now: at(5) })]);
+    expect(results.filter((r) => r.ok)).toHaveLength(1);
+    expect(results.filter((r) => !r.ok && r.reason === 'reuse')).toHaveLength(1);
+  });
+
+  it('ends a session at logout at once, even with a long cache', async () => {
+    const cached = new SessionStore(database.db, { idleSeconds: 1800, absoluteSeconds: 3600, cacheMs: 3_600_000 });
+    const s = await cached.open(userId, { now: t0 });
+    expect((await cached.check(s.sessionId, at(1))).ok).toBe(true);
+    expect(await cached.revoke(s.sessionId, 'logout', at(2))).toBe(true);
+    expect(await cached.check(s.sessionId, at(3))).toMatchObject({ ok: false, reason: expect.stringMatching(/logout/) });
+    expect(await cached.refresh(s.refreshToken, { now: at(4) })).toMatchObject({ ok: false, reason: 'revoked' });
+    expect(await cached.revoke(s.sessionId, 'logout', at(5))).toBe(false);
+  });
+
+  it('sees a revocation by another process once its cache expires', async () => {
+    const here = new SessionStore(database.db, { idleSeconds: 1800, absoluteSeconds: 3600, cacheMs: 5000 });
+    const there = new SessionStore(database.db, { idleSeconds: 1800, absoluteSeconds: 3600, cacheMs: 5000 });
+    const s = await here.open(userId, { now: t0 });
+    await there.revoke(s.sessionId, 'revoked elsewhere', at(1));
+    expect((await here.check(s.sessionId, at(2))).ok).toBe(true);
+    expect((await here.check(s.sessionId, at(8))).ok).toBe(false);
+  });
+
+  it('ends an idle session, and use keeps it alive', async () => {
+    const s = await sessions.open(userId, { now: t0 });
+    expect((await sessions.check(s.sessionId, at(1700))).ok).toBe(true);
+    expect((await sessions.check(s.sessionId, at(3400))).ok).toBe(true);
+    expect(await sessions.check(s.sessionId, at(3400 + 1801))).toMatchObject({ ok: false, reason: expect.stringMatching(/idle/) });
+    const t = await sessions.open(userId, { now: t0 });
+    expect(await sessions.refresh(t.refreshToken, { now: at(1801) })).toMatchObject({ ok: false, reason: 'idle' });
+  });
+
+  it('ends a session at its absolute timeout however busy', async () => {
+    const s = await sessions.open(userId, { now: t0 });
+    let token = s.refreshToken;
+    for (let h = 1; h < 12; h++) {
+      const r = await sessions.refresh(token, { now: at(h * 1200) });
+      if (!r.ok) throw new Error(`refresh ${h} failed: ${r.detail}`);
+      token = r.refreshToken;
+      expect(r.absoluteExpiresAt.toISOString()).toBe(at(12 * 3600).toISOString());
+    }
+    for (let m = 0; m <= 12 * 60; m += 20) await sessions.check(s.sessionId, at(4 * 3600 + m * 60 - 1));
+    expect(await sessions.check(s.sessionId, at(12 * 3600))).toMatchObject({ ok: false, reason: expect.stringMatching(/absolute/) });
+    expect(await sessions.refresh(token, { now: at(12 * 3600 + 1) })).toMatchObject({ ok: false });
+  });
+
+  it('refuses unknown tokens and sessions, and revokes every session of a person', async () => {
+    expect(await sessions.refresh('x'.repeat(43), { now: t0 })).toMatchObject({ ok: false, reason: 'unknown' });
+    expect(await sessions.check('no-such-session', t0)).toMatchObject({ ok: false, reason: 'session unknown' });
+    const a = await sessions.open(userId, { now: t0 });
+    const b = await sessions.open(userId, { now: t0 });
+    expect(await sessions.revokeAllOf(userId, 'account disabled', at(1))).toBeGreaterThanOrEqual(2);
+    expect((await sessions.check(a.sessionId, at(2))).ok).toBe(false);
+    expect((await sessions.check(b.sessionId, at(2))).ok).toBe(false);
+  });
+});

@@ -1,0 +1,229 @@
+import type { Kysely } from 'kysely';
+import { createHash, randomBytes } from 'node:crypto';
+import type { IndexSchema } from '../storage/index.js';
+
+/** How long sessions live; from the config's `sessions` section. */
+export interface SessionPolicy {
+  /** A session unused this long ends (requests and refreshes count as use). */
+  readonly idleSeconds: number;
+  /** A session ends this long after its login, however busy. */
+  readonly absoluteSeconds: number;
+  /**
+   * How long one process trusts what it read about a session before reading the table again. Logout
+   * and revocation in this process take effect at once; in another process (a second node, the CLI)
+   * within this time.
+   */
+  readonly cacheMs?: number;
+}
+
+export const DEFAULT_SESSION_POLICY: SessionPolicy = { idleSeconds: 30 * 60, absoluteSeconds: 12 * 3600 };
+
+/** A session just opened (login) or renewed (refresh): the refresh token is shown once and never stored. */
+export interface IssuedSession {
+  readonly sessionId: string;
+  readonly userId: number;
+  readonly refreshToken: string;
+  readonly absoluteExpiresAt: Date;
+}
+
+/** Whether an access token's session is still alive. */
+export type SessionCheck =
+  | { readonly ok: true; readonly userId: number; readonly absoluteExpiresAt: Date }
+  | { readonly ok: false; readonly reason: string };
+
+/** Why a refresh was refused; `reuse` means a rotated token came back: the whole session is revoked. */
+export type RefreshRefusal = 'unknown' | 'revoked' | 'expired' | 'idle' | 'reuse';
+export type RefreshResult =
+  | ({ readonly ok: true } & IssuedSession)
+  | { readonly ok: false; readonly reason: RefreshRefusal; readonly sessionId?: string; readonly userId?: number; readonly detail: string };
+
+interface Cached {
+  userId: number;
+  absoluteExpiresAt: number;
+  idleExpiresAt: number;
+  /** The idle expiry last written to the table; the table is touched only when this falls well behind. */
+  persistedIdleExpiresAt: number;
+  revoked: string | null;
+  readAt: number;
+}
+
+// Writing `last_used_at` on every request would put an fsync in front of every read; once a minute is
+// precise enough for a 30-minute idle timeout.
+const TOUCH_EVERY_MS = 60_000;
+const CACHE_LIMIT = 50_000;
+
+/** A new random identifier or token: 256 bits, URL-safe. */
+function randomToken(bytes = 32): string {
+  return randomBytes(bytes).toString('base64url');
+}
+
+/** SHA-256 of a refresh token: the only form of it the table keeps. */
+export function hashRefreshToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+/**
+ * Sessions of people, with refresh token rotation and reuse detection (OAuth 2.0 Security BCP,
+ * RFC 9700 §4.14.2): every refresh retires the presented token and issues the next; a retired token
+ * presented again means two parties hold the session, so the whole session is revoked.
+ */
+export class SessionStore {
+  private readonly cache = new Map<string, Cached>();
+  private readonly cacheMs: number;
+
+  constructor(private readonly db: Kysely<IndexSchema>, readonly policy: SessionPolicy = DEFAULT_SESSION_POLICY) {
+    this.cacheMs = policy.cacheMs ?? 5_000;
+  }
+
+  /** Opens a session after a successful login. */
+  async open(userId: number, opts: { sourceAddress?: string; now?: Date } = {}): Promise<IssuedSession> {
+    const now = opts.now ?? new Date();
+    const sessionId = randomToken(18);
+    const refreshToken = randomToken();
+    const absolute = new Date(now.getTime() + this.policy.absoluteSeconds * 1000);
+    const idle = new Date(now.getTime() + this.policy.idleSeconds * 1000);
+    await this.db.insertInto('sessions').values({
+      id: randomToken(18), family: sessionId, user_id: userId, token_hash: hashRefreshToken(refreshToken),
+      source_address: opts.sourceAddress ?? '', created_at: now.toISOString(), last_used_at: now.toISOString(),
+      idle_expires_at: idle.toISOString(), absolute_expires_at: absolute.toISOString(), rotated_at: null, revoked_at: null, revoked_reason: '',
+    }).execute();
+    this.remember(sessionId, { userId, absoluteExpiresAt: absolute.getTime(), idleExpiresAt: idle.getTime(), persistedIdleExpiresAt: idle.getTime(), revoked: null, readAt: now.getTime() });
+    return { sessionId, userId, refreshToken, absoluteExpiresAt: absolute };
+  }
+
+  /**
+   * Checks the session an access token names, on every request: alive, not revoked, within its idle
+   * and absolute timeouts. A live session counts as used (the idle timeout starts again).
+   */
+  async check(sessionId: string, now = new Date()): Promise<SessionCheck> {
+    const t = now.getTime();
+    let entry = this.cache.get(sessionId);
+    if (!entry || t - entry.readAt > this.cacheMs) {
+      const row = await this.db.selectFrom('sessions')
+        .select(['user_id', 'idle_expires_at', 'absolute_expires_at', 'revoked_at', 'revoked_reason'])
+        .where('family', '=', sessionId).where('rotated_at', 'is', null)
+        .executeTakeFirst();
+      if (!row) {
+        this.cache.delete(sessionId);
+        return { ok: false, reason: 'session unknown' };
+      }
+      const idle = Date.parse(row.idle_expires_at);
+      entry = {
+        userId: row.user_id,
+        absoluteExpiresAt: Date.parse(row.absolute_expires_at),
+        // Another node may have seen later use; this node may have seen use it has not written yet.
+        idleExpiresAt: Math.max(idle, entry?.idleExpiresAt ?? 0),
+        persistedIdleExpiresAt: idle,
+        revoked: row.revoked_at ? `session revoked at ${row.revoked_at} (${row.revoked_reason || 'no reason'})` : null,
+        readAt: t,
+      };
+      this.remember(sessionId, entry);
+    }
+    if (entry.revoked) return { ok: false, reason: entry.revoked };
+    if (t >= entry.absoluteExpiresAt) {
+      await this.revoke(sessionId, 'absolute timeout', now);
+      return { ok: false, reason: `session reached its absolute timeout at ${new Date(entry.absoluteExpiresAt).toISOString()}` };
+    }
+    if (t >= entry.idleExpiresAt) {
+      await this.revoke(sessionId, 'idle timeout', now);
+      return { ok: false, reason: `session idle since ${new Date(entry.idleExpiresAt - this.policy.idleSeconds * 1000).toISOString()}` };
+    }
+    entry.idleExpiresAt = t + this.policy.idleSeconds * 1000;
+    if (entry.idleExpiresAt - entry.persistedIdleExpiresAt >= TOUCH_EVERY_MS) {
+      entry.persistedIdleExpiresAt = entry.idleExpiresAt;
+      await this.db.updateTable('sessions')
+        .set({ last_used_at: now.toISOString(), idle_expires_at: new Date(entry.idleExpiresAt).toISOString() })
+        .where('family', '=', sessionId).where('rotated_at', 'is', null).where('revoked_at', 'is', null)
+        .execute();
+    }
+    return { ok: true, userId: entry.userId, absoluteExpiresAt: new Date(entry.absoluteExpiresAt) };
+  }
+
+  /**
+   * Exchanges a refresh token for the next one (rotation). A token already exchanged revokes the whole
+   * session: either the person or a thief used it first, and PacsGuard cannot tell which.
+   */
+  async refresh(refreshToken: string, opts: { sourceAddress?: string; now?: Date } = {}): Promise<RefreshResult> {
+    const now = opts.now ?? new Date();
+    const t = now.getTime();
+    const row = await this.db.selectFrom('sessions').selectAll().where('token_hash', '=', hashRefreshToken(refreshToken)).executeTakeFirst();
+    if (!row) return { ok: false, reason: 'unknown', detail: 'refresh token unknown' };
+    const about = { sessionId: row.family, userId: row.user_id };
+    if (row.revoked_at) return { ok: false, reason: 'revoked', ...about, detail: `session ${row.family} was revoked at ${row.revoked_at} (${row.revoked_reason || 'no reason'})` };
+    if (row.rotated_at) {
+      await this.revoke(row.family, 'refresh token reuse', now);
+      return { ok: false, reason: 'reuse', ...about, detail: `refresh token of session ${row.family} reused after it was rotated at ${row.rotated_at}; session revoked` };
+    }
+    if (t >= Date.parse(row.absolute_expires_at)) {
+      await this.revoke(row.family, 'absolute timeout', now);
+      return { ok: false, reason: 'expired', ...about, detail: `session ${row.family} reached its absolute timeout at ${row.absolute_expires_at}` };
+    }
+    const idleExpires = Math.max(Date.parse(row.idle_expires_at), this.cache.get(row.family)?.idleExpiresAt ?? 0);
+    if (t >= idleExpires) {
+      await this.revoke(row.family, 'idle timeout', now);
+      return { ok: false, reason: 'idle', ...about, detail: `session ${row.family} idle since ${row.last_used_at}` };
+    }
+    const next = randomToken();
+    const idle = new Date(t + this.policy.idleSeconds * 1000);
+    const rotated = await this.db.transaction().execute(async (trx) => {
+      // Only one of two concurrent refreshes with the same token wins; the other is reuse.
+      const r = await trx.updateTable('sessions').set({ rotated_at: now.toISOString() })
+        .where('id', '=', row.id).where('rotated_at', 'is', null).where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      if (Number(r.numUpdatedRows) !== 1) return false;
+      await trx.insertInto('sessions').values({
+        id: randomToken(18), family: row.family, user_id: row.user_id, token_hash: hashRefreshToken(next),
+        source_address: opts.sourceAddress ?? '', created_at: now.toISOString(), last_used_at: now.toISOString(),
+        idle_expires_at: idle.toISOString(), absolute_expires_at: row.absolute_expires_at, rotated_at: null, revoked_at: null, revoked_reason: '',
+      }).execute();
+      return true;
+    });
+    if (!rotated) {
+      await this.revoke(row.family, 'refresh token reuse', now);
+      return { ok: false, reason: 'reuse', ...about, detail: `refresh token of session ${row.family} presented twice at once; session revoked` };
+    }
+    const absolute = Date.parse(row.absolute_expires_at);
+    this.remember(row.family, { userId: row.user_id, absoluteExpiresAt: absolute, idleExpiresAt: idle.getTime(), persistedIdleExpiresAt: idle.getTime(), revoked: null, readAt: t });
+    return { ok: true, sessionId: row.family, userId: row.user_id, refreshToken: next, absoluteExpiresAt: new Date(absolute) };
+  }
+
+  /** Ends a session at once (in this process; other processes within `cacheMs`). False if it was not live. */
+  async revoke(sessionId: string, reason: string, now = new Date()): Promise<boolean> {
+    const r = await this.db.updateTable('sessions').set({ revoked_at: now.toISOString(), revoked_reason: reason })
+      .where('family', '=', sessionId).where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    const entry = this.cache.get(sessionId);
+    const message = `session revoked at ${now.toISOString()} (${reason})`;
+    if (entry) entry.revoked ??= message;
+    else this.remember(sessionId, { userId: 0, absoluteExpiresAt: 0, idleExpiresAt: 0, persistedIdleExpiresAt: 0, revoked: message, readAt: now.getTime() });
+    return Number(r.numUpdatedRows) > 0;
+  }
+
+  /** The session a refresh token belongs to, live or not (logout with only the refresh token in hand). */
+  async sessionOfRefreshToken(refreshToken: string): Promise<{ sessionId: string; userId: number } | undefined> {
+    const row = await this.db.selectFrom('sessions').select(['family', 'user_id']).where('token_hash', '=', hashRefreshToken(refreshToken)).executeTakeFirst();
+    return row ? { sessionId: row.family, userId: row.user_id } : undefined;
+  }
+
+  /** Ends every live session of a person (account disabled, password changed). Returns how many ended. */
+  async revokeAllOf(userId: number, reason: string, now = new Date()): Promise<number> {
+    const families = await this.db.selectFrom('sessions').select('family').distinct()
+      .where('user_id', '=', userId).where('revoked_at', 'is', null).execute();
+    for (const f of families) await this.revoke(f.family, reason, now);
+    return families.length;
+  }
+
+  private remember(sessionId: string, entry: Cached): void {
+    if (this.cache.size >= CACHE_LIMIT && !this.cache.has(sessionId)) {
+      // Drop the oldest reads; they are re-read from the table when next needed. Revocations made by this
+      // process are in the table too, so nothing is forgotten that matters.
+      const drop = this.cache.keys();
+      for (let i = 0; i < CACHE_LIMIT / 10; i++) {
+        const k = drop.next();
+        if (k.done) break;
+        this.cache.delete(k.value);
+      }
+    }
+    this.cache.set(sessionId, entry);
+  }
+}
