@@ -146,6 +146,26 @@ export function registerDeviceCommands(program: Command): void {
       });
     });
 
+  device.command('allow')
+    .description("change what a device may do (services, C-MOVE destinations) and where it receives C-MOVE; effective at its next request")
+    .requiredOption('--ae <aeTitle>', "the device's AE title")
+    .option('--services <list>', `comma-separated DIMSE services (${DIMSE_SERVICES.join(', ')}); replaces the list`, commaList)
+    .option('--move-destinations <list>', 'comma-separated AE titles it may C-MOVE to; replaces the list', commaList)
+    .option('--address <host>', 'host it receives C-MOVE sub-operations on (legacy devices: also the only source address)')
+    .option('--port <n>', 'port it receives C-MOVE sub-operations on (0: none)', portNumber)
+    .option('--data <dir>', 'data directory', './data')
+    .action(async (o: { ae: string; services?: string[]; moveDestinations?: string[]; address?: string; port?: number; data: string }) => {
+      await withServices(o.data, async (services) => {
+        const d = await services.devices.update(o.ae, { services: o.services, moveDestinations: o.moveDestinations, address: o.address, port: o.port });
+        await services.audit.append({
+          eventType: 'Security Configuration Change', action: 'devices.manage', outcome: 0,
+          reason: `device ${d.aeTitle} now allowed services ${d.services.join(',') || 'none'}, moves to ${d.moveDestinations.join(',') || 'none'}${d.port > 0 ? `, receives on ${d.address}:${d.port}` : ''}`,
+          subject: operator(), source: cliSource, detail: { aeTitle: d.aeTitle },
+        });
+        console.log(describeDevice(d));
+      });
+    });
+
   device.command('list')
     .description('list devices, revoked ones included')
     .option('--json', 'print JSON')

@@ -66,6 +66,13 @@ describe('device registry', () => {
     expect(await devices.checkLegacy('NOBODY', '10.1.2.3')).toMatchObject({ ok: false });
   });
 
+  it('changes what a device may do, as data', async () => {
+    const d = await devices.update('CR_OLD', { services: ['echo', 'find'], moveDestinations: ['CT01'], port: 4100 });
+    expect(d).toMatchObject({ services: ['echo', 'find'], moveDestinations: ['CT01'], port: 4100, address: '10.1.2.3' });
+    await expect(devices.update('CR_OLD', { services: ['teleport'] })).rejects.toThrow(/DIMSE service/);
+    await expect(devices.update('NOBODY', {})).rejects.toMatchObject({ code: 'PG_ERR_NOT_FOUND' });
+  });
+
   it('refuses bad registrations with a reason', async () => {
     await expect(devices.addLegacy({ aeTitle: 'A\\B', address: '10.0.0.1', zone: 'local', role: 'modality', services: [] })).rejects.toThrow(/AE title/);
     await expect(devices.addLegacy({ aeTitle: 'AB', address: 'not-ip', zone: 'local', role: 'modality', services: [] })).rejects.toThrow(/IP address/);

@@ -166,6 +166,28 @@ export class DeviceStore {
     return (await this.findByAe(aeTitle)) as Device;
   }
 
+  /**
+   * Changes what a device may do and where it receives C-MOVE sub-operations; takes effect at its next
+   * request (every request reads the registry).
+   */
+  async update(aeTitle: string, change: { services?: readonly string[]; moveDestinations?: readonly string[]; address?: string; port?: number }): Promise<Device> {
+    const device = await this.findByAe(aeTitle);
+    if (!device) throw new PacsGuardError('PG_ERR_NOT_FOUND', `no device ${aeTitle.trim()}`);
+    const checked = checkRegistration({
+      aeTitle: device.aeTitle, zone: device.zone, role: device.role,
+      services: change.services ?? device.services, moveDestinations: change.moveDestinations ?? device.moveDestinations, port: change.port,
+    });
+    if (device.kind === 'legacy' && change.address !== undefined && isIP(change.address) === 0) {
+      throw new PacsGuardError('PG_ERR_HTTP_BAD_REQUEST', `'${change.address}' is not an IP address`);
+    }
+    await this.db.updateTable('devices').set({
+      allowed_services: checked.services.join(','), move_destinations: checked.moveDestinations.join(','),
+      ...(change.address !== undefined ? { address: change.address } : {}),
+      ...(change.port !== undefined ? { port: change.port } : {}),
+    }).where('id', '=', device.id).execute();
+    return (await this.findByAe(device.aeTitle)) as Device;
+  }
+
   /** Every device, revoked ones included, by AE title. */
   async list(): Promise<Device[]> {
     return (await this.db.selectFrom('devices').selectAll().orderBy('ae_title').execute()).map(toDevice);

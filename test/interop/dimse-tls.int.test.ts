@@ -139,6 +139,14 @@ describe.skipIf(!dcmtkAvailable())('DICOM over mutual TLS with enrolled device c
     expect(auditOf(pg.dataDir).some((e) => e.action === 'dimse.find' && e.code === 'PG_ERR_POLICY_DENIED')).toBe(true);
   });
 
+  it('lets the administrator allow a service as data, effective at the next request', async () => {
+    const allow = pacsguard(['device', 'allow', '--data', pg.dataDir, '--ae', 'CT01', '--services', 'echo,store,find']);
+    expect(allow.status, allow.stderr).toBe(0);
+    const r = await runDcmtk('findscu', ['-v', '-aet', 'CT01', '-aec', 'PACSGUARD', ...tlsArgs(ct()), '-S', '-k', 'QueryRetrieveLevel=STUDY', '-k', 'PatientID=PAT-41', '-k', 'StudyInstanceUID', '127.0.0.1', tlsPort]);
+    expect(r.stderr).toMatch(/Received Final Find Response \(Success\)/);
+    expect(r.stderr).toMatch(/Find Response: 1 \(Pending\)/);
+  });
+
   it('accepts plain DICOM only from a registered legacy device', async () => {
     const unknown = await runDcmtk('echoscu', ['-aet', 'OLDCR', '-aec', 'PACSGUARD', '127.0.0.1', plainPort]);
     expect(unknown.code).not.toBe(0);
