@@ -101,52 +101,14 @@ export const configSchema = z.object({
     intervalHours: z.number().min(0).default(24),
     megabytesPerSecond: z.number().positive().default(50),
   }).prefault({}),
-  limits: z.object({
-    /** Largest HTTP request body accepted (a STOW-RS of a large multi-frame study fits). */
-    requestBodyBytes: z.number().int().min(1024).default(1024 * 1024 * 1024),
-    /** QIDO-RS results per page when the client names no limit, and the most it may ask for. */
-    queryDefaultLimit: z.number().int().min(1).default(100),
-    queryMaxLimit: z.number().int().min(1).default(10_000),
-  }).prefault({}),
-  /** DICOM listeners (DIMSE): what one peer, and all peers together, may make us hold. */
-  dimse: z.object({
-    /** Largest P-DATA-TF PDU we accept (PS3.8 §9.3.5), announced to peers as our maximum length. */
-    maxPduBytes: z.number().int().min(4096).max(16 * 1024 * 1024).default(256 * 1024),
-    /** Largest single C-STORE dataset; a bigger one ends the association (A-ABORT), audited. */
-    maxDatasetBytes: z.number().int().min(1024).default(1024 * 1024 * 1024),
-    /** Connections open at once over both listeners; more are refused with A-ASSOCIATE-RJ (local limit exceeded). */
-    maxAssociations: z.number().int().min(1).default(64),
-    /** Associations one device may hold at once. */
-    maxAssociationsPerDevice: z.number().int().min(1).default(8),
-    /** Time a connection has to send its A-ASSOCIATE-RQ (and TLS handshake) before it is closed. */
-    associationTimeoutMs: z.number().int().min(100).default(30_000),
-    /** Time an association may stay silent between PDUs before it is aborted. */
-    idleTimeoutMs: z.number().int().min(100).default(120_000),
-    /** Most instances one C-GET or C-MOVE may retrieve. */
-    maxRetrieveInstances: z.number().int().min(1).default(100_000),
-  }).prefault({}),
-  /** Origins allowed to call DICOMweb from a browser (a viewer such as OHIF on another host). Empty: none. */
-  corsOrigins: z.array(z.string()).default([]),
-  /** Base URL clients see (behind a reverse proxy); otherwise taken from Forwarded/Host. */
-  publicBaseUrl: z.string().url().optional(),
   /**
-   * The hospital's SIEM: every audit record goes out as RFC 5424 syslog over TLS (RFC 5425), carrying
-   * the DICOM audit message XML, with mutual TLS. `caFile` vouches for the receiver; PacsGuard presents
-   * `certFile`/`keyFile` (default: its server certificate from its own CA, which the SIEM must trust).
+   * Ransomware containment: a subject (user or device) that overwrites more instances, or sends more
+   * encrypted-looking or unreadable payloads, than this within the window is suspended at once.
    */
-  siem: z.object({
-    syslog: z.object({
-      host: z.string().min(1),
-      port: port.refine((p) => p > 0, 'a SIEM port is 1-65535'),
-      caFile: z.string().min(1),
-      certFile: z.string().optional(),
-      keyFile: z.string().optional(),
-    }).optional(),
-  }).prefault({}),
-  /** Background integrity scrub: every blob re-read and hash-checked this often, at most this fast (0 hours: off). */
-  scrub: z.object({
-    intervalHours: z.number().min(0).default(24),
-    megabytesPerSecond: z.number().positive().default(50),
+  containment: z.object({
+    maxOverwrites: z.number().int().min(0).default(10),
+    maxSuspectPayloads: z.number().int().min(0).default(10),
+    windowSeconds: z.number().int().min(1).default(60),
   }).prefault({}),
   /** Network zones and the flows each may use; an address in no zone is denied everything. */
   zones: z.array(zoneSchema).default(DEFAULT_ZONES),

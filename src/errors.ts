@@ -27,6 +27,7 @@ export const ERRORS = {
   PG_ERR_DICOM_STUDY_MISMATCH: { http: 409, dicomStatus: 0xa900, title: 'Instance does not belong to the study in the request' },
   PG_ERR_DICOM_NOT_A_FRAME_SOURCE: { http: 406, dicomStatus: 0xc000, title: 'Frames are available only for uncompressed pixel data' },
   PG_ERR_DICOM_BAD_FRAME: { http: 404, dicomStatus: 0xc000, title: 'Frame number out of range' },
+  PG_ERR_DICOM_SUSPECT_PAYLOAD: { http: 422, dicomStatus: 0xa900, title: 'Pixel data looks encrypted; refused' },
 
   // HTTP input
   PG_ERR_HTTP_BAD_CONTENT_TYPE: { http: 415, dicomStatus: 0xc000, title: 'Unsupported content type' },
@@ -43,8 +44,10 @@ export const ERRORS = {
   PG_ERR_AUTH_LOCKED: { http: 423, dicomStatus: 0x0124, title: 'Account locked' },
   PG_ERR_AUTH_SOURCE_LOCKED: { http: 429, dicomStatus: 0x0124, title: 'Too many failed logins from this address' },
   PG_ERR_AUTH_TOKEN_REUSE: { http: 401, dicomStatus: 0x0124, title: 'Refresh token reused; session revoked' },
+  PG_ERR_AUTH_CSRF: { http: 403, dicomStatus: 0x0124, title: 'CSRF token missing or wrong' },
   PG_ERR_ZONE_DENIED: { http: 403, dicomStatus: 0x0124, title: 'Flow not allowed from this network zone' },
   PG_ERR_POLICY_DENIED: { http: 403, dicomStatus: 0x0124, title: 'Not permitted' },
+  PG_ERR_SUSPENDED: { http: 403, dicomStatus: 0x0124, title: 'Suspended by ransomware containment' },
   PG_ERR_RATE_LIMITED: { http: 429, dicomStatus: 0xa700, title: 'Too many requests' },
 
   // DICOM network (DIMSE)

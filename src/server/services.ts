@@ -1,4 +1,6 @@
-import { Ingest, Retrieve } from '../archive/index.js';
+import { Ingest, Retrieve, type IngestGuard } from '../archive/index.js';
+import { Containment, looksEncrypted } from '../analytics/index.js';
+import { readBulkData } from '../dicom/index.js';
 import { AuditLog, CHECKPOINT_KEY_FILE, SyslogForwarder } from '../audit/index.js';
 import { readFile } from 'node:fs/promises';
 import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js';
@@ -19,6 +21,8 @@ export interface Services extends PathServices {
   readonly blobs: FileBlobStore;
   readonly ingest: Ingest;
   readonly retrieve: Retrieve;
+  /** Ransomware containment: who is suspended, and the counting that suspends them. */
+  readonly containment: Containment;
   /** Delivery of the audit trail to the SIEM, when one is configured. */
   readonly siem: SyslogForwarder | null;
   close(): Promise<void>;
@@ -37,13 +41,19 @@ export async function openServices(dataDir: string, overrides: { index?: string 
   const tokens = await TokenService.load(join(paths.pki, PKI_FILES.tokenKey), config.accessTokenSeconds);
   const index = new ArchiveIndex(database.db);
   const siem = await startSiemForwarder(config, paths, audit);
+  const containment = new Containment(config.containment, (subject, reason) => audit.append({
+    eventType: 'Security Alert', action: 'containment.suspend', outcome: 8, code: 'PG_ERR_SUSPENDED', reason,
+    subject: { kind: 'system', id: 'pacsguard:containment' }, source: { address: '', zone: null, protocol: 'http' },
+    detail: { suspended: subject },
+  }).then(() => undefined));
   const onDamage = (sha256: string, error: PacsGuardError) => reportDamage({ index, audit }, sha256, error, { protocol: 'http', address: '', by: 'pacsguard:read-check' });
   return {
     config, paths, database, index, blobs, audit, tokens, siem,
     users: new UserStore(database.db, loginPolicy(config)),
     devices: new DeviceStore(database.db),
     zones: new ZonePolicy(config.zones),
-    ingest: new Ingest(blobs, index, paths.quarantine),
+    ingest: new Ingest(blobs, index, paths.quarantine, ingestGuard(containment)),
+    containment,
     retrieve: new Retrieve(blobs, index, onDamage),
     async close() {
       await siem?.stop();
@@ -83,4 +93,17 @@ async function startSiemForwarder(config: Config, paths: DataPaths, audit: Audit
   audit.onRecord(() => forwarder.notify());
   await forwarder.start();
   return forwarder;
+}
+
+/** The ingest's ransomware guard: suspensions and counting from containment, and the entropy check of native pixel data. */
+function ingestGuard(containment: Containment): IngestGuard {
+  return {
+    refusal: (subject) => containment.refusal(subject),
+    account: (subject, kind) => containment.account(subject, kind),
+    screen: (parsed, bytes) => {
+      if (!parsed.pixel || parsed.pixel.encapsulated) return null;
+      const { suspect, bits } = looksEncrypted(readBulkData(bytes, '7FE00010').value);
+      return suspect ? `pixel data has ${bits.toFixed(3)} bits of entropy per byte, as encrypted data does` : null;
+    },
+  };
 }
