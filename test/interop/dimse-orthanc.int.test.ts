@@ -1,4 +1,8 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CertificateAuthority } from '../../src/identity/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePart10 } from '../../src/dicom/index.js';
 import { orthancAvailable, startOrthanc, type RunningOrthanc } from '../support/orthanc.js';
@@ -100,5 +104,53 @@ describe.skipIf(!orthancAvailable())('Orthanc as a peer PACS over DIMSE (legacy 
       Level: 'Study', Resources: [{ StudyInstanceUID: studyUid() }], TargetAet: 'ELSEWHERE', Synchronous: true,
     });
     expect(refused.status).not.toBe(200);
+  });
+});
+
+describe.skipIf(!orthancAvailable())('Orthanc as a peer over DICOM TLS with an enrolled certificate', () => {
+  let pg: TestServer;
+  let orthanc: RunningOrthanc;
+  let dir: string;
+  const study = makeStudy({ seed: 92, series: 1, instancesPerSeries: 3, modality: 'MR', patientName: 'PEER^TLS', rows: 32, columns: 32 });
+
+  beforeAll(async () => {
+    pg = await startTestServer();
+    dir = mkdtempSync(join(tmpdir(), 'pg-orthanc-tls-'));
+    // Orthanc presents a certificate from PacsGuard's CA binding its AE title, exactly as a modality would.
+    const ca = await CertificateAuthority.load(join(pg.dataDir, 'pki'));
+    const { identity } = await pg.server.services.devices.enroll(ca, { aeTitle: 'ORTHANC', zone: 'local', role: 'clinical-system', services: ['echo', 'store', 'find'] });
+    writeFileSync(join(dir, 'orthanc.key'), identity.keyPem, { mode: 0o600 });
+    writeFileSync(join(dir, 'orthanc.crt'), identity.certPem);
+    writeFileSync(join(dir, 'trusted.crt'), identity.caPem);
+    orthanc = await startOrthanc({
+      config: {
+        DicomTlsEnabled: true,
+        DicomTlsCertificate: join(dir, 'orthanc.crt'),
+        DicomTlsPrivateKey: join(dir, 'orthanc.key'),
+        DicomTlsTrustedCertificates: join(dir, 'trusted.crt'),
+        DicomTlsRemoteCertificateRequired: true,
+        DicomModalities: { pacsguard: { AET: 'PACSGUARD', Host: '127.0.0.1', Port: portOf(pg.server.urls.dicomTls), UseDicomTls: true } },
+      },
+    });
+  });
+  afterAll(async () => {
+    await orthanc?.stop();
+    await pg?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('Orthanc echoes, stores and queries over mutual TLS; its certificate identifies it', async () => {
+    expect((await rest(orthanc, 'POST', '/modalities/pacsguard/echo', '{}')).status).toBe(200);
+    const ids: string[] = [];
+    for (const instance of study) ids.push((await rest<{ ID: string }>(orthanc, 'POST', '/instances', instance)).json.ID);
+    const stored = await rest(orthanc, 'POST', '/modalities/pacsguard/store', { Resources: ids, Synchronous: true });
+    expect(stored.status, JSON.stringify(stored.json)).toBe(200);
+    const uid = parsePart10(study[0] as Buffer).studyInstanceUid;
+    expect(await pg.server.services.index.findInstances(uid)).toHaveLength(3);
+    const q = await rest<{ ID: string }>(orthanc, 'POST', '/modalities/pacsguard/query', { Level: 'Study', Query: { PatientName: 'PEER^TLS', StudyInstanceUID: '' } });
+    const answers = await rest(orthanc, 'GET', `/queries/${q.json.ID}/answers?expand&simplify`);
+    expect(JSON.stringify(answers.json)).toContain(uid);
+    const audit = readFileSync(join(pg.dataDir, 'audit', 'audit.log'), 'utf8');
+    expect(audit).toMatch(/"action":"dimse.store","outcome":0[^\n]*"id":"device:ORTHANC"[^\n]*"listener":"tls"|"id":"device:ORTHANC"[^\n]*"action":"dimse.store"/);
   });
 });
