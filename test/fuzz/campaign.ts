@@ -14,6 +14,9 @@ import { fileURLToPath } from 'node:url';
 import { TARGETS } from './targets.js';
 
 const HANG_MS = 5000;
+// A child first transpiles, builds its seeds and draws its inputs; only then does the hang watch start.
+const STARTUP_MS = 120_000;
+const BEAT_EVERY = 100;
 
 interface Finding {
   readonly target: string;
@@ -32,7 +35,7 @@ if (child) {
   const send = (m: object) => new Promise<void>((ok) => process.send!(m, () => ok()));
   for (let i = from; i < to; i++) {
     // Progress every 100 inputs is enough for the watchdog; the index of a hang is then known to ±100.
-    if (i % 100 === 0) await send({ type: 'at', index: i });
+    if (i % BEAT_EVERY === 0) await send({ type: 'at', index: i });
     try {
       t.run(samples[i]);
     } catch (err) {
@@ -60,16 +63,18 @@ if (child) {
     });
     let at = from;
     let lastBeat = Date.now();
+    let started = false;
     const watchdog = setInterval(() => {
-      if (Date.now() - lastBeat > HANG_MS) {
-        findings.push({ target, kind: 'hang', seed: chunkSeed, index: at, detail: `no progress for ${HANG_MS} ms` });
+      if (Date.now() - lastBeat > (started ? HANG_MS : STARTUP_MS)) {
+        findings.push({ target, kind: 'hang', seed: chunkSeed, index: at, detail: started ? `no progress for ${HANG_MS} ms within inputs ${at}..${at + BEAT_EVERY - 1}` : `no start within ${STARTUP_MS} ms` });
         clearInterval(watchdog);
         worker.kill('SIGKILL');
-        resolve(at + 1);
+        resolve(at + BEAT_EVERY);
       }
     }, 250);
     worker.on('message', (m: { type: string; index?: number; detail?: string }) => {
       lastBeat = Date.now();
+      started = true;
       if (m.type === 'at') at = m.index!;
       else if (m.type === 'crash') findings.push({ target, kind: 'crash', seed: chunkSeed, index: m.index!, detail: m.detail! });
       else if (m.type === 'done') {
@@ -82,7 +87,7 @@ if (child) {
       if (code === 0 || signal === 'SIGKILL') return;
       findings.push({ target, kind: 'crash', seed: chunkSeed, index: at, detail: `process died (${code ?? signal})` });
       clearInterval(watchdog);
-      resolve(at + 100);
+      resolve(at + BEAT_EVERY);
     });
   });
 
