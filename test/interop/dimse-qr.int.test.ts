@@ -184,6 +184,14 @@ describe.skipIf(!dcmtkAvailable())('C-FIND, C-GET and C-MOVE (DCMTK findscu, get
     expect(r.stderr).toMatch(/Final Move Response \((Failed|Error|Unknown Status: 0x110|Failed: UnableToProcess)/i);
   });
 
+  it('refuses C-STORE from a system allowed only to query and retrieve, storing nothing', async () => {
+    const before = (await pg.server.services.index.counts()).instances;
+    const files = writeInstances(join(dir, 'qr-store'), makeStudy({ seed: 79, series: 1, instancesPerSeries: 2, rows: 16, columns: 16 }));
+    const r = await runDcmtk('storescu', ['-v', '-aet', 'QRLEGACY', '-aec', 'PACSGUARD', '127.0.0.1', plainPort, ...files]);
+    expect(r.stderr).toMatch(/0x0?124|Not Authorized|Refused/i);
+    expect((await pg.server.services.index.counts()).instances).toBe(before);
+  });
+
   it('keeps a modality out of query and retrieve', async () => {
     mkdirSync(join(dir, 'nope'), { recursive: true });
     const r = await runDcmtk('getscu', ['-v', '-aet', 'MODALITY', '-aec', 'PACSGUARD', '-S', '-k', 'QueryRetrieveLevel=STUDY', '-k', 'PatientID=PAT-71', '-od', join(dir, 'nope'), '127.0.0.1', plainPort]);
