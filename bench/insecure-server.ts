@@ -5,23 +5,17 @@
  *
  *   node --import tsx bench/insecure-server.ts --data DIR
  *
- * Listens on 127.0.0.1 only, on free ports, and prints `http://127.0.0.1:PORT` and `dicom://127.0.0.1:PORT`
- * (plain DICOM for registered legacy devices). It is not a profile
- * of `pacsguard start` and never will be: nothing in src/ can start PacsGuard without TLS and audit.
- * It opens the data directory without taking the audit log's writer lock, so it may run beside a
- * `pacsguard start` on the same directory (the benchmark does so, read-only, for search latency).
+ * Listens on 127.0.0.1 only, on free ports, and prints `http://127.0.0.1:PORT` and
+ * `dicom://127.0.0.1:PORT` (plain DICOM for registered legacy devices). It is not a profile of
+ * `pacsguard start` and never will be: nothing in src/ can start PacsGuard without TLS and audit.
+ * To search an index that a running `pacsguard start` holds, the benchmark gives it a data directory of
+ * its own whose config names that index and whose blobs/ links to that blob store (see servers.ts).
  */
-import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { Ingest, Retrieve } from '../src/archive/index.js';
 import type { AuditLog } from '../src/audit/index.js';
-import { dataPaths, loadConfig } from '../src/config.js';
-import { DeviceStore, PKI_FILES, TokenService, UserStore } from '../src/identity/index.js';
-import { ZonePolicy } from '../src/policy/index.js';
 import { associationSlots, startDimseListener } from '../src/server/dimse/index.js';
 import { buildHttpApp } from '../src/server/http/app.js';
-import type { Services } from '../src/server/services.js';
-import { ArchiveIndex, FileBlobStore, openIndexDatabase } from '../src/storage/index.js';
+import { openServices, type Services } from '../src/server/services.js';
 
 /**
  * An audit sink that records nothing: what the baseline measures is the cost of the real one. Every
@@ -35,25 +29,14 @@ function discardingAudit(): AuditLog {
   }) as AuditLog;
 }
 
-/** The same services `openServices` builds, with the discarding audit sink. */
+/**
+ * The services `pacsguard start` opens, with the discarding audit sink in place of the audit log on
+ * the path. The real log is still opened, under the baseline's own data directory: parts that hold it
+ * themselves (containment alerts, damage reports) write there, requests on the path do not.
+ */
 async function openBaselineServices(dataDir: string): Promise<Services> {
-  const paths = dataPaths(dataDir);
-  const config = await loadConfig(paths.config);
-  const database = await openIndexDatabase(paths.index(config));
-  const blobs = await new FileBlobStore(paths.blobs).open();
-  const tokens = await TokenService.load(join(paths.pki, PKI_FILES.tokenKey), config.accessTokenSeconds);
-  const index = new ArchiveIndex(database.db);
-  const services: Omit<Services, 'siem'> = {
-    config, paths, database, index, blobs, audit: discardingAudit(), tokens,
-    users: new UserStore(database.db),
-    devices: new DeviceStore(database.db),
-    zones: new ZonePolicy(config.zones),
-    ingest: new Ingest(blobs, index, paths.quarantine),
-    retrieve: new Retrieve(blobs, index),
-    close: () => database.close(),
-  };
-  // No SIEM forwarding either: there is no audit trail to forward.
-  return { ...services, siem: null } as Services;
+  const services = await openServices(dataDir);
+  return { ...services, audit: discardingAudit() };
 }
 
 const at = process.argv.indexOf('--data');

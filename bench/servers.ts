@@ -6,7 +6,7 @@
  * Each answers DICOMweb through one `HttpClient` and can say how many instances it holds.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -155,6 +155,16 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
+/** Runs the setup of a started server; if it fails, the server is stopped before the error goes on. */
+async function orStop<T>(child: ChildProcess, setup: () => Promise<T>): Promise<T> {
+  try {
+    return await setup();
+  } catch (err) {
+    await stopChild(child);
+    throw err;
+  }
+}
+
 /** Peak resident set size (VmHWM) of a process, in MB. */
 export function peakRssMb(pid: number): number {
   try {
@@ -189,43 +199,56 @@ export async function startPacsGuard(opts: { cpuProfileDir?: string } = {}): Pro
     env: { ...process.env, PACSGUARD_LOG_LEVEL: 'silent', TCP_NODELAY: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const text = await waitForLines(child, /^https:\/\/\S+$/m, [/^dicom-tls:\/\/\S+$/m, /^dicom:\/\/\S+$/m], 3000);
-  const origin = /^(https:\/\/\S+)$/m.exec(text)![1]!;
-  const caPem = readFileSync(join(dir, 'pki', 'ca.pem'), 'utf8');
-  const http = new HttpClient(origin, { ca: caPem });
-  const adminHttp = http.withToken(await login(http, admin));
-  const created = await adminHttp.json<{ totpSecret: string }>('POST', '/api/users', { username: 'bench-tech', role: 'technologist', password: 'bench technologist password' });
-  const tech = { username: 'bench-tech', password: 'bench technologist password', totpSecret: created.totpSecret };
-  return pacsguardServer('PacsGuard', child, http, adminHttp, await login(http, tech), {
-    dataDir: dir, accounts: { admin, tech }, caPem,
-    dicomTlsUrl: /^(dicom-tls:\/\/\S+)$/m.exec(text)?.[1], dicomUrl: /^(dicom:\/\/\S+)$/m.exec(text)?.[1],
-  }, true);
+  return orStop(child, async () => {
+    const text = await waitForLines(child, /^https:\/\/\S+$/m, [/^dicom-tls:\/\/\S+$/m, /^dicom:\/\/\S+$/m], 3000);
+    const origin = /^(https:\/\/\S+)$/m.exec(text)![1]!;
+    const caPem = readFileSync(join(dir, 'pki', 'ca.pem'), 'utf8');
+    const http = new HttpClient(origin, { ca: caPem });
+    const adminHttp = http.withToken(await login(http, admin));
+    const created = await adminHttp.json<{ totpSecret: string }>('POST', '/api/users', { username: 'bench-tech', role: 'technologist', password: 'bench technologist password' });
+    const tech = { username: 'bench-tech', password: 'bench technologist password', totpSecret: created.totpSecret };
+    return pacsguardServer('PacsGuard', child, http, adminHttp, await login(http, tech), {
+      dataDir: dir, accounts: { admin, tech }, caPem,
+      dicomTlsUrl: /^(dicom-tls:\/\/\S+)$/m.exec(text)?.[1], dicomUrl: /^(dicom:\/\/\S+)$/m.exec(text)?.[1],
+    }, true);
+  });
 }
 
 /**
- * The insecure baseline (no TLS, no audit) on a fresh data directory, or on an existing one with its
- * accounts (then the directory is left in place when it stops).
+ * The insecure baseline (no TLS, no audit) on a fresh data directory; or, given a PacsGuard data
+ * directory and its accounts, on a directory of its own that shares that one's index (config `index`
+ * set to its absolute path) and blob store (`blobs` a symbolic link), for searching what it holds.
  */
 export async function startInsecure(existing?: { dataDir: string; accounts: Accounts }): Promise<PacsGuardServer> {
-  const init = existing ? undefined : await initDataDir();
-  const dir = existing?.dataDir ?? init!.dir;
+  const init = await initDataDir();
+  const dir = init.dir;
+  if (existing) {
+    const configPath = join(dir, 'config.json');
+    const shared = JSON.parse(readFileSync(join(existing.dataDir, 'config.json'), 'utf8')) as { index?: string };
+    const config = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
+    writeFileSync(configPath, JSON.stringify({ ...config, index: resolve(existing.dataDir, shared.index ?? 'index.sqlite') }, null, 2));
+    rmSync(join(dir, 'blobs'), { recursive: true, force: true });
+    symlinkSync(join(existing.dataDir, 'blobs'), join(dir, 'blobs'));
+  }
   const child = spawn(process.execPath, ['--import', 'tsx', resolve('bench/insecure-server.ts'), '--data', dir], {
     env: { ...process.env, PACSGUARD_LOG_LEVEL: 'error' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const text = await waitForLines(child, /^http:\/\/\S+$/m, [/^dicom:\/\/\S+$/m], 3000);
-  // Its error log (internal errors only) goes to our stderr, beside the progress lines.
-  const forward = (c: Buffer) => process.stderr.write(c.toString().replace(/^/gm, '[insecure baseline] '));
-  child.stdout?.on('data', forward);
-  child.stderr?.on('data', forward);
-  const http = new HttpClient(/^(http:\/\/\S+)$/m.exec(text)![1]!);
-  let accounts = existing?.accounts;
-  const adminHttp = http.withToken(await login(http, accounts?.admin ?? init!.admin));
-  if (!accounts) {
-    const created = await adminHttp.json<{ totpSecret: string }>('POST', '/api/users', { username: 'bench-tech', role: 'technologist', password: 'bench technologist password' });
-    accounts = { admin: init!.admin, tech: { username: 'bench-tech', password: 'bench technologist password', totpSecret: created.totpSecret } };
-  }
-  return pacsguardServer('insecure baseline', child, http, adminHttp, await login(http, accounts.tech), { dataDir: dir, accounts, caPem: '', dicomUrl: /^(dicom:\/\/\S+)$/m.exec(text)?.[1] }, !existing);
+  return orStop(child, async () => {
+    const text = await waitForLines(child, /^http:\/\/\S+$/m, [/^dicom:\/\/\S+$/m], 3000);
+    // Its error log (internal errors only) goes to our stderr, beside the progress lines.
+    const forward = (c: Buffer) => process.stderr.write(c.toString().replace(/^/gm, '[insecure baseline] '));
+    child.stdout?.on('data', forward);
+    child.stderr?.on('data', forward);
+    const http = new HttpClient(/^(http:\/\/\S+)$/m.exec(text)![1]!);
+    let accounts = existing?.accounts;
+    const adminHttp = http.withToken(await login(http, accounts?.admin ?? init.admin));
+    if (!accounts) {
+      const created = await adminHttp.json<{ totpSecret: string }>('POST', '/api/users', { username: 'bench-tech', role: 'technologist', password: 'bench technologist password' });
+      accounts = { admin: init.admin, tech: { username: 'bench-tech', password: 'bench technologist password', totpSecret: created.totpSecret } };
+    }
+    return pacsguardServer('insecure baseline', child, http, adminHttp, await login(http, accounts.tech), { dataDir: dir, accounts, caPem: '', dicomUrl: /^(dicom:\/\/\S+)$/m.exec(text)?.[1] }, true);
+  });
 }
 
 export interface OrthancServer extends BenchServer {
