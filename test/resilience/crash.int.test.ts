@@ -5,8 +5,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { httpsCall, multipartBodies, stowBody } from '../support/https.js';
 import { initWithTechnologist, runCli, startServerProcess, type ServerProcess } from '../support/process-server.js';
 import { makeInstance } from '../support/synth.js';
+import { runDcmtk, writeInstances } from '../support/dcmtk.js';
 
-// SIGKILL in the middle of concurrent STOW-RS ingest: everything acknowledged before the kill must
+// SIGKILL in the middle of concurrent STOW-RS and C-STORE ingest: everything acknowledged before the kill must
 // survive whole, nothing half-written may ever be served, and the next start cleans up after the crash.
 describe('crash safety', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pg-crash-'));
@@ -19,6 +20,10 @@ describe('crash safety', () => {
 
   it('keeps every acknowledged instance intact across a SIGKILL during ingest', async () => {
     const { ca, login } = initWithTechnologist(data);
+    expect(runCli(['device', 'add-legacy', '--data', data, '--ae', 'CRASHCT', '--address', '127.0.0.1', '--zone', 'local']).status).toBe(0);
+    const dimseFiles = writeInstances(join(dir, 'dimse'), Array.from({ length: 400 }, (_, i) => makeInstance({
+      patientId: 'CRASH-D', studyUid: '2.25.9099', seriesUid: '2.25.9099.1', sopUid: `2.25.9099.1.${i}`, rows: 128, columns: 128, seed: 50_000 + i,
+    })));
     server = await startServerProcess(data);
     const token = await login(server.url);
     const sent = new Map<string, Buffer>();
@@ -43,11 +48,21 @@ describe('crash safety', () => {
       }
     };
     const clients = [0, 1, 2, 3].map(client);
+    // A modality sends over plain DIMSE at the same time; -v prints each file and its response.
+    const storescu = runDcmtk('storescu', ['-v', '--no-halt', '-aet', 'CRASHCT', '-aec', 'PACSGUARD', '127.0.0.1', String(server.dicomPort), ...dimseFiles], { timeoutMs: 120_000 });
     while (acknowledged.size < 40) await new Promise((r) => setTimeout(r, 20));
     await server.stop('SIGKILL');
     stop = true;
     await Promise.all(clients);
     expect(acknowledged.size).toBeGreaterThanOrEqual(40);
+    // C-STORE acknowledgements: a file counts once its Success response arrived.
+    const dimseAcked = new Set<string>();
+    let current = '';
+    for (const line of (await storescu).stdout.split('\n')) {
+      const sending = /Sending file: .*\/(\d+)\.dcm/.exec(line);
+      if (sending) current = sending[1] as string;
+      if (/Received Store Response \(Success\)/.test(line) && current) dimseAcked.add(`2.25.9099.1.${Number(current) - 1}`);
+    }
 
     // Leave the kind of debris a crash mid-write leaves, to prove start-up clears it.
     writeFileSync(join(data, 'blobs', 'tmp', 'deadbeef.123456.tmp'), 'half a blob');
@@ -61,6 +76,12 @@ describe('crash safety', () => {
       });
       expect(res.status, sop).toBe(200);
       expect(multipartBodies(res)[0]?.subarray(128)).toEqual(sent.get(sop)!.subarray(128));
+    }
+    for (const sop of dimseAcked) {
+      const res = await httpsCall(`${server.url}/dicomweb/studies/2.25.9099/series/2.25.9099.1/instances/${sop}`, {
+        ca: ca(), headers: { authorization: `Bearer ${fresh}`, accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },
+      });
+      expect(res.status, sop).toBe(200);
     }
     await server.stop();
     // The audit trail survived the kill too: every record written is whole and chained.

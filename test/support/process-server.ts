@@ -1,7 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { currentTotp } from '../../src/identity/index.js';
+import { totpAt } from '../../src/identity/index.js';
 import { httpsCall } from './https.js';
 
 const BIN = resolve('bin/pacsguard.js');
@@ -14,6 +14,8 @@ export function runCli(args: string[], input?: string) {
 /** A `pacsguard start` child process: for tests that kill, restart or run beside the server. */
 export interface ServerProcess {
   readonly url: string;
+  /** The plain DICOM listener's port (legacy devices). */
+  readonly dicomPort: number;
   readonly child: ChildProcess;
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
@@ -25,17 +27,19 @@ export async function startServerProcess(dataDir: string): Promise<ServerProcess
   });
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const url = await new Promise<string>((ok, fail) => {
+  const [url, dicomPort] = await new Promise<[string, number]>((ok, fail) => {
     let out = '';
     child.stdout.on('data', (c: Buffer) => {
       out += c.toString();
-      const m = /^(https:\/\/127\.0\.0\.1:\d+)$/m.exec(out);
-      if (m) ok(m[1] as string);
+      const https = /^(https:\/\/127\.0\.0\.1:\d+)$/m.exec(out);
+      const dicom = /^dicom:\/\/127\.0\.0\.1:(\d+)$/m.exec(out);
+      if (https && dicom) ok([https[1] as string, Number(dicom[1])]);
     });
     child.on('exit', (code) => fail(new Error(`pacsguard start exited ${code}: ${stderr}`)));
   });
   return {
     url,
+    dicomPort,
     child,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return;
@@ -58,12 +62,16 @@ export function initWithTechnologist(dataDir: string): { ca: () => string; login
   // Read once: a restored copy of this directory carries the same CA, so logins keep working.
   const caPem = readFileSync(join(dataDir, 'pki', 'ca.pem'), 'utf8');
   const ca = () => caPem;
+  // A TOTP code is accepted once (replay protection): a second login in the same 30 s step uses the
+  // next step's code, which the server accepts within its one-step drift window.
+  let logins = 0;
   return {
     ca,
     async login(url) {
+      const code = totpAt(secret, new Date(Date.now() + 30_000 * (logins++ % 2)));
       const res = await httpsCall(`${url}/api/auth/login`, {
         method: 'POST', ca: ca(), headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ username: 'tech', password, totp: currentTotp(secret) }),
+        body: JSON.stringify({ username: 'tech', password, totp: code }),
       });
       if (res.status !== 200) throw new Error(`login failed: ${res.status} ${res.body.toString()}`);
       return res.json<{ access_token: string }>().access_token;
