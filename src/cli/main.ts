@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { CHECKPOINT_FILE, CHECKPOINT_PUBLIC_KEY_FILE, CSV_COLUMNS, readRecords, toCsvRow, toDicomAuditXml, toFhirAuditEvent, verifyChain } from '../audit/index.js';
 import { dataPaths, loadConfig } from '../config.js';
 import { PacsGuardError } from '../errors.js';
-import { generatePassword, generateTotpSecret, PERSON_ROLES, totpEnrolmentUri } from '../identity/index.js';
+import { generatePassword, generateTotpSecret, PERSON_ROLES, totpEnrolmentQr, totpEnrolmentUri } from '../identity/index.js';
 import { openServices } from '../server/services.js';
 import { registerDeviceCommands } from './device.js';
 import { registerBackupCommands } from './backup.js';
@@ -96,7 +96,11 @@ export function buildCli(): Command {
         if (o.totpSecretOut) await writeFile(o.totpSecretOut, `${totpSecret}\n`, { mode: 0o600 });
         console.log(`Created ${created.username} (${created.role})`);
         if (!o.passwordStdin) console.log(`One-time password: ${password}`);
-        if (!o.totpSecretOut) console.log(`TOTP enrolment URI: ${totpEnrolmentUri(created.username, totpSecret)}`);
+        if (!o.totpSecretOut) {
+          const uri = totpEnrolmentUri(created.username, totpSecret);
+          console.log(`TOTP enrolment URI: ${uri}`);
+          console.log(await totpEnrolmentQr(uri));
+        }
       } finally {
         await services.close();
       }

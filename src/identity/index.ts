@@ -1,6 +1,6 @@
 export { type Subject, type Role, type PersonRole, ROLES, PERSON_ROLES, subjectLabel } from './subject.js';
 export { hashPassword, verifyPassword, generatePassword } from './passwords.js';
-export { generateTotpSecret, totpEnrolmentUri, verifyTotp, currentTotp, totpAt, totpStep, matchTotpStep } from './totp.js';
+export { generateTotpSecret, totpEnrolmentUri, totpEnrolmentQr, verifyTotp, currentTotp, totpAt, totpStep, matchTotpStep } from './totp.js';
 export { UserStore, DEFAULT_LOGIN_POLICY, type User, type LoginResult, type LoginFailure, type LoginPolicy } from './users.js';
 export { SessionStore, DEFAULT_SESSION_POLICY, hashRefreshToken, type SessionPolicy, type SessionCheck, type IssuedSession, type RefreshResult, type RefreshRefusal } from './sessions.js';
 export { SourceLockout, DEFAULT_SOURCE_LOCK_POLICY, sourceKey, type SourceLockPolicy } from './lockout.js';

@@ -1,4 +1,5 @@
 import { authenticator } from 'otplib';
+import QRCode from 'qrcode';
 
 // RFC 6238 defaults that every authenticator app understands: SHA-1, 6 digits, 30 s; one step of clock drift.
 authenticator.options = { step: 30, digits: 6, window: 1 };
@@ -21,6 +22,11 @@ export function verifyTotp(secret: string, code: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** The enrolment URI as a QR code drawn with block characters, for an authenticator app to scan off a terminal. */
+export function totpEnrolmentQr(uri: string): Promise<string> {
+  return QRCode.toString(uri, { type: 'terminal', small: true, errorCorrectionLevel: 'M' });
 }
 
 /** The RFC 6238 time step (30 s) a moment falls in. */
