@@ -13,6 +13,11 @@ export interface AccessClaims {
   readonly role: PersonRole;
   /** The session the token belongs to (`sid`); identify refuses the token once the session ends. */
   readonly sessionId: string;
+  /**
+   * For a token kept in the console's cookie: SHA-256 (base64url) of the CSRF token the console must
+   * echo in X-CSRF-Token on state-changing requests. Signed into the token, so it cannot be swapped.
+   */
+  readonly csrfHash?: string;
 }
 
 /**
@@ -46,7 +51,7 @@ export class TokenService {
     const nowSeconds = Math.floor(Date.now() / 1000);
     const cap = notAfter ? Math.floor(notAfter.getTime() / 1000) - nowSeconds : this.lifetimeSeconds;
     const expiresIn = Math.max(1, Math.min(this.lifetimeSeconds, cap));
-    const token = await new SignJWT({ username: claims.username, role: claims.role, sid: claims.sessionId })
+    const token = await new SignJWT({ username: claims.username, role: claims.role, sid: claims.sessionId, ...(claims.csrfHash ? { csrf: claims.csrfHash } : {}) })
       .setProtectedHeader({ alg: 'EdDSA' })
       .setSubject(String(claims.userId))
       .setIssuer(ISSUER)
@@ -65,7 +70,7 @@ export class TokenService {
       if (!Number.isInteger(userId) || typeof payload.username !== 'string' || typeof payload.role !== 'string' || typeof payload.sid !== 'string') {
         throw new Error('token claims incomplete');
       }
-      return { userId, username: payload.username, role: payload.role as PersonRole, sessionId: payload.sid };
+      return { userId, username: payload.username, role: payload.role as PersonRole, sessionId: payload.sid, ...(typeof payload.csrf === 'string' ? { csrfHash: payload.csrf } : {}) };
     } catch (err) {
       throw new PacsGuardError('PG_ERR_AUTH_FAILED', `access token rejected: ${(err as Error).message}`);
     }

@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AuditEvent, AuditEventType, AuditLog } from '../audit/index.js';
 import { PacsGuardError, asPacsGuardError } from '../errors.js';
 import { subjectLabel, type DeviceCheck, type DeviceStore, type Subject, type TokenService, type UserStore } from '../identity/index.js';
@@ -15,6 +16,11 @@ import { decide, decideZone, type Action, type Decision, type Resource, type Zon
 export type Credentials =
   | { readonly kind: 'none' }
   | { readonly kind: 'bearer'; readonly token: string }
+  /**
+   * The console's session cookie; `csrfHeader` is the X-CSRF-Token header, required to match the token's
+   * CSRF binding unless the request is `safe` (GET, HEAD), which changes nothing.
+   */
+  | { readonly kind: 'cookie'; readonly token: string; readonly csrfHeader?: string; readonly safe: boolean }
   | { readonly kind: 'malformed'; readonly reason: string }
   /** DICOM over mutual TLS: the client certificate TLS verified against our CA, and the calling AE title. */
   | { readonly kind: 'device-certificate'; readonly callingAe: string; readonly sourceAddress: string; readonly certificate: { readonly fingerprint256: string; readonly subjectAltName?: string; readonly validTo: string } }
@@ -98,6 +104,14 @@ export async function identify(services: PathServices, credentials: Credentials)
   } catch (err) {
     return { kind: 'anonymous', id: 'anonymous', reason: (err as PacsGuardError).detail ?? 'invalid token' };
   }
+  if (credentials.kind === 'cookie') {
+    // A browser sends the cookie with any request, a forged cross-site one too: only the page that
+    // read the CSRF cookie can echo its value (double submit, bound to the token by its signature).
+    if (!claims.csrfHash) return { kind: 'anonymous', id: 'anonymous', reason: 'session cookie holds a token not issued for a cookie' };
+    if (!credentials.safe && !csrfMatches(credentials.csrfHeader, claims.csrfHash)) {
+      return { kind: 'anonymous', id: 'anonymous', reason: `CSRF token ${credentials.csrfHeader ? 'wrong' : 'missing'} on a state-changing request with the session cookie of user ${claims.userId}` };
+    }
+  }
   // A token outlives its session: logout, reuse of a refresh token and the idle and absolute timeouts
   // end it before the token's own expiry.
   const session = await services.users.sessions.check(claims.sessionId);
@@ -107,6 +121,14 @@ export async function identify(services: PathServices, credentials: Credentials)
   const user = await services.users.findById(claims.userId);
   if (!user || user.disabled) return { kind: 'anonymous', id: 'anonymous', reason: `account of token subject ${claims.userId} is disabled or gone` };
   return { kind: 'user', id: String(user.id), username: user.username, role: user.role, sessionId: claims.sessionId };
+}
+
+/** True when the X-CSRF-Token header hashes to the value signed into the session token (constant time). */
+function csrfMatches(header: string | undefined, expectedHash: string): boolean {
+  if (!header) return false;
+  const got = createHash('sha256').update(header, 'utf8').digest();
+  const want = Buffer.from(expectedHash, 'base64url');
+  return want.length === got.length && timingSafeEqual(got, want);
 }
 
 /** Steps 1–3: identify, zone, decide. Resolves with the context the operation will carry, or rejects audited. */

@@ -1,18 +1,21 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { PacsGuardError } from '../../errors.js';
 import { generatePassword, generateTotpSecret, PERSON_ROLES, totpEnrolmentUri, type IssuedSession, type LoginResult } from '../../identity/index.js';
 import { perform, withSecurityAlerts, type SecurityAlert } from '../path.js';
 import type { Services } from '../services.js';
-import { contextOf } from './context.js';
+import { contextOf, cookiesOf, CSRF_COOKIE, CSRF_HEADER, REFRESH_COOKIE, SESSION_COOKIE } from './context.js';
 
 const loginBody = z.object({
   username: z.string().min(1).max(64),
   password: z.string().min(1).max(1024),
   totp: z.string().regex(/^\d{6}$/, 'totp is the 6-digit code from the authenticator'),
+  /** The console: keep the tokens in httpOnly cookies the page cannot read, with a CSRF token it can. */
+  cookie: z.boolean().optional(),
 }).strict();
 
-const refreshBody = z.object({ refresh_token: z.string().min(20).max(200) }).strict();
+const refreshBody = z.object({ refresh_token: z.string().min(20).max(200).optional() }).strict();
 const logoutBody = z.object({ refresh_token: z.string().min(20).max(200).optional() }).strict();
 
 const newUserBody = z.object({
@@ -44,6 +47,40 @@ function tokenResponse(access: { token: string; expiresIn: number }, session: Is
   };
 }
 
+/** SHA-256, base64url: how a CSRF token is bound into the access token. */
+function sha256(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('base64url');
+}
+
+/** Compares two secrets in constant time. */
+function sameText(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'utf8');
+  const y = Buffer.from(b, 'utf8');
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/**
+ * The console's answer: the tokens go into httpOnly, Secure, SameSite=Strict cookies that page scripts
+ * cannot read (an injected script cannot steal them); the CSRF token goes into a readable cookie and the
+ * body, for the page to echo in X-CSRF-Token.
+ */
+function cookieResponse(reply: FastifyReply, access: { token: string; expiresIn: number }, session: IssuedSession, csrf: string) {
+  const t = tokenResponse(access, session);
+  const attrs = 'Secure; SameSite=Strict';
+  reply.header('set-cookie', [
+    `${SESSION_COOKIE}=${access.token}; Path=/; Max-Age=${access.expiresIn}; HttpOnly; ${attrs}`,
+    `${REFRESH_COOKIE}=${session.refreshToken}; Path=/api/auth; Max-Age=${t.refresh_expires_in}; HttpOnly; ${attrs}`,
+    `${CSRF_COOKIE}=${csrf}; Path=/; Max-Age=${t.refresh_expires_in}; ${attrs}`,
+  ]);
+  return { token_type: 'cookie', expires_in: t.expires_in, refresh_expires_in: t.refresh_expires_in, session_expires_at: t.session_expires_at, csrf_token: csrf };
+}
+
+/** Set-Cookie values that make the browser drop the console's cookies. */
+function clearedCookies(): string[] {
+  const attrs = 'Max-Age=0; Secure; SameSite=Strict';
+  return [`${SESSION_COOKIE}=; Path=/; HttpOnly; ${attrs}`, `${REFRESH_COOKIE}=; Path=/api/auth; HttpOnly; ${attrs}`, `${CSRF_COOKIE}=; Path=/; ${attrs}`];
+}
+
 /** The error a failed login answers with: the person learns only that it failed; the audit trail learns why. */
 function loginRefusal(result: LoginResult & { ok: false }, sourceAddress: string): PacsGuardError {
   const why = `login failed for '${result.username}': ${result.reason}${result.detail ? ` (${result.detail})` : ''}`;
@@ -69,7 +106,7 @@ export async function registerApiRoutes(app: FastifyInstance, services: Services
       // A coarse cap in front of the audited per-account and per-source lockouts in the user store.
       rateLimit: { max: 30, timeWindow: '1 minute' },
     },
-  }, async (request) => {
+  }, async (request, reply) => {
     const ctx = contextOf(request);
     const body = parseBody(loginBody, request.body);
     const sourceAddress = request.socket.remoteAddress ?? '';
@@ -77,9 +114,13 @@ export async function registerApiRoutes(app: FastifyInstance, services: Services
       const result = await services.users.login(body.username, body.password, body.totp, { sourceAddress });
       if (!result.ok) throw loginRefusal(result, sourceAddress);
       const session = await services.users.sessions.open(result.user.id, { sourceAddress });
-      const access = await services.tokens.issue({ userId: result.user.id, username: result.user.username, role: result.user.role, sessionId: session.sessionId }, session.absoluteExpiresAt);
+      const csrf = body.cookie ? randomBytes(32).toString('base64url') : undefined;
+      const access = await services.tokens.issue({
+        userId: result.user.id, username: result.user.username, role: result.user.role, sessionId: session.sessionId,
+        ...(csrf ? { csrfHash: sha256(csrf) } : {}),
+      }, session.absoluteExpiresAt);
       return {
-        value: tokenResponse(access, session),
+        value: csrf ? cookieResponse(reply, access, session, csrf) : tokenResponse(access, session),
         reason: `user '${result.user.username}' (${result.user.role}) logged in with password and TOTP`,
         objects: { username: result.user.username },
         detail: { session: session.sessionId },
@@ -92,12 +133,26 @@ export async function registerApiRoutes(app: FastifyInstance, services: Services
       pacsguard: { action: 'session.refresh', eventType: 'User Authentication' },
       rateLimit: { max: 60, timeWindow: '1 minute' },
     },
-  }, async (request) => {
+  }, async (request, reply) => {
     const ctx = contextOf(request);
-    const body = parseBody(refreshBody, request.body);
+    const body = request.body === undefined || request.body === null ? {} : parseBody(refreshBody, request.body);
     const sourceAddress = request.socket.remoteAddress ?? '';
     return perform(services, ctx, async () => {
-      const result = await services.users.sessions.refresh(body.refresh_token, { sourceAddress });
+      // The console refreshes with its cookies: then the CSRF header must echo the CSRF cookie.
+      const cookies = cookiesOf(request);
+      const fromCookie = body.refresh_token === undefined;
+      const refreshToken = body.refresh_token ?? cookies.get(REFRESH_COOKIE);
+      if (!refreshToken) throw new PacsGuardError('PG_ERR_AUTH_REQUIRED', 'no refresh token in the body or the refresh cookie');
+      let csrf: string | undefined;
+      if (fromCookie) {
+        const header = request.headers[CSRF_HEADER];
+        const cookie = cookies.get(CSRF_COOKIE);
+        if (typeof header !== 'string' || !cookie || !sameText(header, cookie)) {
+          throw new PacsGuardError('PG_ERR_AUTH_FAILED', 'refresh with the session cookies needs the X-CSRF-Token header', { auditDetail: `refresh refused: CSRF token ${typeof header === 'string' ? 'wrong' : 'missing'}` });
+        }
+        csrf = header;
+      }
+      const result = await services.users.sessions.refresh(refreshToken, { sourceAddress });
       if (!result.ok) {
         if (result.reason === 'reuse') {
           // RFC 9700 §4.14.2: a rotated refresh token came back, so someone else holds this session.
@@ -112,9 +167,11 @@ export async function registerApiRoutes(app: FastifyInstance, services: Services
         await services.users.sessions.revoke(result.sessionId, 'account disabled');
         throw new PacsGuardError('PG_ERR_AUTH_FAILED', 'refresh token invalid or session ended; log in again', { auditDetail: `refresh refused: account ${result.userId} is disabled or gone` });
       }
-      const access = await services.tokens.issue({ userId: user.id, username: user.username, role: user.role, sessionId: result.sessionId }, result.absoluteExpiresAt);
+      const access = await services.tokens.issue({
+        userId: user.id, username: user.username, role: user.role, sessionId: result.sessionId, ...(csrf ? { csrfHash: sha256(csrf) } : {}),
+      }, result.absoluteExpiresAt);
       return {
-        value: tokenResponse(access, result),
+        value: csrf ? cookieResponse(reply, access, result, csrf) : tokenResponse(access, result),
         reason: `session of '${user.username}' refreshed; refresh token rotated`,
         objects: { username: user.username },
         detail: { session: result.sessionId },
@@ -138,6 +195,7 @@ export async function registerApiRoutes(app: FastifyInstance, services: Services
         detail: { session: sessionId },
       };
     });
+    if (request.headers.cookie) reply.header('set-cookie', clearedCookies());
     return reply.code(204).send();
   });
 

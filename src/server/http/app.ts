@@ -30,7 +30,7 @@ export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { lo
     logger: opts.logger === false ? false : {
       level: process.env.PACSGUARD_LOG_LEVEL ?? 'info',
       // Secrets never reach the log: tokens, passwords and TOTP codes are redacted wherever they appear.
-      redact: ['req.headers.authorization', 'req.headers.cookie', 'body.password', 'body.totp'],
+      redact: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-csrf-token"]', 'body.password', 'body.totp', 'body.refresh_token'],
     },
     // Every request is in the audit trail already; per-request log lines only when asked for.
     logController: new LogController({ disableRequestLogging: process.env.PACSGUARD_LOG_REQUESTS !== '1' }),

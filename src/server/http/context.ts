@@ -18,10 +18,40 @@ declare module 'fastify' {
   }
 }
 
-/** The caller's credentials from the Authorization header (bearer tokens only). */
+/**
+ * The console's cookies. `__Host-` binds a cookie to this exact origin over HTTPS (no Domain, Path=/,
+ * Secure), so a sibling host cannot plant one; the refresh cookie is narrowed to the auth routes.
+ */
+export const SESSION_COOKIE = '__Host-pacsguard-session';
+export const CSRF_COOKIE = '__Host-pacsguard-csrf';
+export const REFRESH_COOKIE = '__Secure-pacsguard-refresh';
+export const CSRF_HEADER = 'x-csrf-token';
+
+/** The request's cookies by name (first of each name wins, as browsers send the most specific first). */
+export function cookiesOf(request: FastifyRequest): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const part of (request.headers.cookie ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) continue;
+    const name = part.slice(0, eq).trim();
+    if (!out.has(name)) out.set(name, part.slice(eq + 1).trim());
+  }
+  return out;
+}
+
+/** The caller's credentials: a bearer token in the Authorization header, else the console's session cookie. */
 export function credentialsOf(request: FastifyRequest): Credentials {
   const header = request.headers.authorization;
-  if (!header) return { kind: 'none' };
+  if (!header) {
+    const token = cookiesOf(request).get(SESSION_COOKIE);
+    if (!token) return { kind: 'none' };
+    const csrf = request.headers[CSRF_HEADER];
+    return {
+      kind: 'cookie', token,
+      ...(typeof csrf === 'string' ? { csrfHeader: csrf } : {}),
+      safe: request.method === 'GET' || request.method === 'HEAD',
+    };
+  }
   const m = /^Bearer\s+([A-Za-z0-9\-_.~+/]+=*)\s*$/i.exec(header);
   if (!m) return { kind: 'malformed', reason: 'Authorization header is not a Bearer token' };
   return { kind: 'bearer', token: m[1] as string };

@@ -14,10 +14,10 @@ describe('sessions over HTTPS', () => {
   const password = 'a long enough password';
   const secrets = new Map<string, string>();
 
-  const call = (path: string, opts: { method?: string; token?: string; body?: unknown; localAddress?: string } = {}): Promise<TestResponse> =>
+  const call = (path: string, opts: { method?: string; token?: string; body?: unknown; localAddress?: string; headers?: Record<string, string> } = {}): Promise<TestResponse> =>
     httpsCall(`${s.url}${path}`, {
       ca: s.ca, method: opts.method ?? 'GET', localAddress: opts.localAddress,
-      headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}), ...opts.headers },
       ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
     });
   const auditLines = (): AuditLine[] => readFileSync(join(s.dataDir, 'audit', 'audit.log'), 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as AuditLine);
@@ -37,7 +37,7 @@ describe('sessions over HTTPS', () => {
 
   beforeAll(async () => {
     s = await startTestServer({ configure: (c) => ({ ...c, login: { ...c.login, sourceLockAfterFailures: 3, sourceLockSeconds: 600 } }) });
-    for (const u of ['rita', 'rene', 'rosa', 'ruth', 'remy']) await user(u);
+    for (const u of ['rita', 'rene', 'rosa', 'ruth', 'remy', 'cora', 'bea']) await user(u);
   });
   afterAll(async () => s?.stop());
 
@@ -138,5 +138,51 @@ describe('sessions over HTTPS', () => {
     expect(auditLines().at(-1)?.event).toMatchObject({ outcome: 8, reason: expect.stringMatching(/^login failed for 'dormy': dormant \(no login since .* account disabled\)$/) });
     const row = await s.server.services.database.db.selectFrom('users').select('disabled').where('username', '=', 'dormy').executeTakeFirstOrThrow();
     expect(row.disabled).toBe(1);
+  });
+
+  it('keeps the console session in httpOnly cookies and accepts them on a state-changing request only with the CSRF token', async () => {
+    const res = await call('/api/auth/login', { method: 'POST', body: { username: 'cora', password, totp: totpAt(secrets.get('cora') as string, new Date()), cookie: true } });
+    expect(res.status).toBe(200);
+    const answer = res.json<{ token_type: string; csrf_token: string; access_token?: string; refresh_token?: string }>();
+    expect(answer.token_type).toBe('cookie');
+    expect(answer.access_token).toBeUndefined();
+    expect(answer.refresh_token).toBeUndefined();
+    const setCookies = res.headers['set-cookie'] as string[];
+    const jar = new Map(setCookies.map((c) => { const [pair = ''] = c.split(';'); const eq = pair.indexOf('='); return [pair.slice(0, eq), pair.slice(eq + 1)] as const; }));
+    const session = setCookies.find((c) => c.startsWith('__Host-pacsguard-session='));
+    expect(session).toMatch(/; Path=\/;.*HttpOnly; Secure; SameSite=Strict/);
+    expect(setCookies.find((c) => c.startsWith('__Secure-pacsguard-refresh='))).toMatch(/Path=\/api\/auth;.*HttpOnly; Secure; SameSite=Strict/);
+    const csrfCookie = setCookies.find((c) => c.startsWith('__Host-pacsguard-csrf=')) ?? '';
+    expect(csrfCookie).not.toMatch(/HttpOnly/);
+    expect(jar.get('__Host-pacsguard-csrf')).toBe(answer.csrf_token);
+    const cookie = (...names: string[]) => names.map((n) => `${n}=${jar.get(n)}`).join('; ');
+
+    // Reading needs no CSRF token; changing anything does.
+    expect((await call('/dicomweb/studies', { headers: { cookie: cookie('__Host-pacsguard-session') } })).status).toBe(200);
+    const forged = await call('/api/auth/logout', { method: 'POST', headers: { cookie: cookie('__Host-pacsguard-session', '__Host-pacsguard-csrf') } });
+    expect(forged.status).toBe(401);
+    expect(auditLines().at(-1)?.event).toMatchObject({ action: 'session.logout', outcome: 8, reason: expect.stringMatching(/CSRF token missing/) });
+    const wrong = await call('/api/auth/logout', { method: 'POST', headers: { cookie: cookie('__Host-pacsguard-session'), 'x-csrf-token': 'A'.repeat(43) } });
+    expect(wrong.status).toBe(401);
+    expect((await call('/dicomweb/studies', { headers: { cookie: cookie('__Host-pacsguard-session') } })).status).toBe(200);
+
+    // Refresh with the cookies: refused without the header, rotated with it.
+    const all = cookie('__Host-pacsguard-session', '__Secure-pacsguard-refresh', '__Host-pacsguard-csrf');
+    expect((await call('/api/auth/refresh', { method: 'POST', headers: { cookie: all } })).status).toBe(401);
+    const refreshed = await call('/api/auth/refresh', { method: 'POST', headers: { cookie: all, 'x-csrf-token': answer.csrf_token } });
+    expect(refreshed.status).toBe(200);
+    const next = new Map((refreshed.headers['set-cookie'] as string[]).map((c) => { const [pair = ''] = c.split(';'); const eq = pair.indexOf('='); return [pair.slice(0, eq), pair.slice(eq + 1)] as const; }));
+    expect(next.get('__Secure-pacsguard-refresh')).not.toBe(jar.get('__Secure-pacsguard-refresh'));
+    const nextSession = `__Host-pacsguard-session=${next.get('__Host-pacsguard-session')}`;
+
+    // A token issued for an Authorization header is no cookie.
+    const bearer = await login('bea');
+    expect((await call('/dicomweb/studies', { token: bearer.access_token })).status).toBe(200);
+    expect((await call('/dicomweb/studies', { headers: { cookie: `__Host-pacsguard-session=${bearer.access_token}` } })).status).toBe(401);
+
+    const out = await call('/api/auth/logout', { method: 'POST', headers: { cookie: nextSession, 'x-csrf-token': answer.csrf_token } });
+    expect(out.status).toBe(204);
+    expect((out.headers['set-cookie'] as string[]).every((c) => c.includes('Max-Age=0'))).toBe(true);
+    expect((await call('/dicomweb/studies', { headers: { cookie: nextSession } })).status).toBe(401);
   });
 });
