@@ -87,5 +87,5 @@ describe('crash safety', () => {
     // The audit trail survived the kill too: every record written is whole and chained.
     const verify = runCli(['audit', 'verify', '--data', data]);
     expect(verify.status, verify.stderr + verify.stdout).toBe(0);
-  });
+  }, 240_000);
 });
