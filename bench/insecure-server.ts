@@ -50,7 +50,11 @@ const app = await buildHttpApp(services, undefined, { logger: process.env.PACSGU
 await app.listen({ host: '127.0.0.1', port: 0 });
 console.log(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`);
 // Plain DICOM only (registered legacy devices, as on `pacsguard start`): the baseline for C-STORE over TLS.
-const dicom = await startDimseListener(services, { host: '127.0.0.1', port: 0, slots: associationSlots(services) });
+// The association limits go in under both names the listener's option has had (`slots`, `shared`),
+// so the baseline starts against either version of src/server/dimse.
+const limits = associationSlots(services);
+const listenerOptions = { host: '127.0.0.1', port: 0, slots: limits, shared: limits };
+const dicom = await startDimseListener(services, listenerOptions);
 console.log(dicom.url);
 const stop = async () => {
   await dicom.close();

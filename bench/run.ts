@@ -168,9 +168,21 @@ async function main(): Promise<void> {
   limits.sha256Openssl = await opensslSha256(QUICK ? 1 : 3);
   limits.sha256Node = nodeSha256(QUICK ? 1 : 3);
 
-  const orthanc: OrthancServer = await startOrthancServer(['BENCHSCU', 'BENCHTLS', 'BENCHPLAIN']);
-  const pg: PacsGuardServer = await startPacsGuard({ cpuProfileDir: process.env.BENCH_CPU_PROFILE });
-  let ins: PacsGuardServer | undefined = await startInsecure();
+  // A server that fails to start stops the run; the ones already started are stopped first.
+  const running: BenchServer[] = [];
+  const start = async <S extends BenchServer>(server: Promise<S>): Promise<S> => {
+    try {
+      const s = await server;
+      running.push(s);
+      return s;
+    } catch (err) {
+      for (const s of running.reverse()) await s.stop().catch(() => undefined);
+      throw err;
+    }
+  };
+  const orthanc: OrthancServer = await start(startOrthancServer(['BENCHSCU', 'BENCHTLS', 'BENCHPLAIN']));
+  const pg: PacsGuardServer = await start(startPacsGuard({ cpuProfileDir: process.env.BENCH_CPU_PROFILE }));
+  let ins: PacsGuardServer | undefined = await start(startInsecure());
   const all = () => [pg, orthanc, ins];
   const ordered = (): Array<BenchServer | undefined> => [orthanc, pg, ins];
   try {
