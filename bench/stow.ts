@@ -59,7 +59,7 @@ async function startPacsGuard(): Promise<{ target: Target; stop: () => Promise<v
   const creds = JSON.parse(out) as { username: string; password: string; totpSecret: string };
   // BENCH_CPU_PROFILE=DIR writes a V8 CPU profile of the server (open it in Chrome DevTools) to find hot spots.
   const prof = process.env.BENCH_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE}`] : [];
-  const server = spawn(process.execPath, [...prof, bin, 'start', '--data', dir, '--host', '127.0.0.1', '--http-port', '0'], { env: { ...process.env, PACSGUARD_LOG_LEVEL: 'silent' } });
+  const server = spawn(process.execPath, [...prof, bin, 'start', '--data', dir, '--host', '127.0.0.1', '--http-port', '0', '--dicom-tls-port', '0', '--dicom-port', '0'], { env: { ...process.env, PACSGUARD_LOG_LEVEL: 'silent' } });
   const url = await new Promise<string>((ok) => {
     let text = '';
     server.stdout.on('data', (c: Buffer) => {
