@@ -67,6 +67,11 @@ export const configSchema = z.object({
     maxPduBytes: z.number().int().min(4096).max(16 * 1024 * 1024).default(256 * 1024),
     /** Largest single C-STORE dataset; a bigger one ends the association (A-ABORT), audited. */
     maxDatasetBytes: z.number().int().min(1024).default(1024 * 1024 * 1024),
+    /**
+     * C-STORE dataset bytes held at once over all associations (ingest takes each instance whole). Past it
+     * the association that would exceed it is aborted, so many large parallel stores cannot exhaust memory.
+     */
+    maxBufferedBytes: z.number().int().min(1024).default(2 * 1024 * 1024 * 1024),
     /** Connections open at once over both listeners; more are refused with A-ASSOCIATE-RJ (local limit exceeded). */
     maxAssociations: z.number().int().min(1).default(64),
     /** Associations one device may hold at once. */

@@ -44,11 +44,11 @@ export async function startServer(dataDir: string, opts: StartOptions = {}, log:
     const https = `https://${shownHost}:${addr.port}`;
     log(https);
     listeners.push({ close: () => app.close() });
-    const slots = associationSlots(services);
-    const dicomTls = await startDimseListener(services, { host, port: opts.dicomTlsPort ?? services.config.ports.dicomTls, tls, slots });
+    const shared = associationSlots(services);
+    const dicomTls = await startDimseListener(services, { host, port: opts.dicomTlsPort ?? services.config.ports.dicomTls, tls, shared });
     listeners.push(dicomTls);
     log(dicomTls.url);
-    const dicom = await startDimseListener(services, { host, port: opts.dicomPort ?? services.config.ports.dicom, slots });
+    const dicom = await startDimseListener(services, { host, port: opts.dicomPort ?? services.config.ports.dicom, shared });
     listeners.push(dicom);
     log(dicom.url);
     await services.audit.append({ eventType: 'Application Activity', action: 'server.start', outcome: 0, reason: `listening on ${https}, ${dicomTls.url}, ${dicom.url}`, subject, source });

@@ -29,9 +29,16 @@ export class EncodedDataset extends dimse.Dataset {
 export class DatasetCollector extends Writable {
   private readonly chunks: Buffer[] = [];
   private size = 0;
+  private held = 0;
   overflowed = false;
+  /** Why the collector stopped keeping bytes, when it did. */
+  overflowReason = '';
 
-  constructor(private readonly maxBytes: number, private readonly discard = false) {
+  constructor(
+    private readonly maxBytes: number,
+    private readonly discard = false,
+    private readonly budget?: { take(n: number): boolean; give(n: number): void; readonly limit: number },
+  ) {
     // A synchronous sink: write() never reports back-pressure, which dcmjs-dimse would wait on in a way
     // that lets the next PDU overtake this one.
     super({ highWaterMark: Number.MAX_SAFE_INTEGER });
@@ -39,9 +46,29 @@ export class DatasetCollector extends Writable {
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.size += chunk.length;
-    if (this.size > this.maxBytes) this.overflowed = true;
-    if (!this.overflowed && !this.discard) this.chunks.push(chunk);
+    if (!this.overflowed && this.size > this.maxBytes) this.overflow(`C-STORE dataset over the limit of ${this.maxBytes} bytes`);
+    if (!this.overflowed && !this.discard) {
+      if (this.budget && !this.budget.take(chunk.length)) {
+        this.overflow(`C-STORE datasets held over all associations would pass ${this.budget.limit} bytes`);
+      } else {
+        this.held += chunk.length;
+        this.chunks.push(chunk);
+      }
+    }
     callback();
+  }
+
+  private overflow(reason: string): void {
+    this.overflowed = true;
+    this.overflowReason = reason;
+    this.chunks.length = 0;
+    this.release();
+  }
+
+  /** Returns the bytes held to the shared budget (once the dataset is ingested, or dropped). */
+  release(): void {
+    if (this.held > 0) this.budget?.give(this.held);
+    this.held = 0;
   }
 
   get receivedBytes(): number {

@@ -1,1 +1,1 @@
-export { startDimseListener, associationSlots, type DimseListener, type ListenerTls } from './listener.js';
+export { startDimseListener, associationSlots, type DimseListener, type ListenerTls, type SharedLimits } from './listener.js';

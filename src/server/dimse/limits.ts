@@ -115,3 +115,25 @@ export class AssociationSlots {
     return this.total;
   }
 }
+
+/** Bytes of received datasets held at once across every association, against one budget. */
+export class ByteBudget {
+  private used = 0;
+
+  constructor(readonly limit: number) {}
+
+  /** Takes `n` bytes from the budget; false (and nothing taken) when that would pass the limit. */
+  take(n: number): boolean {
+    if (this.used + n > this.limit) return false;
+    this.used += n;
+    return true;
+  }
+
+  give(n: number): void {
+    this.used = Math.max(0, this.used - n);
+  }
+
+  get inUse(): number {
+    return this.used;
+  }
+}

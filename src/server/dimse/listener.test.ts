@@ -7,8 +7,8 @@ import { CertificateAuthority } from '../../identity/index.js';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../../../test/support/server.js';
-import { EncodedDataset } from './encoded.js';
-import { PduGuard } from './limits.js';
+import { DatasetCollector, EncodedDataset } from './encoded.js';
+import { ByteBudget, PduGuard } from './limits.js';
 
 /** PS3.8 §9.3.2: an A-ASSOCIATE-RQ proposing the given abstract syntaxes with implicit VR little endian. */
 function associateRq(calling: string, called: string, abstractSyntaxes: string[] = ['1.2.840.10008.1.1']): Buffer {
@@ -102,12 +102,33 @@ describe('PDU guard', () => {
   });
 });
 
+describe('dataset collector', () => {
+  it('stops keeping bytes past its own limit or the shared budget, and gives the budget back', () => {
+    const budget = new ByteBudget(100);
+    const a = new DatasetCollector(50, false, budget);
+    a.write(Buffer.alloc(40));
+    expect(budget.inUse).toBe(40);
+    a.write(Buffer.alloc(20));
+    expect(a.overflowed).toBe(true);
+    expect(a.overflowReason).toMatch(/over the limit of 50 bytes/);
+    expect(budget.inUse).toBe(0);
+    const b = new DatasetCollector(1000, false, budget);
+    const c = new DatasetCollector(1000, false, budget);
+    b.write(Buffer.alloc(80));
+    c.write(Buffer.alloc(30));
+    expect(c.overflowReason).toMatch(/would pass 100 bytes/);
+    expect(b.take()).toHaveLength(80);
+    b.release();
+    expect(budget.inUse).toBe(0);
+  });
+});
+
 describe('DICOM listener under bad input', () => {
   let pg: TestServer;
   let port: number;
   beforeAll(async () => {
     pg = await startTestServer({
-      configure: (c) => ({ ...c, dimse: { ...c.dimse, maxAssociations: 6, maxAssociationsPerDevice: 2, associationTimeoutMs: 800, maxPduBytes: 64 * 1024, maxDatasetBytes: 256 * 1024 } }),
+      configure: (c) => ({ ...c, dimse: { ...c.dimse, maxAssociations: 6, maxAssociationsPerDevice: 2, associationTimeoutMs: 800, maxPduBytes: 64 * 1024, maxDatasetBytes: 256 * 1024, maxBufferedBytes: 200 * 1024 } }),
     });
     port = Number(pg.server.urls.dicom.slice(pg.server.urls.dicom.lastIndexOf(':') + 1));
     await pg.server.services.devices.addLegacy({ aeTitle: 'LEGACY', address: '127.0.0.1', zone: 'local', role: 'modality', services: ['echo', 'store'] });
@@ -221,6 +242,26 @@ describe('DICOM listener under bad input', () => {
     expect(audit()).toMatch(/"action":"dimse.store","outcome":8/);
   });
 
+  const storeRaw = (bytes: Buffer, sopUid: string) => new Promise<string>((resolve) => {
+    const client = new dimse.Client();
+    const request = new dimse.requests.CStoreRequest(new EncodedDataset(bytes, '1.2.840.10008.1.2'));
+    request.setAffectedSopClassUid('1.2.840.10008.5.1.4.1.1.7');
+    request.setAffectedSopInstanceUid(sopUid);
+    request.on('response', () => resolve('response'));
+    client.addRequest(request);
+    client.on('closed', () => resolve('closed'));
+    client.on('networkError', () => resolve('closed'));
+    client.send('127.0.0.1', port, 'LEGACY', 'PACSGUARD');
+  });
+
+  it('aborts an association that would pass the dataset bytes held over all associations', async () => {
+    // Under the per-dataset limit (256 KiB), over the shared budget (200 KiB).
+    expect(await storeRaw(Buffer.alloc(220 * 1024, 0x42), '2.25.91011')).toBe('closed');
+    expect(audit()).toMatch(/held over all associations would pass 204800 bytes/);
+    // The budget is whole again afterwards: a small dataset is received (and refused by ingest, as garbage).
+    expect(await storeRaw(Buffer.alloc(10 * 1024, 0x43), '2.25.91012')).toBe('response');
+  });
+
   it('aborts an association whose dataset exceeds the configured maximum', async () => {
     const big = Buffer.alloc(300 * 1024, 0x41);
     const outcome = await new Promise<string>((resolve) => {
@@ -235,7 +276,7 @@ describe('DICOM listener under bad input', () => {
       client.send('127.0.0.1', port, 'LEGACY', 'PACSGUARD');
     });
     expect(outcome).toBe('closed');
-    expect(audit()).toMatch(/over the limit of 262144 bytes/);
+    expect(audit()).toMatch(/over the limit of 262144 bytes|would pass 204800 bytes/);
     expect(await echo(port)).toBe(0);
   });
 });

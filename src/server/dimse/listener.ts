@@ -5,7 +5,7 @@ import { PacsGuardError } from '../../errors.js';
 import { auditRejection } from '../path.js';
 import type { Services } from '../services.js';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from './encoded.js';
-import { AssociationSlots, PduGuard } from './limits.js';
+import { AssociationSlots, ByteBudget, PduGuard } from './limits.js';
 import { AssociationScp, type ListenerContext, type Peer } from './scp.js';
 
 /** A running DICOM listener. */
@@ -27,9 +27,18 @@ export interface ListenerTls {
 // the limit they are closed unanswered, so a flood cannot make us hold a DICOM stack per connection.
 const HARD_LIMIT_FACTOR = 2;
 
-/** The association counters both listeners share, so the limits hold across them. */
-export function associationSlots(services: Services): AssociationSlots {
-  return new AssociationSlots(services.config.dimse.maxAssociations, services.config.dimse.maxAssociationsPerDevice);
+/** The counters both listeners share, so the limits hold across them. */
+export interface SharedLimits {
+  readonly slots: AssociationSlots;
+  readonly budget: ByteBudget;
+}
+
+/** The association counters and the dataset byte budget both listeners share. */
+export function associationSlots(services: Services): SharedLimits {
+  return {
+    slots: new AssociationSlots(services.config.dimse.maxAssociations, services.config.dimse.maxAssociationsPerDevice),
+    budget: new ByteBudget(services.config.dimse.maxBufferedBytes),
+  };
 }
 
 /**
@@ -39,7 +48,7 @@ export function associationSlots(services: Services): AssociationSlots {
  */
 export async function startDimseListener(
   services: Services,
-  opts: { host: string; port: number; tls?: ListenerTls; slots: AssociationSlots },
+  opts: { host: string; port: number; tls?: ListenerTls; shared: SharedLimits },
 ): Promise<DimseListener> {
   const limits = services.config.dimse;
   // dcmjs-dimse logs every PDU at INFO by default (its enableAll(false) enables, it does not disable):
@@ -50,7 +59,7 @@ export async function startDimseListener(
   dimse.Implementation.setImplementationClassUid(IMPLEMENTATION_CLASS_UID);
   dimse.Implementation.setImplementationVersion(IMPLEMENTATION_VERSION);
   const kind = opts.tls ? 'tls' : 'plain';
-  const ctx: ListenerContext = { services, slots: opts.slots, limits, aeTitle: services.config.aeTitle, kind };
+  const ctx: ListenerContext = { services, slots: opts.shared.slots, budget: opts.shared.budget, limits, aeTitle: services.config.aeTitle, kind };
   const sockets = new Set<Socket>();
   let hard = 0;
 
@@ -74,9 +83,9 @@ export async function startDimseListener(
   };
 
   const serve = (socket: Socket | TLSSocket, certificate: Peer['certificate']) => {
-    const withinLimit = opts.slots.openConnection();
+    const withinLimit = opts.shared.slots.openConnection();
     socket.once('close', () => {
-      if (withinLimit) opts.slots.closeConnection();
+      if (withinLimit) opts.shared.slots.closeConnection();
     });
     const guard = new PduGuard(limits.maxPduBytes);
     const scp = new AssociationScp(socket, ctx, { address: socket.remoteAddress ?? '', certificate, withinLimit });

@@ -11,7 +11,7 @@ import type { Services } from '../services.js';
 import { negotiatePresentationContexts } from './association.js';
 import { DatasetCollector, EncodedDataset } from './encoded.js';
 import { findResponses } from './find.js';
-import type { AssociationSlots, PduViolation } from './limits.js';
+import type { AssociationSlots, ByteBudget, PduViolation } from './limits.js';
 import { retrieveByGet, retrieveByMove } from './retrieve.js';
 import { storeInstance } from './store.js';
 
@@ -22,6 +22,8 @@ const { CEchoResponse, CStoreResponse, CFindResponse, CGetResponse, CMoveRespons
 export interface ListenerContext {
   readonly services: Services;
   readonly slots: AssociationSlots;
+  /** Dataset bytes held at once across both listeners. */
+  readonly budget: ByteBudget;
   readonly limits: Config['dimse'];
   /** Our AE title: the only called AE title served. */
   readonly aeTitle: string;
@@ -56,6 +58,8 @@ export class AssociationScp extends dimse.Scp {
   private closed = false;
   private cancelled = false;
   private aborting = false;
+  /** The C-STORE dataset being received, holding bytes against the listener's shared budget. */
+  private collector: DatasetCollector | undefined;
   private storeAllowed = false;
 
   constructor(socket: Socket | TLSSocket, private readonly ctx: ListenerContext, private readonly peer: Peer) {
@@ -116,6 +120,8 @@ export class AssociationScp extends dimse.Scp {
 
   private release(): void {
     this.closed = true;
+    this.collector?.release();
+    this.collector = undefined;
     if (this.deviceSlot !== undefined) {
       this.ctx.slots.closeForDevice(this.deviceSlot);
       this.deviceSlot = undefined;
@@ -321,12 +327,14 @@ export class AssociationScp extends dimse.Scp {
   }
 
   override createStoreWritableStream(): DatasetCollector {
-    return new DatasetCollector(this.ctx.limits.maxDatasetBytes, !this.storeAllowed);
+    this.collector?.release();
+    this.collector = new DatasetCollector(this.ctx.limits.maxDatasetBytes, !this.storeAllowed, this.ctx.budget);
+    return this.collector;
   }
 
   override createDatasetFromStoreWritableStream(writable: DatasetCollector, context: dimse.association.PresentationContext, callback: (dataset: dimse.Dataset) => void): void {
     if (writable.overflowed) {
-      void this.protocolFailure(`C-STORE dataset over the limit of ${this.ctx.limits.maxDatasetBytes} bytes`);
+      void this.protocolFailure(writable.overflowReason);
       return;
     }
     callback(new EncodedDataset(writable.take(), context.getAcceptedTransferSyntaxUid() ?? ''));
@@ -340,6 +348,8 @@ export class AssociationScp extends dimse.Scp {
         { action: 'dimse.store', eventType: 'DICOM Instances Transferred', resource: { sopUid }, detail: { sopClassUid: request.getAffectedSopClassUid() ?? '' } },
         (ctx) => storeInstance(this.ctx.services, ctx, request, this.callingAe),
       );
+      this.collector?.release();
+      this.collector = undefined;
       const response = CStoreResponse.fromRequest(request);
       const status = result.ok ? result.value.status : result.error.spec.dicomStatus;
       const comment = result.ok ? result.value.comment : result.error.detail.slice(0, 64);
