@@ -16,7 +16,8 @@ export function byteEntropy(bytes: Uint8Array): number {
 
 // Below 16 KiB even random data shows under 7.99 bits; above it, encrypted data is 7.99 and more.
 const MIN_SAMPLE = 16 * 1024;
-const MAX_SAMPLE = 1024 * 1024;
+// 64 KiB tells encrypted from image data as well as the whole would, at a sixteenth of the cost.
+const MAX_SAMPLE = 64 * 1024;
 const ENCRYPTED_BITS = 7.98;
 
 /** True when uncompressed pixel data looks encrypted (near-maximal entropy over a large enough sample). */
