@@ -80,13 +80,20 @@ export class SourceLockout {
     for (const [key, s] of this.sources) {
       if (s.lockedUntil <= t && t - s.lastFailure > this.policy.windowSeconds * 1000) this.sources.delete(key);
     }
-    // Still full (a flood from ever new sources): forget the oldest half rather than grow without bound.
-    if (this.sources.size >= TRACK_LIMIT) {
-      let n = 0;
-      for (const key of this.sources.keys()) {
-        if (n++ >= TRACK_LIMIT / 2) break;
-        this.sources.delete(key);
-      }
+    // Still full (a flood from ever new sources): forget a quarter, unlocked sources first, oldest first,
+    // rather than grow without bound. Freeing a quarter at once keeps the cost of a scan amortised.
+    const target = this.sources.size - Math.floor(TRACK_LIMIT * 0.75);
+    let n = 0;
+    for (const [key, s] of this.sources) {
+      if (n >= target) break;
+      if (s.lockedUntil > t) continue;
+      this.sources.delete(key);
+      n++;
+    }
+    for (const key of this.sources.keys()) {
+      if (n >= target) break;
+      this.sources.delete(key);
+      n++;
     }
   }
 }

@@ -2,24 +2,31 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase } from '../../test/support/postgres.js';
 import { openIndexDatabase, type IndexDatabase } from '../storage/index.js';
 import { DEFAULT_LOGIN_POLICY, generateTotpSecret, SourceLockout, sourceKey, totpAt, UserStore } from './index.js';
 
-describe('login defences', () => {
-  let dir: string;
+describe.each([
+  ['sqlite', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pg-login-'));
+    return { url: join(dir, 'index.sqlite'), drop: async () => rmSync(dir, { recursive: true, force: true }) };
+  }],
+  ['postgres', createTestDatabase],
+])('login defences on %s', (_engine, makeDb) => {
+  let handle: { url: string; drop: () => Promise<void> };
   let database: IndexDatabase;
   let users: UserStore;
   const t0 = new Date('2026-03-01T08:00:00Z');
   const at = (seconds: number) => new Date(t0.getTime() + seconds * 1000);
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'pg-login-'));
-    database = await openIndexDatabase(join(dir, 'index.sqlite'));
+    handle = await makeDb();
+    database = await openIndexDatabase(handle.url);
     users = new UserStore(database.db, { ...DEFAULT_LOGIN_POLICY, sourceLock: { failures: 3, windowSeconds: 600, lockSeconds: 60, maxLockSeconds: 3600 } });
   });
   afterAll(async () => {
-    await database.close();
-    rmSync(dir, { recursive: true, force: true });
+    await database?.close();
+    await handle?.drop();
   });
 
   const add = async (username: string, created = t0) => {
@@ -104,5 +111,15 @@ describe('source lockout', () => {
     lockout.fail('10.0.0.1', t(134));
     expect(lockout.fail('10.0.0.1', t(135))).toEqual(t(160));
     expect(lockout.lockedUntil('10.0.0.2', t(135))).toBeUndefined();
+  });
+
+  it('stays bounded under a flood of new addresses, and a locked source keeps its lock', () => {
+    const lockout = new SourceLockout({ failures: 2, windowSeconds: 600, lockSeconds: 600, maxLockSeconds: 600 });
+    const now = new Date(5_000_000);
+    lockout.fail('192.0.2.1', now);
+    expect(lockout.fail('192.0.2.1', now)).toBeDefined();
+    for (let i = 0; i < 120_000; i++) lockout.fail(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, new Date(now.getTime() - 1));
+    expect(lockout.lockedUntil('192.0.2.1', now)).toBeDefined();
+    expect((lockout as unknown as { sources: Map<string, unknown> }).sources.size).toBeLessThanOrEqual(100_000);
   });
 });
