@@ -2,11 +2,20 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase } from '../../test/support/postgres.js';
 import { openIndexDatabase, type IndexDatabase } from '../storage/index.js';
 import { generateTotpSecret, hashRefreshToken, SessionStore, UserStore } from './index.js';
 
-describe('sessions', () => {
-  let dir: string;
+// The same rotation, reuse detection and revocation on both index engines (row counts of conditional
+// updates are what make a concurrent refresh lose, and they must hold on each).
+describe.each([
+  ['sqlite', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pg-sessions-'));
+    return { url: join(dir, 'index.sqlite'), drop: async () => rmSync(dir, { recursive: true, force: true }) };
+  }],
+  ['postgres', createTestDatabase],
+])('sessions on %s', (_engine, makeDb) => {
+  let handle: { url: string; drop: () => Promise<void> };
   let database: IndexDatabase;
   let sessions: SessionStore;
   let userId: number;
@@ -14,14 +23,14 @@ describe('sessions', () => {
   const at = (seconds: number) => new Date(t0.getTime() + seconds * 1000);
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'pg-sessions-'));
-    database = await openIndexDatabase(join(dir, 'index.sqlite'));
+    handle = await makeDb();
+    database = await openIndexDatabase(handle.url);
     userId = (await new UserStore(database.db).addUser('sam', 'radiologist', 'a long enough password', generateTotpSecret())).id;
     sessions = new SessionStore(database.db, { idleSeconds: 1800, absoluteSeconds: 12 * 3600, cacheMs: 0 });
   });
   afterAll(async () => {
-    await database.close();
-    rmSync(dir, { recursive: true, force: true });
+    await database?.close();
+    await handle?.drop();
   });
 
   it('keeps only a SHA-256 of the refresh token', async () => {
