@@ -83,6 +83,12 @@ export class UserStore {
     return r ? { id: r.id, username: r.username, role: r.role as PersonRole, disabled: r.disabled === 1 } : undefined;
   }
 
+  /** Looks up a user by username. */
+  async findByUsername(username: string): Promise<User | undefined> {
+    const r = await this.db.selectFrom('users').select(['id', 'username', 'role', 'disabled']).where('username', '=', username).executeTakeFirst();
+    return r ? { id: r.id, username: r.username, role: r.role as PersonRole, disabled: r.disabled === 1 } : undefined;
+  }
+
   /**
    * Checks password and TOTP code. Refuses at once a source address locked out by repeated failures;
    * counts failures per account and per source, locking each with backoff; refuses a TOTP code already

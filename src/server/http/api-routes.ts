@@ -215,6 +215,23 @@ export async function registerApiRoutes(app: FastifyInstance, services: Services
     return reply.code(201).send(created);
   });
 
+  // Ends every session of a person at once (a lost laptop, a suspected compromise): their access and
+  // refresh tokens stop working at their next request; the password and second factor stay.
+  app.delete('/users/:username/sessions', { config: { pacsguard: { action: 'users.manage', eventType: 'Security Configuration Change' } } }, async (request) => {
+    const ctx = contextOf(request);
+    const { username } = parseBody(z.object({ username: z.string().min(1).max(64) }).strict(), request.params);
+    return perform(services, { ...ctx, resource: { username } }, async () => {
+      const user = await services.users.findByUsername(username);
+      if (!user) throw new PacsGuardError('PG_ERR_NOT_FOUND', `no user '${username}'`);
+      const revoked = await services.users.sessions.revokeAllOf(user.id, `revoked by ${ctx.subject.kind === 'user' ? ctx.subject.username : ctx.subject.id}`);
+      return {
+        value: { username, revoked },
+        reason: `ended ${revoked} session(s) of '${username}'`,
+        objects: { username },
+      };
+    });
+  });
+
   app.get('/status', { config: { pacsguard: { action: 'server.status', eventType: 'Application Activity' } } }, async (request) => {
     const ctx = contextOf(request);
     return perform(services, ctx, async () => ({

@@ -37,7 +37,7 @@ describe('sessions over HTTPS', () => {
 
   beforeAll(async () => {
     s = await startTestServer({ configure: (c) => ({ ...c, login: { ...c.login, sourceLockAfterFailures: 3, sourceLockSeconds: 600 } }) });
-    for (const u of ['rita', 'rene', 'rosa', 'ruth', 'remy', 'cora', 'bea']) await user(u);
+    for (const u of ['rita', 'rene', 'rosa', 'ruth', 'remy', 'cora', 'bea', 'vera']) await user(u);
   });
   afterAll(async () => s?.stop());
 
@@ -184,5 +184,22 @@ describe('sessions over HTTPS', () => {
     expect(out.status).toBe(204);
     expect((out.headers['set-cookie'] as string[]).every((c) => c.includes('Max-Age=0'))).toBe(true);
     expect((await call('/dicomweb/studies', { headers: { cookie: nextSession } })).status).toBe(401);
+  });
+
+  it('lets an administrator end every session of a person at once, audited; nobody else may', async () => {
+    const a = await login('vera');
+    const b = await loginCall('vera', { code: totpAt(secrets.get('vera') as string, new Date(Date.now() + 30_000)) });
+    expect(b.status).toBe(200);
+    const admin = await s.token('administrator');
+    expect((await call('/api/users/vera/sessions', { method: 'DELETE', token: a.access_token })).status).toBe(403);
+    expect((await search(a.access_token)).status).toBe(200);
+    const res = await call('/api/users/vera/sessions', { method: 'DELETE', token: admin });
+    expect(res.status).toBe(200);
+    expect(res.json()).toEqual({ username: 'vera', revoked: 2 });
+    expect(auditLines().at(-1)?.event).toMatchObject({ eventType: 'Security Configuration Change', action: 'users.manage', outcome: 0, reason: "ended 2 session(s) of 'vera'" });
+    expect((await search(a.access_token)).status).toBe(401);
+    expect((await search(b.json<TokenAnswer>().access_token)).status).toBe(401);
+    expect((await call('/api/auth/refresh', { method: 'POST', body: { refresh_token: a.refresh_token } })).status).toBe(401);
+    expect((await call('/api/users/nobody/sessions', { method: 'DELETE', token: admin })).status).toBe(404);
   });
 });
