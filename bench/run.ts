@@ -20,7 +20,7 @@ import { FillerFactory, ingestSet, type FillerInstance, type IngestSet } from '.
 import { fillOrthanc, fillPacsGuard } from './fill.js';
 import { ddFsyncWrite, fdatasyncRate, nodeSha256, opensslSha256, type Limit } from './limits.js';
 import { peakRssMb, startInsecure, startOrthancServer, startPacsGuard, type BenchServer, type OrthancServer, type PacsGuardServer } from './servers.js';
-import { median, qidoStudies, rotate, stow, stowBodies, wadoInstances, wadoSeries, type Latency, type Throughput } from './workloads.js';
+import { median, qidoStudies, rotate, stow, stowBodies, wadoInstances, wadoSeries, type Throughput } from './workloads.js';
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
@@ -183,6 +183,9 @@ async function main(): Promise<void> {
   const orthanc: OrthancServer = await start(startOrthancServer(['BENCHSCU', 'BENCHTLS', 'BENCHPLAIN']));
   const pg: PacsGuardServer = await start(startPacsGuard({ cpuProfileDir: process.env.BENCH_CPU_PROFILE }));
   let ins: PacsGuardServer | undefined = await start(startInsecure());
+  // The baseline that searches PacsGuard's index starts now, idle until then, so that both baselines
+  // run the same source as the build PacsGuard runs (src/ may change while a long run goes on).
+  const insQ: PacsGuardServer = await start(startInsecure({ dataDir: pg.dataDir, accounts: pg.accounts }));
   const all = () => [pg, orthanc, ins];
   const ordered = (): Array<BenchServer | undefined> => [orthanc, pg, ins];
   try {
@@ -287,14 +290,7 @@ async function main(): Promise<void> {
         warnings.push(note);
       }
       const queries = studyQueries(pool, SIZES.queries);
-      const insQ = await startInsecure({ dataDir: pg.dataDir, accounts: pg.accounts });
-      let lat: Array<Latency | null>;
-      try {
-        lat = await each(`qido-study-${label}`, [orthanc, pg, insQ], (s) => qidoStudies(s, queries, 20));
-      } finally {
-        await insQ.stop();
-      }
-      const [lo, lp, li] = lat;
+      const [lo, lp, li] = await each(`qido-study-${label}`, [orthanc, pg, insQ], (s) => qidoStudies(s, queries, 20));
       if (lo && lp) {
         const differ = queries.map((q, k) => ({ q, pacsguard: lp.resultCounts[k], orthanc: lo.resultCounts[k] })).filter((d) => d.pacsguard !== d.orthanc);
         if (differ.length > 0 && counts.orthanc === counts.pacsguard) {
@@ -328,6 +324,7 @@ async function main(): Promise<void> {
   log(`wrote ${OUT}; stopping the servers and removing their data`);
   // After the results: removing 100 000 blobs and Orthanc's storage takes a while on a busy disk.
   await ins?.stop().catch(() => undefined);
+  await insQ.stop().catch(() => undefined);
   await pg.stop().catch((err: Error) => log(`stopping PacsGuard: ${err.message}`));
   await orthanc.stop().catch(() => undefined);
   if (errors.length > 0) process.exitCode = 1;
