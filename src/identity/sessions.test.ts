@@ -122,4 +122,17 @@ describe.each([
     expect((await sessions.check(a.sessionId, at(2))).ok).toBe(false);
     expect((await sessions.check(b.sessionId, at(2))).ok).toBe(false);
   });
+
+  it('deletes the rows of sessions that ended over a week ago, at the next login', async () => {
+    const old = await sessions.open(userId, { now: t0 });
+    const r = await sessions.refresh(old.refreshToken, { now: at(60) });
+    expect(r.ok).toBe(true);
+    const count = async (family: string) => (await database.db.selectFrom('sessions').select('id').where('family', '=', family).execute()).length;
+    expect(await count(old.sessionId)).toBe(2);
+    const recent = await sessions.open(userId, { now: at(12 * 3600 + 6 * 86_400) });
+    expect(await count(old.sessionId)).toBe(2);
+    await sessions.open(userId, { now: at(12 * 3600 + 7 * 86_400 + 3600) });
+    expect(await count(old.sessionId)).toBe(0);
+    expect(await count(recent.sessionId)).toBe(1);
+  });
 });

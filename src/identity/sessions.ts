@@ -51,6 +51,10 @@ interface Cached {
 // precise enough for a 30-minute idle timeout.
 const TOUCH_EVERY_MS = 60_000;
 const CACHE_LIMIT = 50_000;
+// Rows of a session are kept this long after its absolute end (the audit trail keeps the events for
+// good), then deleted, so the table holds weeks of sessions rather than every refresh ever made.
+const KEEP_ENDED_MS = 7 * 86_400_000;
+const PURGE_EVERY_MS = 3_600_000;
 
 /** A new random identifier or token: 256 bits, URL-safe. */
 function randomToken(bytes = 32): string {
@@ -70,6 +74,7 @@ export function hashRefreshToken(token: string): string {
 export class SessionStore {
   private readonly cache = new Map<string, Cached>();
   private readonly cacheMs: number;
+  private lastPurge = 0;
 
   constructor(private readonly db: Kysely<IndexSchema>, readonly policy: SessionPolicy = DEFAULT_SESSION_POLICY) {
     this.cacheMs = policy.cacheMs ?? 5_000;
@@ -88,7 +93,17 @@ export class SessionStore {
       idle_expires_at: idle.toISOString(), absolute_expires_at: absolute.toISOString(), rotated_at: null, revoked_at: null, revoked_reason: '',
     }).execute();
     this.remember(sessionId, { userId, absoluteExpiresAt: absolute.getTime(), idleExpiresAt: idle.getTime(), persistedIdleExpiresAt: idle.getTime(), revoked: null, readAt: now.getTime() });
+    if (now.getTime() - this.lastPurge >= PURGE_EVERY_MS) await this.purgeEnded(now);
     return { sessionId, userId, refreshToken, absoluteExpiresAt: absolute };
+  }
+
+  /** Deletes the rows of sessions that ended (at the latest, at their absolute timeout) over a week ago. */
+  async purgeEnded(now = new Date()): Promise<number> {
+    this.lastPurge = now.getTime();
+    const r = await this.db.deleteFrom('sessions')
+      .where('absolute_expires_at', '<', new Date(now.getTime() - KEEP_ENDED_MS).toISOString())
+      .executeTakeFirst();
+    return Number(r.numDeletedRows);
   }
 
   /**
