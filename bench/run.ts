@@ -185,7 +185,7 @@ async function main(): Promise<void> {
   let ins: PacsGuardServer | undefined = await start(startInsecure());
   // The baseline that searches PacsGuard's index starts now, idle until then, so that both baselines
   // run the same source as the build PacsGuard runs (src/ may change while a long run goes on).
-  const insQ: PacsGuardServer = await start(startInsecure({ dataDir: pg.dataDir, accounts: pg.accounts }));
+  const insQ: PacsGuardServer = await start(startInsecure(pg));
   const all = () => [pg, orthanc, ins];
   const ordered = (): Array<BenchServer | undefined> => [orthanc, pg, ins];
   try {

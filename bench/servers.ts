@@ -87,6 +87,8 @@ export interface Accounts {
 export interface PacsGuardServer extends BenchServer {
   readonly dataDir: string;
   readonly accounts: Accounts;
+  /** The bearer tokens it was logged in with (a day long, see initDataDir). */
+  readonly tokens: { readonly admin: string; readonly tech: string };
   readonly dicomTlsUrl?: string;
   readonly dicomUrl?: string;
   readonly caPem: string;
@@ -175,9 +177,10 @@ export function peakRssMb(pid: number): number {
   }
 }
 
-function pacsguardServer(label: string, child: ChildProcess, http: HttpClient, admin: HttpClient, tech: string, rest: Omit<PacsGuardServer, 'label' | 'pid' | 'dicomweb' | 'http' | 'count' | 'stop'>, cleanup: boolean): PacsGuardServer {
+function pacsguardServer(label: string, child: ChildProcess, http: HttpClient, tokens: PacsGuardServer['tokens'], rest: Omit<PacsGuardServer, 'label' | 'pid' | 'dicomweb' | 'http' | 'count' | 'stop' | 'tokens'>, cleanup: boolean): PacsGuardServer {
+  const admin = http.withToken(tokens.admin);
   return {
-    ...rest, label, pid: child.pid ?? 0, dicomweb: '/dicomweb', http: http.withToken(tech),
+    ...rest, label, tokens, pid: child.pid ?? 0, dicomweb: '/dicomweb', http: http.withToken(tokens.tech),
     count: async () => (await admin.json<{ counts: { instances: number } }>('GET', '/api/status')).counts.instances,
     stop: async () => {
       http.close();
@@ -204,10 +207,10 @@ export async function startPacsGuard(opts: { cpuProfileDir?: string } = {}): Pro
     const origin = /^(https:\/\/\S+)$/m.exec(text)![1]!;
     const caPem = readFileSync(join(dir, 'pki', 'ca.pem'), 'utf8');
     const http = new HttpClient(origin, { ca: caPem });
-    const adminHttp = http.withToken(await login(http, admin));
-    const created = await adminHttp.json<{ totpSecret: string }>('POST', '/api/users', { username: 'bench-tech', role: 'technologist', password: 'bench technologist password' });
+    const adminToken = await login(http, admin);
+    const created = await http.withToken(adminToken).json<{ totpSecret: string }>('POST', '/api/users', { username: 'bench-tech', role: 'technologist', password: 'bench technologist password' });
     const tech = { username: 'bench-tech', password: 'bench technologist password', totpSecret: created.totpSecret };
-    return pacsguardServer('PacsGuard', child, http, adminHttp, await login(http, tech), {
+    return pacsguardServer('PacsGuard', child, http, { admin: adminToken, tech: await login(http, tech) }, {
       dataDir: dir, accounts: { admin, tech }, caPem,
       dicomTlsUrl: /^(dicom-tls:\/\/\S+)$/m.exec(text)?.[1], dicomUrl: /^(dicom:\/\/\S+)$/m.exec(text)?.[1],
     }, true);
@@ -215,11 +218,12 @@ export async function startPacsGuard(opts: { cpuProfileDir?: string } = {}): Pro
 }
 
 /**
- * The insecure baseline (no TLS, no audit) on a fresh data directory; or, given a PacsGuard data
- * directory and its accounts, on a directory of its own that shares that one's index (config `index`
- * set to its absolute path) and blob store (`blobs` a symbolic link), for searching what it holds.
+ * The insecure baseline (no TLS, no audit) on a fresh data directory; or, given a running PacsGuard,
+ * on a directory of its own that shares that one's index (config `index` set to its absolute path),
+ * blob store and keys (`blobs` and `pki` symbolic links), for searching what it holds with the tokens
+ * PacsGuard issued (logging in again would reuse TOTP codes, which PacsGuard refuses).
  */
-export async function startInsecure(existing?: { dataDir: string; accounts: Accounts }): Promise<PacsGuardServer> {
+export async function startInsecure(existing?: PacsGuardServer): Promise<PacsGuardServer> {
   const init = await initDataDir();
   const dir = init.dir;
   if (existing) {
@@ -227,8 +231,10 @@ export async function startInsecure(existing?: { dataDir: string; accounts: Acco
     const shared = JSON.parse(readFileSync(join(existing.dataDir, 'config.json'), 'utf8')) as { index?: string };
     const config = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
     writeFileSync(configPath, JSON.stringify({ ...config, index: resolve(existing.dataDir, shared.index ?? 'index.sqlite') }, null, 2));
-    rmSync(join(dir, 'blobs'), { recursive: true, force: true });
-    symlinkSync(join(existing.dataDir, 'blobs'), join(dir, 'blobs'));
+    for (const shared of ['blobs', 'pki']) {
+      rmSync(join(dir, shared), { recursive: true, force: true });
+      symlinkSync(join(existing.dataDir, shared), join(dir, shared));
+    }
   }
   const child = spawn(process.execPath, ['--import', 'tsx', resolve('bench/insecure-server.ts'), '--data', dir], {
     env: { ...process.env, PACSGUARD_LOG_LEVEL: 'error' },
@@ -241,13 +247,12 @@ export async function startInsecure(existing?: { dataDir: string; accounts: Acco
     child.stdout?.on('data', forward);
     child.stderr?.on('data', forward);
     const http = new HttpClient(/^(http:\/\/\S+)$/m.exec(text)![1]!);
-    let accounts = existing?.accounts;
-    const adminHttp = http.withToken(await login(http, accounts?.admin ?? init.admin));
-    if (!accounts) {
-      const created = await adminHttp.json<{ totpSecret: string }>('POST', '/api/users', { username: 'bench-tech', role: 'technologist', password: 'bench technologist password' });
-      accounts = { admin: init.admin, tech: { username: 'bench-tech', password: 'bench technologist password', totpSecret: created.totpSecret } };
-    }
-    return pacsguardServer('insecure baseline', child, http, adminHttp, await login(http, accounts.tech), { dataDir: dir, accounts, caPem: '', dicomUrl: /^(dicom:\/\/\S+)$/m.exec(text)?.[1] }, true);
+    const dicomUrl = /^(dicom:\/\/\S+)$/m.exec(text)?.[1];
+    if (existing) return pacsguardServer('insecure baseline', child, http, existing.tokens, { dataDir: dir, accounts: existing.accounts, caPem: '', dicomUrl }, true);
+    const adminToken = await login(http, init.admin);
+    const created = await http.withToken(adminToken).json<{ totpSecret: string }>('POST', '/api/users', { username: 'bench-tech', role: 'technologist', password: 'bench technologist password' });
+    const tech = { username: 'bench-tech', password: 'bench technologist password', totpSecret: created.totpSecret };
+    return pacsguardServer('insecure baseline', child, http, { admin: adminToken, tech: await login(http, tech) }, { dataDir: dir, accounts: { admin: init.admin, tech }, caPem: '', dicomUrl }, true);
   });
 }
 
