@@ -3,7 +3,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { PacsGuardError } from '../../errors.js';
 import { generatePassword, generateTotpSecret, PERSON_ROLES, totpEnrolmentUri, type IssuedSession, type LoginResult } from '../../identity/index.js';
-import { perform, withSecurityAlerts, type SecurityAlert } from '../path.js';
+import { perform, withSecurityAlerts, type Operated, type SecurityAlert } from '../path.js';
 import type { Services } from '../services.js';
 import { contextOf, cookiesOf, CSRF_COOKIE, CSRF_HEADER, REFRESH_COOKIE, SESSION_COOKIE } from './context.js';
 
@@ -64,15 +64,29 @@ function sameText(a: string, b: string): boolean {
  * cannot read (an injected script cannot steal them); the CSRF token goes into a readable cookie and the
  * body, for the page to echo in X-CSRF-Token.
  */
-function cookieResponse(reply: FastifyReply, access: { token: string; expiresIn: number }, session: IssuedSession, csrf: string) {
+function cookieResponse(access: { token: string; expiresIn: number }, session: IssuedSession, csrf: string): Answer {
   const t = tokenResponse(access, session);
   const attrs = 'Secure; SameSite=Strict';
-  reply.header('set-cookie', [
-    `${SESSION_COOKIE}=${access.token}; Path=/; Max-Age=${access.expiresIn}; HttpOnly; ${attrs}`,
-    `${REFRESH_COOKIE}=${session.refreshToken}; Path=/api/auth; Max-Age=${t.refresh_expires_in}; HttpOnly; ${attrs}`,
-    `${CSRF_COOKIE}=${csrf}; Path=/; Max-Age=${t.refresh_expires_in}; ${attrs}`,
-  ]);
-  return { token_type: 'cookie', expires_in: t.expires_in, refresh_expires_in: t.refresh_expires_in, session_expires_at: t.session_expires_at, csrf_token: csrf };
+  return {
+    body: { token_type: 'cookie', expires_in: t.expires_in, refresh_expires_in: t.refresh_expires_in, session_expires_at: t.session_expires_at, csrf_token: csrf },
+    cookies: [
+      `${SESSION_COOKIE}=${access.token}; Path=/; Max-Age=${access.expiresIn}; HttpOnly; ${attrs}`,
+      `${REFRESH_COOKIE}=${session.refreshToken}; Path=/api/auth; Max-Age=${t.refresh_expires_in}; HttpOnly; ${attrs}`,
+      `${CSRF_COOKIE}=${csrf}; Path=/; Max-Age=${t.refresh_expires_in}; ${attrs}`,
+    ],
+  };
+}
+
+/** A login or refresh answer: the body, and the cookies to set once the event is audited. */
+interface Answer {
+  readonly body: object;
+  readonly cookies?: readonly string[];
+}
+
+/** Sends an answer; cookies only now, after `perform` audited the event, so no unaudited session reaches the browser. */
+function send(reply: FastifyReply, answer: Answer): object {
+  if (answer.cookies) reply.header('set-cookie', [...answer.cookies]);
+  return answer.body;
 }
 
 /** Set-Cookie values that make the browser drop the console's cookies. */
@@ -110,7 +124,7 @@ export async function registerApiRoutes(app: FastifyInstance, services: Services
     const ctx = contextOf(request);
     const body = parseBody(loginBody, request.body);
     const sourceAddress = request.socket.remoteAddress ?? '';
-    return perform(services, { ...ctx, resource: { username: body.username } }, async () => {
+    return send(reply, await perform(services, { ...ctx, resource: { username: body.username } }, async (): Promise<Operated<Answer>> => {
       const result = await services.users.login(body.username, body.password, body.totp, { sourceAddress });
       if (!result.ok) throw loginRefusal(result, sourceAddress);
       const session = await services.users.sessions.open(result.user.id, { sourceAddress });
@@ -120,12 +134,12 @@ export async function registerApiRoutes(app: FastifyInstance, services: Services
         ...(csrf ? { csrfHash: sha256(csrf) } : {}),
       }, session.absoluteExpiresAt);
       return {
-        value: csrf ? cookieResponse(reply, access, session, csrf) : tokenResponse(access, session),
+        value: csrf ? cookieResponse(access, session, csrf) : { body: tokenResponse(access, session) },
         reason: `user '${result.user.username}' (${result.user.role}) logged in with password and TOTP`,
         objects: { username: result.user.username },
         detail: { session: session.sessionId },
       };
-    });
+    }));
   });
 
   app.post('/auth/refresh', {
@@ -137,7 +151,7 @@ export async function registerApiRoutes(app: FastifyInstance, services: Services
     const ctx = contextOf(request);
     const body = request.body === undefined || request.body === null ? {} : parseBody(refreshBody, request.body);
     const sourceAddress = request.socket.remoteAddress ?? '';
-    return perform(services, ctx, async () => {
+    return send(reply, await perform(services, ctx, async (): Promise<Operated<Answer>> => {
       // The console refreshes with its cookies: then the CSRF header must echo the CSRF cookie.
       const cookies = cookiesOf(request);
       const fromCookie = body.refresh_token === undefined;
@@ -171,12 +185,12 @@ export async function registerApiRoutes(app: FastifyInstance, services: Services
         userId: user.id, username: user.username, role: user.role, sessionId: result.sessionId, ...(csrf ? { csrfHash: sha256(csrf) } : {}),
       }, result.absoluteExpiresAt);
       return {
-        value: csrf ? cookieResponse(reply, access, result, csrf) : tokenResponse(access, result),
+        value: csrf ? cookieResponse(access, result, csrf) : { body: tokenResponse(access, result) },
         reason: `session of '${user.username}' refreshed; refresh token rotated`,
         objects: { username: user.username },
         detail: { session: result.sessionId },
       };
-    });
+    }));
   });
 
   app.post('/auth/logout', { config: { pacsguard: { action: 'session.logout', eventType: 'User Authentication' } } }, async (request, reply) => {

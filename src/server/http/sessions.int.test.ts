@@ -37,7 +37,7 @@ describe('sessions over HTTPS', () => {
 
   beforeAll(async () => {
     s = await startTestServer({ configure: (c) => ({ ...c, login: { ...c.login, sourceLockAfterFailures: 3, sourceLockSeconds: 600 } }) });
-    for (const u of ['rita', 'rene', 'rosa', 'ruth', 'remy', 'cora', 'bea', 'vera']) await user(u);
+    for (const u of ['rita', 'rene', 'rosa', 'ruth', 'remy', 'cora', 'bea', 'vera', 'cleo']) await user(u);
   });
   afterAll(async () => s?.stop());
 
@@ -201,5 +201,21 @@ describe('sessions over HTTPS', () => {
     expect((await search(b.json<TokenAnswer>().access_token)).status).toBe(401);
     expect((await call('/api/auth/refresh', { method: 'POST', body: { refresh_token: a.refresh_token } })).status).toBe(401);
     expect((await call('/api/users/nobody/sessions', { method: 'DELETE', token: admin })).status).toBe(404);
+  });
+
+  it('sets no session cookie when the login could not be audited', async () => {
+    const audit = s.server.services.audit;
+    const append = audit.append.bind(audit);
+    audit.append = async (event) => {
+      if (event.action === 'session.login' && event.outcome === 0) throw new Error('audit write failed');
+      return append(event);
+    };
+    try {
+      const res = await call('/api/auth/login', { method: 'POST', body: { username: 'cleo', password, totp: totpAt(secrets.get('cleo') as string, new Date()), cookie: true } });
+      expect(res.status).toBe(500);
+      expect(res.headers['set-cookie']).toBeUndefined();
+    } finally {
+      audit.append = append;
+    }
   });
 });
