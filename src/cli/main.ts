@@ -11,6 +11,7 @@ import { openServices } from '../server/services.js';
 import { registerDeviceCommands } from './device.js';
 import { registerBackupCommands } from './backup.js';
 import { registerScrubCommand } from './scrub.js';
+import { registerUserStateCommands } from './user-state.js';
 import { importPaths } from './import.js';
 import { initDataDir } from './init.js';
 import { startServer } from './start.js';
@@ -76,6 +77,7 @@ export function buildCli(): Command {
     });
 
   const user = program.command('user').description('manage people');
+  registerUserStateCommands(user, operator);
   user.command('add')
     .description('add a person with a role; prints or writes their TOTP secret')
     .requiredOption('--username <name>', 'login name')

@@ -113,6 +113,23 @@ describe('pacsguard command', () => {
     expect(bad.stderr).toContain('--format must be fhir, dicom-xml or csv');
   });
 
+  it('disables and re-enables an account, audited', async () => {
+    const off = run(['user', 'disable', '--data', data, '--username', 'rad1']);
+    expect(off.status, off.stderr).toBe(0);
+    expect(off.stdout.trim()).toBe('rad1 disabled');
+    const { openIndexDatabase } = await import('../../src/storage/index.js');
+    const db = await openIndexDatabase(join(data, 'index.sqlite'));
+    const flag = async () => (await db.db.selectFrom('users').select('disabled').where('username', '=', 'rad1').executeTakeFirstOrThrow()).disabled;
+    expect(await flag()).toBe(1);
+    expect(run(['user', 'enable', '--data', data, '--username', 'rad1']).stdout.trim()).toBe('rad1 enabled');
+    expect(await flag()).toBe(0);
+    await db.close();
+    const missing = run(['user', 'enable', '--data', data, '--username', 'nobody']);
+    expect(missing.status).not.toBe(0);
+    expect(missing.stderr).toContain("no user 'nobody'");
+    expect(run(['audit', 'export', '--data', data, '--format', 'csv']).stdout).toContain("enabled user 'rad1'");
+  });
+
   it('audit verify names the first bad record of a tampered log', () => {
     const path = join(data, 'audit', 'audit.log');
     const lines = readFileSync(path, 'utf8').split('\n');
