@@ -10,29 +10,15 @@
  *   ingest path for small files.
  */
 import { request as httpRequest, Agent as HttpAgent } from 'node:http';
+import { toRecord } from '../src/archive/index.js';
 import { parsePart10 } from '../src/dicom/index.js';
 import { dataPaths, loadConfig } from '../src/config.js';
 import { ArchiveIndex, FileBlobStore, openIndexDatabase, type InstanceRecord } from '../src/storage/index.js';
 import { FILLER_PLACEHOLDERS, type FillerInstance } from './dataset.js';
 
-/** The index record ingest would write for a parsed instance (the same mapping as src/archive/ingest.ts). */
+/** The index record ingest would write for a parsed instance: ingest's own mapping. */
 function recordOf(bytes: Buffer, sha256: string): InstanceRecord {
-  const p = parsePart10(bytes);
-  const a = p.attributes;
-  return {
-    sopUid: p.sopInstanceUid, sopClassUid: p.sopClassUid, studyUid: p.studyInstanceUid, seriesUid: p.seriesInstanceUid,
-    transferSyntaxUid: p.transferSyntaxUid, blobSha256: sha256, size: bytes.length, metadataJson: JSON.stringify(p.metadata), receivedBy: 'bench-fill',
-    patient: { patientId: a.patientId, patientName: a.patientName, birthDate: a.patientBirthDate, sex: a.patientSex },
-    study: {
-      studyDate: a.studyDate, studyTime: a.studyTime, accessionNumber: a.accessionNumber, studyId: a.studyId,
-      studyDescription: a.studyDescription, referringPhysicianName: a.referringPhysicianName,
-    },
-    series: {
-      modality: a.modality, seriesNumber: a.seriesNumber, seriesDescription: a.seriesDescription, seriesDate: a.seriesDate,
-      seriesTime: a.seriesTime, bodyPartExamined: a.bodyPartExamined, stationName: a.stationName,
-    },
-    instance: { instanceNumber: a.instanceNumber, numberOfFrames: a.numberOfFrames, rows: a.rows, columns: a.columns },
-  };
+  return toRecord(parsePart10(bytes), sha256, bytes.length, 'bench-fill');
 }
 
 const SHA_PLACEHOLDER = '0'.repeat(64);

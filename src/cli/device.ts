@@ -4,12 +4,10 @@ import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PacsGuardError } from '../errors.js';
 import type { AuditEvent } from '../audit/index.js';
-import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js';
+import type { Config, DataPaths } from '../config.js';
 import { CertificateAuthority, DEVICE_ROLES, DeviceStore, DIMSE_SERVICES, type Device, type DeviceRole } from '../identity/index.js';
-import { openIndexDatabase } from '../storage/index.js';
-import { spoolAuditEvent } from './audit-spool.js';
+import { withOperatorContext } from './operator-context.js';
 import { DEFAULT_DEVICE_SERVICES } from '../policy/index.js';
-import { openServices, type Services } from '../server/services.js';
 
 const cliSource = { address: '127.0.0.1', zone: 'local', protocol: 'cli' } as const;
 const operator = () => ({ kind: 'operator', id: `os:${userInfo().username}` });
@@ -44,31 +42,9 @@ interface DeviceContext {
   readonly audit: { append(event: AuditEvent): Promise<unknown> };
 }
 
-/**
- * Opens the data directory for a device command. When the running server holds the audit log, the
- * change is made in the index and its audit event spooled for the server to append (see audit-spool.ts),
- * so a device can be revoked while the server runs.
- */
-async function withServices<T>(dataDir: string, fn: (ctx: DeviceContext) => Promise<T>): Promise<T> {
-  let services: Services;
-  try {
-    services = await openServices(dataDir);
-  } catch (err) {
-    if (!(err instanceof PacsGuardError && err.code === 'PG_ERR_AUDIT_UNAVAILABLE' && /held by process/.test(err.detail))) throw err;
-    const paths = dataPaths(dataDir);
-    const config = await loadConfig(paths.config);
-    const database = await openIndexDatabase(paths.index(config));
-    try {
-      return await fn({ config, paths, devices: new DeviceStore(database.db), audit: { append: (e) => spoolAuditEvent(paths.audit, e) } });
-    } finally {
-      await database.close();
-    }
-  }
-  try {
-    return await fn(services);
-  } finally {
-    await services.close();
-  }
+/** Opens the data directory for a device command (see operator-context.ts: works while the server runs). */
+function withServices<T>(dataDir: string, fn: (ctx: DeviceContext) => Promise<T>): Promise<T> {
+  return withOperatorContext(dataDir, (c) => fn({ config: c.config, paths: c.paths, devices: new DeviceStore(c.db), audit: { append: (e) => c.audit(e) } }));
 }
 
 function describeDevice(d: Device): string {

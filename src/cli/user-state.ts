@@ -1,35 +1,13 @@
 import type { Command } from 'commander';
 import type { AuditEvent } from '../audit/index.js';
-import { dataPaths, loadConfig } from '../config.js';
 import { PacsGuardError } from '../errors.js';
 import { UserStore } from '../identity/index.js';
-import { loginPolicy, openServices } from '../server/services.js';
-import { openIndexDatabase } from '../storage/index.js';
-import { spoolAuditEvent } from './audit-spool.js';
+import { loginPolicy } from '../server/services.js';
+import { withOperatorContext } from './operator-context.js';
 
-/**
- * Runs a change to a person's account: directly when the server is stopped, or (when the running server
- * holds the audit log) in the index with the audit event spooled for the server to append.
- */
-async function withUsers<T>(dataDir: string, fn: (users: UserStore, audit: (e: AuditEvent) => Promise<unknown>) => Promise<T>): Promise<T> {
-  try {
-    const services = await openServices(dataDir);
-    try {
-      return await fn(services.users, (e) => services.audit.append(e));
-    } finally {
-      await services.close();
-    }
-  } catch (err) {
-    if (!(err instanceof PacsGuardError && err.code === 'PG_ERR_AUDIT_UNAVAILABLE' && /held by process/.test(err.detail))) throw err;
-    const paths = dataPaths(dataDir);
-    const config = await loadConfig(paths.config);
-    const database = await openIndexDatabase(paths.index(config));
-    try {
-      return await fn(new UserStore(database.db, loginPolicy(config)), (e) => spoolAuditEvent(paths.audit, e));
-    } finally {
-      await database.close();
-    }
-  }
+/** Runs a change to a person's account (see operator-context.ts: works while the server runs). */
+function withUsers<T>(dataDir: string, fn: (users: UserStore, audit: (e: AuditEvent) => Promise<unknown>) => Promise<T>): Promise<T> {
+  return withOperatorContext(dataDir, (c) => fn(new UserStore(c.db, loginPolicy(c.config)), (e) => c.audit(e)));
 }
 
 /** `pacsguard user enable|disable`: turn an account off (its sessions end) or back on (a dormant one too). */
