@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything PacsGuard and its test suite need on a fresh Debian machine:
 # DCMTK and Orthanc (real peers for interop tests), xmllint (checks exported audit XML), rsyslog
-# with gnutls (the SIEM receiver in the syslog-TLS test),
+# with gnutls (the SIEM receiver in the syslog-TLS test), chromium (the console and passkey tests, driven by
+# playwright-core) and nftables (checks the exported firewall ruleset with `nft -c`),
 # then the npm packages from the lock file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in dcmtk orthanc orthanc-dicomweb libxml2-utils rsyslog rsyslog-gnutls; do
+for pkg in dcmtk orthanc orthanc-dicomweb libxml2-utils rsyslog rsyslog-gnutls chromium nftables; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -14,11 +14,16 @@ export type Subject =
   | { readonly kind: 'anonymous'; readonly id: 'anonymous'; readonly reason: string };
 
 /** Roles known today; the policy layer says what each may do. */
-export const ROLES = ['administrator', 'technologist', 'radiologist', 'modality', 'clinical-system'] as const;
+export const ROLES = [
+  'administrator', 'technologist', 'radiologist', 'referring-physician', 'auditor', 'researcher', 'vendor-engineer',
+  'modality', 'clinical-system',
+] as const;
 export type Role = (typeof ROLES)[number];
 
 /** Roles a person may hold (device roles are given by enrolment, never to a user). */
-export const PERSON_ROLES = ['administrator', 'technologist', 'radiologist'] as const satisfies readonly Role[];
+export const PERSON_ROLES = [
+  'administrator', 'technologist', 'radiologist', 'referring-physician', 'auditor', 'researcher', 'vendor-engineer',
+] as const satisfies readonly Role[];
 export type PersonRole = (typeof PERSON_ROLES)[number];
 
 /** A short label for logs and audit events: `user:alice`, `device:CT01`, `anonymous`. */

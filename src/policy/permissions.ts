@@ -31,6 +31,13 @@ export const PERMISSIONS: Readonly<Record<Role, readonly Action[]>> = {
   administrator: ['users.manage', 'devices.manage', 'server.status', 'session.login', 'session.refresh', 'session.logout'],
   technologist: ['instances.store', 'instances.search', 'instances.read', 'session.login', 'session.refresh', 'session.logout'],
   radiologist: ['instances.search', 'instances.read', 'session.login', 'session.refresh', 'session.logout'],
+  // The roles below log in and nothing more until their scopes exist: a referring physician reaches only the
+  // patients in their care, a researcher only de-identified data, a vendor engineer only through a time-boxed
+  // grant, and the auditor reads the audit trail and alerts but changes nothing. Each grows its row with its scope.
+  'referring-physician': ['session.login', 'session.refresh', 'session.logout'],
+  auditor: ['session.login', 'session.refresh', 'session.logout'],
+  researcher: ['session.login', 'session.refresh', 'session.logout'],
+  'vendor-engineer': ['session.login', 'session.refresh', 'session.logout'],
   // A device role bounds what any device of its kind could be allowed; each device's own row in the
   // devices table (allowed services, move destinations) narrows it further (see DEVICE_SERVICE_OF).
   modality: ['instances.store', 'dimse.associate', 'dimse.echo', 'dimse.store', 'dimse.find', 'dimse.get', 'dimse.move'],
