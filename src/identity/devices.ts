@@ -139,7 +139,14 @@ export class DeviceStore {
     if (existing && existing.revokedAt === null) {
       throw new PacsGuardError('PG_ERR_CONFLICT', `device ${aeTitle} is enrolled already; revoke it first to enrol it again`);
     }
-    const identity = await ca.issue({ commonName: aeTitle, uris: [aeTitleUri(aeTitle)], days, usage: 'client' });
+    // A device that receives C-MOVE sub-operations also serves TLS, so its certificate may act as a server's
+    // too, for the address it receives on; a device that only calls us gets a client certificate.
+    const receives = (reg.port ?? 0) > 0 && (reg.address ?? '') !== '';
+    const address = reg.address ?? '';
+    const identity = await ca.issue({
+      commonName: aeTitle, uris: [aeTitleUri(aeTitle)], days, usage: receives ? 'both' : 'client',
+      ...(receives ? (isIP(address) ? { ipAddresses: [address] } : { dnsNames: [address] }) : {}),
+    });
     const values = {
       ae_title: aeTitle, kind: 'certificate', role: reg.role, zone: reg.zone, address: reg.address ?? '', port: reg.port ?? 0,
       cert_fingerprint: identity.fingerprint256, cert_serial: identity.serialNumber, cert_not_after: identity.notAfter,

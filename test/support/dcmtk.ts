@@ -61,10 +61,10 @@ export interface RunningStorescp {
   stop(): Promise<void>;
 }
 
-/** Starts DCMTK's storescp on a port, accepting any AE, writing received files to `outDir`. */
-export async function startStorescp(opts: { port: number; aet: string; outDir: string }): Promise<RunningStorescp> {
+/** Starts DCMTK's storescp on a port, accepting any AE, writing received files to `outDir`; with `tls`, mutual TLS (a peer certificate from the CA required). */
+export async function startStorescp(opts: { port: number; aet: string; outDir: string; tls?: TlsFiles }): Promise<RunningStorescp> {
   mkdirSync(opts.outDir, { recursive: true });
-  const child: ChildProcess = spawn('storescp', ['--aetitle', opts.aet, '--output-directory', opts.outDir, '+xa', String(opts.port)], {
+  const child: ChildProcess = spawn('storescp', ['--aetitle', opts.aet, '--output-directory', opts.outDir, '+xa', ...tlsArgs(opts.tls), String(opts.port)], {
     env: { ...process.env, TCP_NODELAY: '1' }, stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

@@ -9,6 +9,9 @@ import { datasetOfPart10 } from './encoded.js';
 import { encodeJson, identifierOf, parseIdentifier } from './find.js';
 import type { ListenerContext } from './scp.js';
 import { sendStore, StoreScu } from './scu.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PKI_FILES } from '../../identity/index.js';
 
 const { Status, PresentationContextResult } = dimse.constants;
 const { CGetResponse, CMoveResponse } = dimse.responses;
@@ -35,6 +38,12 @@ export async function instancesFor(services: Services, sopClassUid: string, elem
 }
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
+
+/** The server's own key, certificate and CA, which it presents when it opens an association itself. */
+async function serverTlsIdentity(services: Services): Promise<{ key: string; cert: string; ca: string }> {
+  const read = (file: string) => readFile(join(services.paths.pki, file), 'utf8');
+  return { key: await read(PKI_FILES.serverKey), cert: await read(PKI_FILES.serverCert), ca: await read(PKI_FILES.caCert) };
+}
 
 /** The syntaxes an instance can go out in: as stored, or re-encoded to explicit VR little endian when native. */
 export function sendableSyntaxes(storedTs: string): string[] {
@@ -185,6 +194,8 @@ export async function retrieveByMove(
   try {
     scu = await StoreScu.open({
       host: destination.address, port: destination.port, callingAe: ctx.aeTitle, calledAe: destination.aeTitle, contexts, timeoutMs: 30_000,
+      // An enrolled device receives over mutual TLS; only a registered legacy device over plain TCP.
+      ...(destination.kind === 'certificate' ? { tls: { ...(await serverTlsIdentity(services)), expectFingerprint256: destination.certFingerprint } } : {}),
     });
   } catch (err) {
     // The destination is known but unreachable or refused us: every sub-operation fails (A702 would be

@@ -1,5 +1,8 @@
 import dimse from 'dcmjs-dimse';
+import { X509Certificate } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
+import { aeTitlesFromSubjectAltName } from '../../identity/index.js';
 import { EncodedDataset } from './encoded.js';
 
 const { Association } = dimse.association;
@@ -8,6 +11,27 @@ const { PresentationContextResult } = dimse.constants;
 
 /** PS3.8 §9.3.2.2: presentation context IDs are odd numbers 1-255, so at most 128 contexts. */
 export const MAX_PROPOSED_CONTEXTS = 128;
+
+/**
+ * Mutual TLS for an outgoing association to an enrolled device: we present the server's certificate, and
+ * accept only the certificate this device was enrolled with (its SHA-256 fingerprint) for its AE title, so
+ * a C-MOVE never hands images to whoever answers at the registered address.
+ */
+export interface OutgoingTls {
+  readonly key: string;
+  readonly cert: string;
+  readonly ca: string;
+  readonly expectFingerprint256: string;
+}
+
+/** Why a destination's certificate is not the one enrolled for its AE title, or undefined when it is. */
+export function destinationCertificateProblem(peer: PeerCertificate, calledAe: string, expectFingerprint256: string): string | undefined {
+  if (!peer.raw) return `${calledAe} presented no certificate`;
+  const cert = new X509Certificate(peer.raw);
+  if (!aeTitlesFromSubjectAltName(cert.subjectAltName).includes(calledAe)) return `the certificate presented at ${calledAe}'s address does not bind AE title ${calledAe}`;
+  if (cert.fingerprint256 !== expectFingerprint256) return `the certificate presented by ${calledAe} is not the one it was enrolled with`;
+  return undefined;
+}
 
 /**
  * An outgoing association that sends C-STORE requests, one at a time, each awaited: the SCU side of
@@ -25,8 +49,14 @@ export class StoreScu {
   static async open(opts: {
     host: string; port: number; callingAe: string; calledAe: string;
     contexts: ReadonlyArray<{ sopClassUid: string; transferSyntaxUids: readonly string[] }>; timeoutMs: number;
+    tls?: OutgoingTls;
   }): Promise<StoreScu> {
-    const socket = connect({ host: opts.host, port: opts.port });
+    const tls = opts.tls;
+    // The CA verifies the chain; the host name is not checked (devices are known by address, often an IP
+    // without a name), the enrolled fingerprint and AE title binding are, once the handshake is done.
+    const socket: Socket = tls
+      ? tlsConnect({ host: opts.host, port: opts.port, key: tls.key, cert: tls.cert, ca: tls.ca, minVersion: 'TLSv1.2', checkServerIdentity: () => undefined })
+      : connect({ host: opts.host, port: opts.port });
     socket.setNoDelay(true);
     const network = new dimse.Scp(socket, { connectTimeout: opts.timeoutMs, associationTimeout: opts.timeoutMs, pduTimeout: opts.timeoutMs });
     const association = new Association(opts.callingAe, opts.calledAe);
@@ -42,7 +72,11 @@ export class StoreScu {
         reject(err);
       };
       socket.once('error', (err) => fail(new Error(`cannot reach ${opts.calledAe} at ${opts.host}:${opts.port}: ${err.message}`)));
-      socket.once('connect', () => {
+      socket.once(tls ? 'secureConnect' : 'connect', () => {
+        if (tls) {
+          const problem = destinationCertificateProblem((socket as import('node:tls').TLSSocket).getPeerCertificate(), opts.calledAe, tls.expectFingerprint256);
+          if (problem) return fail(new Error(problem));
+        }
         (network as unknown as { connected: boolean; connectedTime: number }).connected = true;
         (network as unknown as { connectedTime: number }).connectedTime = Date.now();
         network.sendAssociationRequest(association);
