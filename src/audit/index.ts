@@ -4,3 +4,4 @@ export { verifyChain, sealRecord, GENESIS, type ChainVerdict } from './chain.js'
 export { AUDIT_EVENT_TYPES, type AuditEvent, type AuditEventType, type AuditRecord } from './event.js';
 export { readRecords, toDicomAuditXml, toFhirAuditEvent, toCsvRow, CSV_COLUMNS, type ExportFilter } from './export.js';
 export { SyslogForwarder, syslogFrame, type SyslogTarget } from './syslog.js';
+export { spoolAuditEvent, drainAuditSpool, spoolDir } from './spool.js';

@@ -4,7 +4,7 @@ import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js
 import { PacsGuardError } from '../errors.js';
 import { openServices } from '../server/services.js';
 import { openIndexDatabase, type IndexSchema } from '../storage/index.js';
-import { spoolAuditEvent } from './audit-spool.js';
+import { spoolAuditEvent } from '../audit/index.js';
 
 /** What an operator's command works with: the config, the index, and a way to audit its change. */
 export interface OperatorContext {
@@ -17,7 +17,7 @@ export interface OperatorContext {
 /**
  * Opens a data directory for an operator's change. With the server stopped the audit log is written
  * directly; while the running server holds it, the change is made in the index and its audit event
- * spooled for the server to append (see audit-spool.ts).
+ * spooled for the server to append (see src/audit/spool.ts).
  */
 export async function withOperatorContext<T>(dataDir: string, fn: (ctx: OperatorContext) => Promise<T>): Promise<T> {
   let services;

@@ -6,7 +6,7 @@ import { associationSlots, startDimseListener } from '../server/dimse/index.js';
 import { buildHttpApp } from '../server/http/app.js';
 import { startBackgroundScrub } from '../server/integrity.js';
 import { openServices, type Services } from '../server/services.js';
-import { drainAuditSpool } from './audit-spool.js';
+import { drainAuditSpool } from '../audit/index.js';
 
 export interface StartOptions {
   readonly host?: string;

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { AuditEvent, AuditLog } from '../audit/index.js';
+import type { AuditEvent } from './event.js';
+import type { AuditLog } from './log.js';
 
 /**
  * Operator changes made while the server holds the audit log (one writer at a time keeps the chain
