@@ -117,7 +117,28 @@ export const configSchema = z.object({
   }).prefault({}),
   /** Network zones and the flows each may use; an address in no zone is denied everything. */
   zones: z.array(zoneSchema).default(DEFAULT_ZONES),
+  /**
+   * The auditor's view of the trail. Accesses outside the working hours (ISO weekdays 1 Monday … 7
+   * Sunday, local times in `timeZone`, an IANA name; default the server's) are flagged out of hours.
+   */
+  auditReview: z.object({
+    workingHours: z.object({
+      timeZone: z.string().refine(validTimeZone, 'an IANA time zone such as Europe/Berlin').default(() => Intl.DateTimeFormat().resolvedOptions().timeZone),
+      days: z.array(z.number().int().min(1).max(7)).default([1, 2, 3, 4, 5]),
+      start: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'HH:MM').default('07:00'),
+      end: z.string().regex(/^([01]\d|2[0-4]):[0-5]\d$/, 'HH:MM').default('19:00'),
+    }).prefault({}),
+  }).prefault({}),
 });
+
+function validTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export type Config = z.infer<typeof configSchema>;
 

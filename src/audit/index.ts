@@ -5,3 +5,4 @@ export { AUDIT_EVENT_TYPES, type AuditEvent, type AuditEventType, type AuditReco
 export { readRecords, toDicomAuditXml, toFhirAuditEvent, toCsvRow, CSV_COLUMNS, type ExportFilter } from './export.js';
 export { SyslogForwarder, syslogFrame, type SyslogTarget } from './syslog.js';
 export { spoolAuditEvent, drainAuditSpool, spoolDir } from './spool.js';
+export { AuditQueryIndex, ACCESS_ACTIONS, QUERY_INDEX_FILE, type AuditQuery, type AuditHit, type AuditPage, type SubjectSummary, type WorkingHours } from './query-index.js';

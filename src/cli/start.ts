@@ -60,6 +60,8 @@ export async function startServer(dataDir: string, opts: StartOptions = {}, log:
     }, 2000);
     spoolTimer.unref();
     listeners.push(startBackgroundScrub(services));
+    // The auditor's index catches up with the log in the background; the first question waits for it.
+    services.auditReview().catch((err: Error) => log(`audit review index unavailable: ${err.message}`));
     let stopped = false;
     return {
       urls: { https, dicomTls: dicomTls.url, dicom: dicom.url },

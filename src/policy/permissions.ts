@@ -18,6 +18,8 @@ export const ACTIONS = {
   'dimse.find': { flow: 'dimse-query', describe: 'search studies, series, instances (C-FIND)' },
   'dimse.get': { flow: 'dimse-retrieve', describe: 'retrieve instances on the same association (C-GET)' },
   'dimse.move': { flow: 'dimse-retrieve', describe: 'send instances to a registered destination (C-MOVE)' },
+  // The auditor's questions: who accessed what, when; break-glass, denied and out-of-hours accesses.
+  'audit.read': { flow: 'admin-api', describe: 'search the audit trail (who accessed which patient or study, and when)' },
 } as const;
 
 export type Action = keyof typeof ACTIONS;
@@ -33,9 +35,10 @@ export const PERMISSIONS: Readonly<Record<Role, readonly Action[]>> = {
   radiologist: ['instances.search', 'instances.read', 'session.login', 'session.refresh', 'session.logout'],
   // The roles below log in and nothing more until their scopes exist: a referring physician reaches only the
   // patients in their care, a researcher only de-identified data, a vendor engineer only through a time-boxed
-  // grant, and the auditor reads the audit trail and alerts but changes nothing. Each grows its row with its scope.
+  // grant. Each grows its row with its scope.
   'referring-physician': ['session.login', 'session.refresh', 'session.logout'],
-  auditor: ['session.login', 'session.refresh', 'session.logout'],
+  // The auditor reads the trail and changes nothing; nobody else reads it through the API.
+  auditor: ['audit.read', 'session.login', 'session.refresh', 'session.logout'],
   researcher: ['session.login', 'session.refresh', 'session.logout'],
   'vendor-engineer': ['session.login', 'session.refresh', 'session.logout'],
   // A device role bounds what any device of its kind could be allowed; each device's own row in the

@@ -1,7 +1,7 @@
 import { Ingest, Retrieve, type IngestGuard } from '../archive/index.js';
 import { Containment, looksEncrypted } from '../analytics/index.js';
 import { readBulkData } from '../dicom/index.js';
-import { AuditLog, CHECKPOINT_KEY_FILE, SyslogForwarder } from '../audit/index.js';
+import { AuditLog, AuditQueryIndex, CHECKPOINT_KEY_FILE, SyslogForwarder } from '../audit/index.js';
 import { readFile } from 'node:fs/promises';
 import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js';
 import { DeviceStore, PKI_FILES, TokenService, UserStore, type LoginPolicy } from '../identity/index.js';
@@ -25,6 +25,11 @@ export interface Services extends PathServices {
   readonly containment: Containment;
   /** Delivery of the audit trail to the SIEM, when one is configured. */
   readonly siem: SyslogForwarder | null;
+  /**
+   * The auditor's index of the trail, opened on first use (the server opens it at start) and then
+   * following the log; CLI commands that never ask leave it closed.
+   */
+  auditReview(): Promise<AuditQueryIndex>;
   close(): Promise<void>;
 }
 
@@ -46,6 +51,12 @@ export async function openServices(dataDir: string, overrides: { index?: string 
     subject: { kind: 'system', id: 'pacsguard:containment' }, source: { address: '', zone: null, protocol: 'http' },
     detail: { suspended: subject },
   }).then(() => undefined));
+  let review: Promise<AuditQueryIndex> | null = null;
+  const auditReview = () => (review ??= AuditQueryIndex.open(paths.audit, config.auditReview.workingHours).then((ix) => {
+    audit.onRecord(() => ix.notify());
+    ix.notify(); // records appended while it was opening
+    return ix;
+  }));
   const onDamage = (sha256: string, error: PacsGuardError) => reportDamage({ index, audit }, sha256, error, { protocol: 'http', address: '', by: 'pacsguard:read-check' });
   return {
     config, paths, database, index, blobs, audit, tokens, siem,
@@ -55,8 +66,10 @@ export async function openServices(dataDir: string, overrides: { index?: string 
     ingest: new Ingest(blobs, index, paths.quarantine, ingestGuard(containment)),
     containment,
     retrieve: new Retrieve(blobs, index, onDamage),
+    auditReview,
     async close() {
       await siem?.stop();
+      if (review) await (await review.catch(() => null))?.close();
       await audit.close();
       await database.close();
     },

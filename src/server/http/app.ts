@@ -6,7 +6,8 @@ import { PacsGuardError } from '../../errors.js';
 import { admit, auditRejection, wasAudited } from '../path.js';
 import type { Services } from '../services.js';
 import { registerApiRoutes } from './api-routes.js';
-import { credentialsOf } from './context.js';
+import { registerAuditRoutes } from './audit-routes.js';
+import { credentialsOf, resourceOfParams } from './context.js';
 import { registerDicomwebRoutes } from './dicomweb-routes.js';
 import { sendProblem, toPacsGuardError } from './problems.js';
 
@@ -68,6 +69,7 @@ export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { lo
       credentials: credentialsOf(request),
       action: declared.action,
       eventType: declared.eventType,
+      resource: resourceOfParams(request.params),
       detail: { method: request.method, path: request.url.split('?')[0] ?? '' },
     });
   });
@@ -95,6 +97,7 @@ export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { lo
   });
 
   await app.register(async (scope) => registerApiRoutes(scope, services), { prefix: '/api' });
+  await app.register(async (scope) => registerAuditRoutes(scope, services), { prefix: '/api' });
   await app.register(async (scope) => registerDicomwebRoutes(scope, services), { prefix: '/dicomweb' });
   return app;
 }

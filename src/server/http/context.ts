@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { AuditEventType } from '../../audit/index.js';
 import type { Action } from '../../policy/index.js';
+import type { Resource } from '../../policy/index.js';
 import type { Credentials, PathContext } from '../path.js';
 
 /** What each route declares about itself: which action of the policy it is, and what its audit event is called. */
@@ -80,4 +81,25 @@ export function dicomwebBase(request: FastifyRequest, publicBaseUrl: string | un
     }
   }
   return `${proto}://${host}/dicomweb`;
+}
+
+const UID = /^[0-9.]{1,64}$/;
+
+/**
+ * What a request names in its route, known before the body is read: the study, series, instance or user.
+ * Admit decides on it and a refusal records it, so a denied attempt on a study is on that study's trail.
+ */
+export function resourceOfParams(params: unknown): Resource {
+  const p = (typeof params === 'object' && params !== null ? params : {}) as Record<string, unknown>;
+  const uid = (v: unknown) => (typeof v === 'string' && UID.test(v) ? v : undefined);
+  const study = uid(p.study);
+  const series = uid(p.series);
+  const instance = uid(p.instance);
+  const username = typeof p.username === 'string' && p.username.length <= 64 ? p.username : undefined;
+  return {
+    ...(study ? { studyUid: study } : {}),
+    ...(series ? { seriesUid: series } : {}),
+    ...(instance ? { sopUid: instance } : {}),
+    ...(username ? { username } : {}),
+  };
 }
