@@ -3,7 +3,7 @@
  * and the audit trail switched off, so the suite can say what those two cost. Authentication, policy,
  * zones, validation and blob hashing stay on: they are the same code path either way.
  *
- *   node --import tsx bench/insecure-server.ts --data DIR
+ *   node --import tsx bench/insecure-server.ts --data DIR [--audit]
  *
  * Listens on 127.0.0.1 only, on free ports, and prints `http://127.0.0.1:PORT` and
  * `dicom://127.0.0.1:PORT` (plain DICOM for registered legacy devices). It is not a profile of
@@ -34,9 +34,9 @@ function discardingAudit(): AuditLog {
  * the path. The real log is still opened, under the baseline's own data directory: parts that hold it
  * themselves (containment alerts, damage reports) write there, requests on the path do not.
  */
-async function openBaselineServices(dataDir: string): Promise<Services> {
+async function openBaselineServices(dataDir: string, keepAudit: boolean): Promise<Services> {
   const services = await openServices(dataDir);
-  return { ...services, audit: discardingAudit() };
+  return keepAudit ? services : { ...services, audit: discardingAudit() };
 }
 
 const at = process.argv.indexOf('--data');
@@ -45,7 +45,8 @@ if (!dataDir) {
   console.error('usage: insecure-server.ts --data DIR');
   process.exit(2);
 }
-const services = await openBaselineServices(dataDir);
+// --audit keeps the real audit trail (TLS stays off): the difference to the plain baseline is the trail's cost.
+const services = await openBaselineServices(dataDir, process.argv.includes('--audit'));
 const app = await buildHttpApp(services, undefined, { logger: process.env.PACSGUARD_LOG_LEVEL !== 'silent' });
 await app.listen({ host: '127.0.0.1', port: 0 });
 console.log(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`);

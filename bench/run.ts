@@ -45,6 +45,8 @@ export interface Workload {
   /** Whether a larger figure is better (throughput) or a smaller one (latency, memory). */
   higherIsBetter: boolean;
   insecure?: number | null;
+  /** The baseline with the real audit trail (still without TLS). */
+  insecureWithAudit?: number | null;
   /** PacsGuard ÷ the machine's limit, where one applies. */
   vsLimit?: { limit: string; ratio: number };
   note?: string;
@@ -88,7 +90,7 @@ async function each<T>(what: string, servers: ReadonlyArray<BenchServer | undefi
 }
 
 /** A throughput row from every round's figures: each server's median, and the rounds themselves in detail. */
-function throughputRow(name: string, unit: 'instances/s' | 'MB/s', runs: Map<string, Throughput[]> | undefined, pg: BenchServer, orthanc: BenchServer, ins: BenchServer | undefined): Workload {
+function throughputRow(name: string, unit: 'instances/s' | 'MB/s', runs: Map<string, Throughput[]> | undefined, pg: BenchServer, orthanc: BenchServer, ins: BenchServer | undefined, insAudit?: BenchServer): Workload {
   const figure = (label: string | undefined) => {
     const ts = label ? runs?.get(label) ?? [] : [];
     return median(ts.map((t) => (unit === 'MB/s' ? t.mbPerSecond : t.perSecond)));
@@ -96,7 +98,11 @@ function throughputRow(name: string, unit: 'instances/s' | 'MB/s', runs: Map<str
   detail[name] = Object.fromEntries([...(runs ?? new Map<string, Throughput[]>())].map(([label, ts]) => [label, ts]));
   const p = figure(pg.label);
   const o = figure(orthanc.label);
-  return { name, unit, pacsguard: p, orthanc: o, ratio: ratio(p, o), higherIsBetter: true, insecure: figure(ins?.label) };
+  const plain = figure(ins?.label);
+  const audited = figure(insAudit?.label);
+  // The audit trail's share alone: the baseline with it against the baseline without it (both without TLS).
+  if (plain != null && audited != null && plain > 0) securityCost[`audit:${name}`] = 1 - audited / plain;
+  return { name, unit, pacsguard: p, orthanc: o, ratio: ratio(p, o), higherIsBetter: true, insecure: plain, ...(audited != null ? { insecureWithAudit: audited } : {}) };
 }
 
 function ratio(a: number | null | undefined, b: number | null | undefined): number | null {
@@ -183,11 +189,13 @@ async function main(): Promise<void> {
   const orthanc: OrthancServer = await start(startOrthancServer(['BENCHSCU', 'BENCHTLS', 'BENCHPLAIN']));
   const pg: PacsGuardServer = await start(startPacsGuard({ cpuProfileDir: process.env.BENCH_CPU_PROFILE }));
   let ins: PacsGuardServer | undefined = await start(startInsecure());
+  // The same baseline with the real audit trail: the audit's own cost, apart from TLS's.
+  let insAudit: PacsGuardServer | undefined = await start(startInsecure(undefined, { audit: true }));
   // The baseline that searches PacsGuard's index starts now, idle until then, so that both baselines
   // run the same source as the build PacsGuard runs (src/ may change while a long run goes on).
   const insQ: PacsGuardServer = await start(startInsecure(pg));
-  const all = () => [pg, orthanc, ins];
-  const ordered = (): Array<BenchServer | undefined> => [orthanc, pg, ins];
+  const all = () => [pg, orthanc, ins, insAudit];
+  const ordered = (): Array<BenchServer | undefined> => [orthanc, pg, ins, insAudit];
   try {
     // Warm-up: JIT, caches and first index pages, on instances counted but not measured.
     await each('warm-up', ordered(), (s) => stow(s, stowBodies(warm, 10)));
@@ -217,7 +225,7 @@ async function main(): Promise<void> {
     }
     const sent = warm.length + ROUNDS * (data.ct.length + data.mixed.length + 1);
     for (const [name, unit] of [['stow-batch50', 'instances/s'], ['stow-batch1', 'instances/s'], ['stow-mixed-batch1', 'MB/s'], ['stow-large', 'MB/s']] as const) {
-      const w = throughputRow(name, unit, stowRuns.get(name), pg, orthanc, ins);
+      const w = throughputRow(name, unit, stowRuns.get(name), pg, orthanc, ins, insAudit);
       if (unit === 'MB/s' && w.pacsguard != null) w.vsLimit = { limit: 'fsyncWrite', ratio: w.pacsguard / limits.fsyncWrite!.value };
       addWorkload(w);
     }
@@ -236,8 +244,11 @@ async function main(): Promise<void> {
       const ser = await each(`wado-series (round ${r + 1}/${ROUNDS})`, order, (s) => wadoSeries(s, seriesTargets));
       order.forEach((s, k) => s && record(wadoRuns, 'wado-series', s.label, ser[k] ?? null));
     }
-    addWorkload(throughputRow('wado-instance', 'instances/s', wadoRuns.get('wado-instance'), pg, orthanc, ins));
-    addWorkload(throughputRow('wado-series', 'MB/s', wadoRuns.get('wado-series'), pg, orthanc, ins));
+    addWorkload(throughputRow('wado-instance', 'instances/s', wadoRuns.get('wado-instance'), pg, orthanc, ins, insAudit));
+    addWorkload(throughputRow('wado-series', 'MB/s', wadoRuns.get('wado-series'), pg, orthanc, ins, insAudit));
+    // C-STORE compares against the plain baseline only; the audited one has served its purpose.
+    await insAudit.stop();
+    insAudit = undefined;
 
     // ---- C-STORE (DIMSE) ----
     if (pg.dicomTlsUrl && pg.dicomUrl && cstoreAvailable()) {
@@ -324,6 +335,7 @@ async function main(): Promise<void> {
   log(`wrote ${OUT}; stopping the servers and removing their data`);
   // After the results: removing 100 000 blobs and Orthanc's storage takes a while on a busy disk.
   await ins?.stop().catch(() => undefined);
+  await insAudit?.stop().catch(() => undefined);
   await insQ.stop().catch(() => undefined);
   await pg.stop().catch((err: Error) => log(`stopping PacsGuard: ${err.message}`));
   await orthanc.stop().catch(() => undefined);
@@ -347,6 +359,11 @@ function markdown(seconds: number): string {
     const cost = securityCost[w.name];
     const better = w.higherIsBetter ? '↑' : '↓';
     lines.push(`| ${w.name} | ${w.unit} ${better} | ${fmt(w.pacsguard)} | ${fmt(w.orthanc)} | ${fmt(w.ratio)} | ${fmt(w.insecure)} | ${cost === undefined ? '—' : `${(cost * 100).toFixed(1)} %`} | ${w.vsLimit ? `${(w.vsLimit.ratio * 100).toFixed(0)} % of ${w.vsLimit.limit}` : '—'} | ${w.note ?? ''} |`);
+  }
+  const auditCosts = Object.entries(securityCost).filter(([k]) => k.startsWith('audit:'));
+  if (auditCosts.length > 0) {
+    lines.push('', '| the audit trail alone (baseline with audit vs without, no TLS) | cost |', '| --- | ---: |');
+    for (const [k, v] of auditCosts) lines.push(`| ${k.slice('audit:'.length)} | ${(v * 100).toFixed(1)} % |`);
   }
   lines.push('', '| limit | value | method |', '| --- | ---: | --- |');
   for (const [name, l] of Object.entries(limits)) lines.push(`| ${name} | ${fmt(l.value)} ${l.unit} | \`${l.method}\` |`);

@@ -218,12 +218,14 @@ export async function startPacsGuard(opts: { cpuProfileDir?: string } = {}): Pro
 }
 
 /**
- * The insecure baseline (no TLS, no audit) on a fresh data directory; or, given a running PacsGuard,
+ * The insecure baseline (no TLS, no audit; with `audit`, no TLS but the real audit trail, so the suite
+ * can tell the trail's cost from TLS's) on a fresh data directory; or, given a running PacsGuard,
  * on a directory of its own that shares that one's index (config `index` set to its absolute path),
  * blob store and keys (`blobs` and `pki` symbolic links), for searching what it holds with the tokens
  * PacsGuard issued (logging in again would reuse TOTP codes, which PacsGuard refuses).
  */
-export async function startInsecure(existing?: PacsGuardServer): Promise<PacsGuardServer> {
+export async function startInsecure(existing?: PacsGuardServer, opts: { audit?: boolean } = {}): Promise<PacsGuardServer> {
+  const label = opts.audit ? 'baseline with audit' : 'insecure baseline';
   const init = await initDataDir();
   const dir = init.dir;
   if (existing) {
@@ -236,23 +238,23 @@ export async function startInsecure(existing?: PacsGuardServer): Promise<PacsGua
       symlinkSync(join(existing.dataDir, shared), join(dir, shared));
     }
   }
-  const child = spawn(process.execPath, ['--import', 'tsx', resolve('bench/insecure-server.ts'), '--data', dir], {
+  const child = spawn(process.execPath, ['--import', 'tsx', resolve('bench/insecure-server.ts'), '--data', dir, ...(opts.audit ? ['--audit'] : [])], {
     env: { ...process.env, PACSGUARD_LOG_LEVEL: 'error' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return orStop(child, async () => {
     const text = await waitForLines(child, /^http:\/\/\S+$/m, [/^dicom:\/\/\S+$/m], 3000);
     // Its error log (internal errors only) goes to our stderr, beside the progress lines.
-    const forward = (c: Buffer) => process.stderr.write(c.toString().replace(/^/gm, '[insecure baseline] '));
+    const forward = (c: Buffer) => process.stderr.write(c.toString().replace(/^/gm, `[${label}] `));
     child.stdout?.on('data', forward);
     child.stderr?.on('data', forward);
     const http = new HttpClient(/^(http:\/\/\S+)$/m.exec(text)![1]!);
     const dicomUrl = /^(dicom:\/\/\S+)$/m.exec(text)?.[1];
-    if (existing) return pacsguardServer('insecure baseline', child, http, existing.tokens, { dataDir: dir, accounts: existing.accounts, caPem: '', dicomUrl }, true);
+    if (existing) return pacsguardServer(label, child, http, existing.tokens, { dataDir: dir, accounts: existing.accounts, caPem: '', dicomUrl }, true);
     const adminToken = await login(http, init.admin);
     const created = await http.withToken(adminToken).json<{ totpSecret: string }>('POST', '/api/users', { username: 'bench-tech', role: 'technologist', password: 'bench technologist password' });
     const tech = { username: 'bench-tech', password: 'bench technologist password', totpSecret: created.totpSecret };
-    return pacsguardServer('insecure baseline', child, http, { admin: adminToken, tech: await login(http, tech) }, { dataDir: dir, accounts: { admin: init.admin, tech }, caPem: '', dicomUrl }, true);
+    return pacsguardServer(label, child, http, { admin: adminToken, tech: await login(http, tech) }, { dataDir: dir, accounts: { admin: init.admin, tech }, caPem: '', dicomUrl }, true);
   });
 }
 
