@@ -115,6 +115,11 @@ export const configSchema = z.object({
     maxSuspectPayloads: z.number().int().min(0).default(10),
     windowSeconds: z.number().int().min(1).default(60),
   }).prefault({}),
+  /**
+   * Where to find good copies of damaged blobs: backup folders (`pacsguard backup --to DIR`) or other data
+   * directories. A read or scrub that finds damage restores the blob from the first copy that verifies.
+   */
+  replicas: z.array(z.string().min(1)).default([]),
   /** Network zones and the flows each may use; an address in no zone is denied everything. */
   zones: z.array(zoneSchema).default(DEFAULT_ZONES),
   /**

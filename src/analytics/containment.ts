@@ -19,7 +19,20 @@ export class Containment {
   private readonly events = new Map<string, Array<{ at: number; kind: 'overwrite' | 'suspect' }>>();
   private readonly suspended = new Map<string, { since: string; reason: string }>();
 
-  constructor(private readonly limits: ContainmentLimits, private readonly onSuspend: (subject: string, reason: string) => Promise<void>) {}
+  /**
+   * `holds` are the suspensions in force when the server started (they outlive restarts); `persist`
+   * records a new one before it is announced, so a suspension is never only in memory.
+   */
+  constructor(
+    private readonly limits: ContainmentLimits,
+    private readonly onSuspend: (subject: string, reason: string) => Promise<void>,
+    opts: { holds?: ReadonlyArray<{ subject: string; since: string; reason: string }>; persist?: (subject: string, since: string, reason: string) => Promise<unknown> } = {},
+  ) {
+    for (const h of opts.holds ?? []) this.suspended.set(h.subject, { since: h.since, reason: h.reason });
+    this.persist = opts.persist ?? (async () => undefined);
+  }
+
+  private readonly persist: (subject: string, since: string, reason: string) => Promise<unknown>;
 
   /** Refusal for a suspended subject, or null when it may write. */
   refusal(subject: string): PacsGuardError | null {
@@ -42,7 +55,9 @@ export class Containment {
     else if (suspects > this.limits.maxSuspectPayloads) reason = `more than ${this.limits.maxSuspectPayloads} encrypted-looking or unreadable payloads in ${this.limits.windowSeconds} s`;
     if (reason) {
       const full = `ransomware containment: ${reason}`;
-      this.suspended.set(subject, { since: new Date(now).toISOString(), reason: full });
+      const since = new Date(now).toISOString();
+      this.suspended.set(subject, { since, reason: full });
+      await this.persist(subject, since, full);
       await this.onSuspend(subject, full);
       return false;
     }
@@ -51,7 +66,7 @@ export class Containment {
     return true;
   }
 
-  /** Lifts a suspension (an administrator's decision, audited by the caller). */
+  /** Forgets a suspension here (an administrator lifted the hold; the caller records and audits that). */
   lift(subject: string): boolean {
     this.events.delete(subject);
     return this.suspended.delete(subject);

@@ -97,6 +97,7 @@ export class Ingest {
       }
     }
     if (this.guard && prepared.length > 0) prepared = await this.vetOverwrites(prepared, results, ctx.receivedBy, blocked);
+    if (prepared.length > 0) prepared = await this.refuseDeletedStudies(prepared, results);
     const written: Array<{ at: number; parsed: ParsedInstance; bytes: Buffer; sha256: string }> = [];
     await forEachLimited(prepared, BLOB_WRITE_CONCURRENCY, async (p) => {
       try {
@@ -125,6 +126,23 @@ export class Ingest {
       for (const w of written) results[w.at] = e;
     }
     return results;
+  }
+
+  /**
+   * A deleted study stays deleted: storing into it again (a modality re-sending it) is refused with a
+   * clear reason rather than stored out of sight; restoring the study is a decision of two people.
+   */
+  private async refuseDeletedStudies(
+    prepared: Array<{ at: number; parsed: ParsedInstance; bytes: Buffer }>,
+    results: Array<IngestResult | PacsGuardError>,
+  ): Promise<Array<{ at: number; parsed: ParsedInstance; bytes: Buffer }>> {
+    const deleted = await this.index.deletedStudies([...new Set(prepared.map((p) => p.parsed.studyInstanceUid))]);
+    if (deleted.size === 0) return prepared;
+    return prepared.filter((p) => {
+      if (!deleted.has(p.parsed.studyInstanceUid)) return true;
+      results[p.at] = new PacsGuardError('PG_ERR_STUDY_DELETED', `study ${p.parsed.studyInstanceUid} was deleted; it must be restored (an approved request) before anything is stored into it`);
+      return false;
+    });
   }
 
   /**

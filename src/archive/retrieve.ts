@@ -5,10 +5,15 @@ import type { ArchiveIndex, BlobStore, StoredInstance } from '../storage/index.j
 /** Retrieval: finds what a request names and reads it back, hash-checked, never a byte that does not match. */
 export class Retrieve {
   /** `onDamage` hears of every blob that fails its hash check on a read (to mark it and raise an alert). */
+  /**
+   * `repair` may bring a verified good copy back (from a replica or backup) after damage was reported;
+   * the read is then served from it instead of failing.
+   */
   constructor(
     private readonly blobs: BlobStore,
     private readonly index: ArchiveIndex,
     private readonly onDamage: (sha256: string, error: PacsGuardError) => Promise<void> = async () => undefined,
+    private readonly repair: (sha256: string) => Promise<Buffer | undefined> = async () => undefined,
   ) {}
 
   /** The current instances a WADO-RS path names; 404 when it names nothing. */
@@ -26,7 +31,10 @@ export class Retrieve {
     try {
       return await this.blobs.get(instance.blobSha256);
     } catch (err) {
-      if (err instanceof PacsGuardError && err.code === 'PG_ERR_INTEGRITY') await this.onDamage(instance.blobSha256, err);
+      if (!(err instanceof PacsGuardError) || err.code !== 'PG_ERR_INTEGRITY') throw err;
+      await this.onDamage(instance.blobSha256, err);
+      const good = await this.repair(instance.blobSha256);
+      if (good) return good;
       throw err;
     }
   }

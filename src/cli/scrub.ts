@@ -1,7 +1,7 @@
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { scrubArchive } from '../archive/index.js';
-import { reportDamage } from '../server/integrity.js';
+import { repairFromReplicas, reportDamage } from '../server/integrity.js';
 import { openServices } from '../server/services.js';
 
 /** `pacsguard scrub`: verify every stored blob against its hash (the server runs the same pass in the background). */
@@ -11,7 +11,9 @@ export function registerScrubCommand(program: Command, operator: () => string): 
     .option('--data <dir>', 'data directory', './data')
     .option('--rate <MBps>', 'read at most this many megabytes per second (0: unbounded)', '200')
     .option('--no-progress', 'no progress bar')
-    .action(async (o: { data: string; rate: string; progress: boolean }) => {
+    .option('--no-repair', 'only report damage; do not restore blobs from the configured replicas')
+    .action(async (o: { data: string; rate: string; progress: boolean; repair: boolean }) => {
+      const repaired: string[] = [];
       const rate = Number(o.rate);
       if (!Number.isFinite(rate) || rate < 0) throw new Error(`--rate must be a number of megabytes per second, not '${o.rate}'`);
       const services = await openServices(o.data);
@@ -22,7 +24,11 @@ export function registerScrubCommand(program: Command, operator: () => string): 
         const report = await scrubArchive(services.blobs, services.index, {
           bytesPerSecond: rate > 0 ? rate * 1024 * 1024 : undefined,
           onProgress: (done, bytes) => bar?.update(done, { mb: (bytes / 1048576).toFixed(0) }),
-          onDamaged: (sha256, error) => reportDamage(services, sha256, error, { protocol: 'cli', address: '127.0.0.1', by: operator() }),
+          onDamaged: async (sha256, error) => {
+            const found = { protocol: 'cli' as const, address: '127.0.0.1', by: operator() };
+            await reportDamage(services, sha256, error, found);
+            if (o.repair && (await repairFromReplicas(services, sha256, found))) repaired.push(sha256);
+          },
         });
         bar?.stop();
         await services.audit.append({
@@ -30,9 +36,9 @@ export function registerScrubCommand(program: Command, operator: () => string): 
           reason: `scrubbed ${report.blobs} blobs, ${report.damaged.length} damaged`, subject: { kind: 'operator', id: operator() },
           source: { address: '127.0.0.1', zone: 'local', protocol: 'cli' },
         });
-        console.log(`scrubbed ${report.blobs} blobs (${(report.bytes / 1048576).toFixed(1)} MB) in ${report.seconds.toFixed(1)} s: ${report.damaged.length} damaged`);
-        for (const d of report.damaged) console.log(`  damaged ${d.sha256}: ${d.detail}`);
-        if (report.damaged.length > 0) process.exitCode = 1;
+        console.log(`scrubbed ${report.blobs} blobs (${(report.bytes / 1048576).toFixed(1)} MB) in ${report.seconds.toFixed(1)} s: ${report.damaged.length} damaged, ${repaired.length} repaired from replicas`);
+        for (const d of report.damaged) console.log(`  damaged ${d.sha256}: ${d.detail}${repaired.includes(d.sha256) ? ' (repaired from a replica)' : ''}`);
+        if (report.damaged.some((d) => !repaired.includes(d.sha256))) process.exitCode = 1;
       } finally {
         await services.close();
       }

@@ -10,3 +10,4 @@ export {
   DeviceStore, DIMSE_SERVICES, DEVICE_ROLES, AE_TITLE_URI_PREFIX, aeTitleUri, aeTitlesFromSubjectAltName, normaliseAeTitle,
   type Device, type DeviceCheck, type DeviceRegistration, type DeviceRole, type DimseService,
 } from './devices.js';
+export { SubjectHoldStore, type SubjectHold } from './holds.js';

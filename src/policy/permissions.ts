@@ -20,6 +20,13 @@ export const ACTIONS = {
   'dimse.move': { flow: 'dimse-retrieve', describe: 'send instances to a registered destination (C-MOVE)' },
   // The auditor's questions: who accessed what, when; break-glass, denied and out-of-hours accesses.
   'audit.read': { flow: 'admin-api', describe: 'search the audit trail (who accessed which patient or study, and when)' },
+  // Holds: a suspended user or quarantined device stays stopped until an administrator lifts it.
+  'holds.read': { flow: 'admin-api', describe: 'list held (suspended, quarantined) users and devices' },
+  'holds.lift': { flow: 'admin-api', describe: 'lift a hold on a user or device' },
+  // Destructive changes: asked for by one person, decided by another (the rules per kind: approvals.ts).
+  'changes.request': { flow: 'admin-api', describe: 'ask for a destructive change (delete, restore, purge, retention)' },
+  'changes.decide': { flow: 'admin-api', describe: "approve or reject someone else's request for a destructive change" },
+  'changes.read': { flow: 'admin-api', describe: 'list change requests, deletions and the retention period' },
 } as const;
 
 export type Action = keyof typeof ACTIONS;
@@ -30,15 +37,15 @@ export type Flow = (typeof ACTIONS)[Action]['flow'] | 'console';
  * separation of duties starts here: the administrator manages accounts but never touches images.
  */
 export const PERMISSIONS: Readonly<Record<Role, readonly Action[]>> = {
-  administrator: ['users.manage', 'devices.manage', 'server.status', 'session.login', 'session.refresh', 'session.logout'],
-  technologist: ['instances.store', 'instances.search', 'instances.read', 'session.login', 'session.refresh', 'session.logout'],
-  radiologist: ['instances.search', 'instances.read', 'session.login', 'session.refresh', 'session.logout'],
+  administrator: ['users.manage', 'devices.manage', 'holds.read', 'holds.lift', 'changes.request', 'changes.decide', 'changes.read', 'server.status', 'session.login', 'session.refresh', 'session.logout'],
+  technologist: ['instances.store', 'instances.search', 'instances.read', 'changes.request', 'changes.read', 'session.login', 'session.refresh', 'session.logout'],
+  radiologist: ['instances.search', 'instances.read', 'changes.request', 'changes.decide', 'changes.read', 'session.login', 'session.refresh', 'session.logout'],
   // The roles below log in and nothing more until their scopes exist: a referring physician reaches only the
   // patients in their care, a researcher only de-identified data, a vendor engineer only through a time-boxed
   // grant. Each grows its row with its scope.
   'referring-physician': ['session.login', 'session.refresh', 'session.logout'],
   // The auditor reads the trail and changes nothing; nobody else reads it through the API.
-  auditor: ['audit.read', 'session.login', 'session.refresh', 'session.logout'],
+  auditor: ['audit.read', 'holds.read', 'changes.read', 'session.login', 'session.refresh', 'session.logout'],
   researcher: ['session.login', 'session.refresh', 'session.logout'],
   'vendor-engineer': ['session.login', 'session.refresh', 'session.logout'],
   // A device role bounds what any device of its kind could be allowed; each device's own row in the

@@ -1,4 +1,5 @@
 import { scrubArchive } from '../archive/index.js';
+import type { BlobReplicas } from '../storage/index.js';
 import type { PacsGuardError } from '../errors.js';
 import type { Services } from './services.js';
 
@@ -32,6 +33,37 @@ export async function reportDamage(
 }
 
 /**
+ * After damage: looks for a good copy of the blob in the configured replicas; if one verifies, it takes
+ * the damaged blob's place (the damaged file is set aside in quarantine/), the damage marks are cleared,
+ * and the repair is audited. Returns the good bytes, or undefined when no replica could help.
+ */
+export async function repairFromReplicas(
+  services: Pick<Services, 'index' | 'audit' | 'blobs' | 'paths'> & { replicas: BlobReplicas },
+  sha256: string,
+  found: { protocol: 'http' | 'dimse' | 'cli'; address: string; by: string },
+): Promise<Buffer | undefined> {
+  if (!services.replicas.configured) return undefined;
+  const copy = await services.replicas.find(sha256);
+  if (!copy) {
+    await services.audit.append({
+      eventType: 'Security Alert', action: 'integrity.repair', outcome: 8, code: 'PG_ERR_INTEGRITY',
+      reason: `no replica holds a good copy of damaged blob ${sha256}`, subject: { kind: 'system', id: found.by },
+      source: { address: found.address, zone: null, protocol: found.protocol }, detail: { blob: sha256 },
+    });
+    return undefined;
+  }
+  await services.blobs.restore(sha256, copy.bytes, services.paths.quarantine);
+  const cleared = await services.index.clearDamage(sha256);
+  await services.audit.append({
+    eventType: 'Application Activity', action: 'integrity.repair', outcome: 0,
+    reason: `restored damaged blob ${sha256} from the replica at ${copy.from} (hash verified); the damaged file is kept in quarantine`,
+    subject: { kind: 'system', id: found.by }, source: { address: found.address, zone: null, protocol: found.protocol },
+    objects: { instanceCount: cleared }, detail: { blob: sha256, replica: copy.from },
+  });
+  return copy.bytes;
+}
+
+/**
  * The background scrub: every `scrub.intervalHours` the server re-reads every blob at the configured
  * rate, marking and alerting on damage, and audits a summary of each pass. Returns how to stop it.
  */
@@ -44,7 +76,11 @@ export function startBackgroundScrub(services: Services): { close(): Promise<voi
     const report = await scrubArchive(services.blobs, services.index, {
       bytesPerSecond: megabytesPerSecond * 1024 * 1024,
       signal: abort.signal,
-      onDamaged: (sha256, error) => reportDamage(services, sha256, error, { protocol: 'cli', address: '127.0.0.1', by: 'pacsguard:scrub' }),
+      onDamaged: async (sha256, error) => {
+        const found = { protocol: 'cli' as const, address: '127.0.0.1', by: 'pacsguard:scrub' };
+        await reportDamage(services, sha256, error, found);
+        await repairFromReplicas(services, sha256, found);
+      },
     });
     if (abort.signal.aborted) return;
     await services.audit.append({

@@ -56,6 +56,8 @@ export interface PathServices {
   readonly tokens: TokenService;
   readonly users: UserStore;
   readonly devices: DeviceStore;
+  /** Who is held (suspended, quarantined): refused everything until an administrator lifts the hold. */
+  readonly containment: { refusal(subject: string): PacsGuardError | null };
 }
 
 /** A request refused on the path; carries the audited reason. */
@@ -158,6 +160,9 @@ export async function admit(
   };
   const zoneDecision = decideZone(services.zones, zone, req.action);
   if (!zoneDecision.allow) return refuse(zoneDecision);
+  // A suspended user or quarantined device (ransomware containment) is stopped before any decision.
+  const held = subject.kind === 'anonymous' ? null : services.containment.refusal(subjectLabel(subject));
+  if (held) return refuse({ allow: false, code: 'PG_ERR_SUSPENDED', reason: held.message });
   const decision = decide({ subject, zone, action: req.action, resource });
   if (!decision.allow) return refuse(decision);
   return { protocol: req.protocol, action: req.action, eventType: req.eventType, subject, zone, decision, resource, detail };

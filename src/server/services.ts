@@ -4,12 +4,12 @@ import { readBulkData } from '../dicom/index.js';
 import { AuditLog, AuditQueryIndex, CHECKPOINT_KEY_FILE, SyslogForwarder } from '../audit/index.js';
 import { readFile } from 'node:fs/promises';
 import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js';
-import { DeviceStore, PKI_FILES, TokenService, UserStore, type LoginPolicy } from '../identity/index.js';
+import { DeviceStore, PKI_FILES, SubjectHoldStore, TokenService, UserStore, type LoginPolicy } from '../identity/index.js';
 import { ZonePolicy } from '../policy/index.js';
-import { ArchiveIndex, FileBlobStore, openIndexDatabase, type IndexDatabase } from '../storage/index.js';
-import { join } from 'node:path';
+import { ArchiveIndex, BlobReplicas, FileBlobStore, openIndexDatabase, type IndexDatabase } from '../storage/index.js';
+import { join, resolve } from 'node:path';
 import type { PacsGuardError } from '../errors.js';
-import { reportDamage } from './integrity.js';
+import { repairFromReplicas, reportDamage } from './integrity.js';
 import type { PathServices } from './path.js';
 
 /** Everything a running PacsGuard holds open, built once from the data directory. */
@@ -23,6 +23,10 @@ export interface Services extends PathServices {
   readonly retrieve: Retrieve;
   /** Ransomware containment: who is suspended, and the counting that suspends them. */
   readonly containment: Containment;
+  /** Good copies of the blob store to repair damage from (config `replicas`). */
+  readonly replicas: BlobReplicas;
+  /** Holds on users and devices, kept in the index; containment's suspensions are holds. */
+  readonly holds: SubjectHoldStore;
   /** Delivery of the audit trail to the SIEM, when one is configured. */
   readonly siem: SyslogForwarder | null;
   /**
@@ -46,18 +50,25 @@ export async function openServices(dataDir: string, overrides: { index?: string 
   const tokens = await TokenService.load(join(paths.pki, PKI_FILES.tokenKey), config.accessTokenSeconds);
   const index = new ArchiveIndex(database.db);
   const siem = await startSiemForwarder(config, paths, audit);
+  const holds = new SubjectHoldStore(database.db);
   const containment = new Containment(config.containment, (subject, reason) => audit.append({
     eventType: 'Security Alert', action: 'containment.suspend', outcome: 8, code: 'PG_ERR_SUSPENDED', reason,
     subject: { kind: 'system', id: 'pacsguard:containment' }, source: { address: '', zone: null, protocol: 'http' },
     detail: { suspended: subject },
-  }).then(() => undefined));
+  }).then(() => undefined), {
+    holds: await holds.listActive(),
+    persist: (subject, since, reason) => holds.place(subject, 'containment', reason, since),
+  });
   let review: Promise<AuditQueryIndex> | null = null;
   const auditReview = () => (review ??= AuditQueryIndex.open(paths.audit, config.auditReview.workingHours).then((ix) => {
     audit.onRecord(() => ix.notify());
     ix.notify(); // records appended while it was opening
     return ix;
   }));
-  const onDamage = (sha256: string, error: PacsGuardError) => reportDamage({ index, audit }, sha256, error, { protocol: 'http', address: '', by: 'pacsguard:read-check' });
+  const readCheck = { protocol: 'http' as const, address: '', by: 'pacsguard:read-check' };
+  const onDamage = (sha256: string, error: PacsGuardError) => reportDamage({ index, audit }, sha256, error, readCheck);
+  const replicas = new BlobReplicas(config.replicas.map((r) => resolve(paths.root, r)));
+  const repair = (sha256: string) => repairFromReplicas({ index, audit, blobs, paths, replicas }, sha256, readCheck);
   return {
     config, paths, database, index, blobs, audit, tokens, siem,
     users: new UserStore(database.db, loginPolicy(config)),
@@ -65,7 +76,9 @@ export async function openServices(dataDir: string, overrides: { index?: string 
     zones: new ZonePolicy(config.zones),
     ingest: new Ingest(blobs, index, paths.quarantine, ingestGuard(containment)),
     containment,
-    retrieve: new Retrieve(blobs, index, onDamage),
+    holds,
+    retrieve: new Retrieve(blobs, index, onDamage, repair),
+    replicas,
     auditReview,
     async close() {
       await siem?.stop();

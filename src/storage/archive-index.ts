@@ -146,12 +146,13 @@ export class ArchiveIndex {
   }
 
   private async searchStudies(req: SearchRequest): Promise<SearchRow[]> {
+    // Deleted (tombstoned) studies and series are invisible to every search until restored or purged.
     let q = this.db.selectFrom('studies as st').innerJoin('patients as p', 'p.id', 'st.patient_pk')
-      .select(['st.id as study_pk', ...studyColumns]);
+      .select(['st.id as study_pk', ...studyColumns]).where('st.deleted_at', 'is', null);
     for (const [keyword, matcher] of req.filters) {
       if (keyword === 'ModalitiesInStudy') {
         q = q.where(({ exists, selectFrom }) => exists(
-          selectFrom('series as se').select(sql`1`.as('one')).whereRef('se.study_pk', '=', 'st.id')
+          selectFrom('series as se').select(sql`1`.as('one')).whereRef('se.study_pk', '=', 'st.id').where('se.deleted_at', 'is', null)
             .where(() => matchExpression('se.modality', matcher, false)),
         ));
       } else if (SEARCHABLE[keyword].level === 'study') {
@@ -160,7 +161,7 @@ export class ArchiveIndex {
         // A lower-level key at study level (e.g. Modality) matches studies that have such a series/instance.
         q = q.where(({ exists, selectFrom }) => exists(
           selectFrom('series as se').leftJoin('instances as i', (j) => j.onRef('i.series_pk', '=', 'se.id').on('i.is_current', '=', 1))
-            .select(sql`1`.as('one')).whereRef('se.study_pk', '=', 'st.id')
+            .select(sql`1`.as('one')).whereRef('se.study_pk', '=', 'st.id').where('se.deleted_at', 'is', null)
             .where(() => matchExpression(SEARCHABLE[keyword].column, matcher, SEARCHABLE[keyword].pn)),
         ));
       }
@@ -177,7 +178,8 @@ export class ArchiveIndex {
 
   private async searchSeries(req: SearchRequest): Promise<SearchRow[]> {
     let q = this.db.selectFrom('series as se').innerJoin('studies as st', 'st.id', 'se.study_pk').innerJoin('patients as p', 'p.id', 'st.patient_pk')
-      .select(['st.id as study_pk', 'se.id as series_pk', ...studyColumns, ...seriesColumns]);
+      .select(['st.id as study_pk', 'se.id as series_pk', ...studyColumns, ...seriesColumns])
+      .where('st.deleted_at', 'is', null).where('se.deleted_at', 'is', null);
     for (const [keyword, matcher] of req.filters) {
       const spec = SEARCHABLE[keyword];
       if (spec.level === 'instance') {
@@ -208,7 +210,7 @@ export class ArchiveIndex {
     let q = this.db.selectFrom('instances as i').innerJoin('series as se', 'se.id', 'i.series_pk')
       .innerJoin('studies as st', 'st.id', 'se.study_pk').innerJoin('patients as p', 'p.id', 'st.patient_pk')
       .select(['st.id as study_pk', 'se.id as series_pk', 'i.id as instance_pk', 'i.metadata', ...studyColumns, ...seriesColumns, ...instanceColumns])
-      .where('i.is_current', '=', 1);
+      .where('i.is_current', '=', 1).where('st.deleted_at', 'is', null).where('se.deleted_at', 'is', null);
     for (const [keyword, matcher] of req.filters) {
       const spec = SEARCHABLE[keyword];
       q = q.where(() => matchExpression(spec.column, matcher, spec.pn));
@@ -234,7 +236,7 @@ export class ArchiveIndex {
         'i.id', 'i.sop_uid', 'st.study_uid', 'se.series_uid', 'i.sop_class_uid', 'i.transfer_syntax_uid',
         'i.blob_sha256', 'i.size', 'i.version', 'i.metadata', 'p.patient_id',
       ])
-      .where('st.study_uid', '=', studyUid).where('i.is_current', '=', 1);
+      .where('st.study_uid', '=', studyUid).where('i.is_current', '=', 1).where('st.deleted_at', 'is', null).where('se.deleted_at', 'is', null);
     if (seriesUid !== undefined) q = q.where('se.series_uid', '=', seriesUid);
     if (sopUid !== undefined) q = q.where('i.sop_uid', '=', sopUid);
     const rows = await q.orderBy('se.id').orderBy('i.id').execute();
@@ -283,6 +285,22 @@ export class ArchiveIndex {
     return rows.map((r) => ({ sopUid: r.sop_uid, version: r.version, studyUid: r.study_uid, patientId: r.patient_id }));
   }
 
+  /**
+   * Clears the damage mark of every instance version stored in a blob, once a verified good copy is back
+   * in its place (a repair from a replica; the audit trail keeps both the damage and the repair).
+   */
+  async clearDamage(sha256: string): Promise<number> {
+    const r = await this.db.updateTable('instances').set({ damaged_at: null, damage: '' }).where('blob_sha256', '=', sha256).where('damaged_at', 'is not', null).executeTakeFirst();
+    return Number(r.numUpdatedRows);
+  }
+
+  /** Which of these studies are deleted (tombstoned), so nothing is stored into them out of sight. */
+  async deletedStudies(studyUids: readonly string[]): Promise<Set<string>> {
+    if (studyUids.length === 0) return new Set();
+    const rows = await this.db.selectFrom('studies').select('study_uid').where('study_uid', 'in', [...studyUids]).where('deleted_at', 'is not', null).execute();
+    return new Set(rows.map((r) => r.study_uid));
+  }
+
   /** Instance versions marked damaged, for the integrity report. */
   async damaged(): Promise<Array<{ sopUid: string; version: number; damagedAt: string; damage: string }>> {
     const rows = await this.db.selectFrom('instances').select(['sop_uid', 'version', 'damaged_at', 'damage'])
@@ -302,7 +320,7 @@ export class ArchiveIndex {
     const out = new Map<number, string[]>();
     if (studyPks.length === 0) return out;
     const rows = await this.db.selectFrom('series').select(['study_pk', 'modality']).distinct()
-      .where('study_pk', 'in', studyPks).where('modality', '<>', '').orderBy('modality').execute();
+      .where('study_pk', 'in', studyPks).where('modality', '<>', '').where('deleted_at', 'is', null).orderBy('modality').execute();
     for (const r of rows) out.set(r.study_pk, [...(out.get(r.study_pk) ?? []), r.modality]);
     return out;
   }
@@ -312,7 +330,7 @@ export class ArchiveIndex {
     if (studyPks.length === 0) return out;
     const rows = await this.db.selectFrom('series as se').leftJoin('instances as i', (j) => j.onRef('i.series_pk', '=', 'se.id').on('i.is_current', '=', 1))
       .select(['se.study_pk', (eb) => eb.fn.count('se.id').distinct().as('series'), (eb) => eb.fn.count('i.id').as('instances')])
-      .where('se.study_pk', 'in', studyPks).groupBy('se.study_pk').execute();
+      .where('se.study_pk', 'in', studyPks).where('se.deleted_at', 'is', null).groupBy('se.study_pk').execute();
     for (const r of rows) out.set(r.study_pk, { series: Number(r.series), instances: Number(r.instances) });
     return out;
   }

@@ -18,6 +18,8 @@ export interface BlobStore {
   /** Reads a blob and refuses to return it unless its SHA-256 still matches its address. */
   get(sha256: string): Promise<Buffer>;
   has(sha256: string): Promise<boolean>;
+  /** Puts a verified good copy in place of a damaged blob, setting the damaged file aside. */
+  restore(sha256: string, good: Uint8Array, setAside: string): Promise<void>;
   /** Removes temporary files left by a crash mid-write; run before serving. */
   cleanTemporaryFiles(): Promise<number>;
 }
@@ -99,6 +101,24 @@ export class FileBlobStore implements BlobStore {
       throw new PacsGuardError('PG_ERR_INTEGRITY', `blob ${sha256} on disk now hashes to ${actual}`);
     }
     return bytes;
+  }
+
+  /**
+   * Puts a verified good copy in place of a damaged blob: the damaged file is moved aside into `setAside`
+   * (kept as evidence, never deleted), then the good bytes are written as `put` writes (temporary file,
+   * data sync, rename, folder sync). Refuses bytes that do not hash to the address.
+   */
+  async restore(sha256: string, good: Uint8Array, setAside: string): Promise<void> {
+    if (sha256Hex(good) !== sha256) throw new PacsGuardError('PG_ERR_INTEGRITY', `the copy offered for blob ${sha256} does not match its hash`);
+    const finalPath = this.pathOf(sha256);
+    await mkdir(setAside, { recursive: true, mode: 0o750 });
+    try {
+      await rename(finalPath, join(setAside, `damaged-${sha256}-${Date.now()}`));
+      await fsyncDir(setAside);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw asPacsGuardError(err);
+    }
+    await this.put(good);
   }
 
   async has(sha256: string): Promise<boolean> {

@@ -1,4 +1,5 @@
 export { FileBlobStore, sha256Hex, fsyncDir, type BlobStore, type PutResult } from './blobs.js';
+export { BlobReplicas } from './replicas.js';
 export { openIndexDatabase, type IndexDatabase } from './db.js';
 export {
   ArchiveIndex, SEARCHABLE, wildcardToLike, foldName,
@@ -6,3 +7,5 @@ export {
   type SearchRequest, type SearchRow, type StoredInstance,
 } from './archive-index.js';
 export type { IndexSchema, UsersTable, DevicesTable } from './schema.js';
+export { LifecycleIndex, type Tombstone, type DeletionLevel, type PurgeOutcome } from './lifecycle.js';
+export { ChangeRequestStore, type ChangeRequest, type ChangeKind, type ChangeState } from './change-requests.js';

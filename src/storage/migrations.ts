@@ -157,6 +157,80 @@ function migrationsFor(engine: IndexEngine): Record<string, Migration> {
       await db.schema.alterTable('users').addColumn('totp_last_step', 'integer').execute();
     },
   },
+  '0005_subject_holds': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // A hold stops a user or device from doing anything until an administrator lifts it: set by
+      // ransomware containment (and later by other responses). Kept after lifting, for the record.
+      await db.schema
+        .createTable('subject_holds')
+        .addColumn('id', 'integer', id)
+        .addColumn('subject', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('since', 'text', (c) => c.notNull())
+        .addColumn('lifted_at', 'text')
+        .addColumn('lifted_by', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('lift_reason', 'text', (c) => c.notNull().defaultTo(''))
+        .execute();
+      await db.schema.createIndex('subject_holds_active').on('subject_holds').columns(['subject', 'lifted_at']).execute();
+    },
+  },
+  '0006_deletion_and_approvals': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // Destructive changes (deleting, restoring, purging, changing retention) are requested by one person
+      // and carried out only when a different person approves.
+      await db.schema
+        .createTable('change_requests')
+        .addColumn('id', 'integer', id)
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('level', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('target', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('requested_by', 'text', (c) => c.notNull())
+        .addColumn('requested_role', 'text', (c) => c.notNull())
+        .addColumn('requested_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('decided_by', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('decided_at', 'text')
+        .addColumn('decision_reason', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('result', 'text', (c) => c.notNull().defaultTo(''))
+        .execute();
+      await db.schema.createIndex('change_requests_state').on('change_requests').columns(['state', 'id']).execute();
+      // A deletion hides what it names and removes nothing: the rows and blobs stay until a purge after the
+      // retention period. The instance versions a deletion hid are listed so a restore brings back exactly them.
+      await db.schema
+        .createTable('tombstones')
+        .addColumn('id', 'integer', id)
+        .addColumn('level', 'text', (c) => c.notNull())
+        .addColumn('uid', 'text', (c) => c.notNull())
+        .addColumn('study_uid', 'text', (c) => c.notNull())
+        .addColumn('patient_id', 'text', (c) => c.notNull())
+        .addColumn('request_id', 'integer', (c) => c.notNull())
+        .addColumn('deleted_at', 'text', (c) => c.notNull())
+        .addColumn('requested_by', 'text', (c) => c.notNull())
+        .addColumn('approved_by', 'text', (c) => c.notNull())
+        .addColumn('restored_at', 'text')
+        .addColumn('purged_at', 'text')
+        .execute();
+      await db.schema.createIndex('tombstones_study').on('tombstones').columns(['study_uid']).execute();
+      await db.schema
+        .createTable('tombstone_instances')
+        .addColumn('tombstone_id', 'integer', (c) => c.notNull())
+        .addColumn('instance_id', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('tombstone_instances_pk', ['tombstone_id', 'instance_id'])
+        .execute();
+      await db.schema.alterTable('studies').addColumn('deleted_at', 'text').execute();
+      await db.schema.alterTable('series').addColumn('deleted_at', 'text').execute();
+      await db.schema
+        .createTable('settings')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .addColumn('changed_by', 'text', (c) => c.notNull())
+        .addColumn('changed_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
   };
 }
 

@@ -9,6 +9,11 @@ export interface IndexSchema {
   users: UsersTable;
   devices: DevicesTable;
   sessions: SessionsTable;
+  subject_holds: SubjectHoldsTable;
+  change_requests: ChangeRequestsTable;
+  tombstones: TombstonesTable;
+  tombstone_instances: { tombstone_id: number; instance_id: number };
+  settings: { key: string; value: string; changed_by: string; changed_at: string };
 }
 
 export interface PatientsTable {
@@ -22,6 +27,8 @@ export interface PatientsTable {
 }
 
 export interface StudiesTable {
+  /** Set while a deletion (tombstone) hides the study; cleared by a restore. */
+  deleted_at?: ColumnType<string | null, string | null | undefined, string | null>;
   id: Generated<number>;
   study_uid: string;
   patient_pk: number;
@@ -36,6 +43,8 @@ export interface StudiesTable {
 }
 
 export interface SeriesTable {
+  /** Set while a deletion (tombstone) hides the series; cleared by a restore. */
+  deleted_at?: ColumnType<string | null, string | null | undefined, string | null>;
   id: Generated<number>;
   series_uid: string;
   study_pk: number;
@@ -132,4 +141,53 @@ export interface SessionsTable {
   /** Set on every row of the family when the session ends (logout, reuse, disabled account, expiry). */
   revoked_at: string | null;
   revoked_reason: string;
+}
+
+export interface SubjectHoldsTable {
+  id: Generated<number>;
+  /** The subject as the audit trail names it: `user:alice`, `device:CT01`. */
+  subject: string;
+  /** What set it: 'containment' (ransomware), or a response of the analytics. */
+  kind: string;
+  reason: string;
+  since: string;
+  lifted_at: string | null;
+  lifted_by: string;
+  lift_reason: string;
+}
+
+export interface ChangeRequestsTable {
+  id: Generated<number>;
+  /** 'delete' | 'restore' | 'purge' | 'retention' */
+  kind: string;
+  /** For a deletion: 'study' | 'series' | 'instance'. */
+  level: string;
+  /** What the change names: a UID, a tombstone id, a number of days; '' for a purge. */
+  target: string;
+  reason: string;
+  requested_by: string;
+  requested_role: string;
+  requested_at: string;
+  expires_at: string;
+  /** 'pending' | 'approved' | 'rejected' */
+  state: string;
+  decided_by: string;
+  decided_at: string | null;
+  decision_reason: string;
+  /** What carrying it out did, in words. */
+  result: string;
+}
+
+export interface TombstonesTable {
+  id: Generated<number>;
+  level: string;
+  uid: string;
+  study_uid: string;
+  patient_id: string;
+  request_id: number;
+  deleted_at: string;
+  requested_by: string;
+  approved_by: string;
+  restored_at: string | null;
+  purged_at: string | null;
 }

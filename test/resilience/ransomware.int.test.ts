@@ -14,6 +14,8 @@ import { makeInstance } from '../support/synth.js';
 // they touched still has its previous version, byte for byte.
 describe('ransomware containment drill', () => {
   let s: TestServer;
+  let mallory = '';
+  const malloryTotp = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
   const dir = mkdtempSync(join(tmpdir(), 'pg-ransom-'));
   afterAll(async () => {
     await s?.stop();
@@ -40,10 +42,10 @@ describe('ransomware containment drill', () => {
 
     // 1. A stolen technologist account overwrites with plausible images, 50 at a time.
     const { users } = s.server.services;
-    const secret = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
+    const secret = malloryTotp;
     await users.addUser('mallory', 'technologist', 'mallory password!', secret);
     const login = await httpsCall(`${s.url}/api/auth/login`, { method: 'POST', ca: s.ca, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'mallory', password: 'mallory password!', totp: (await import('../../src/identity/index.js')).currentTotp(secret) }) });
-    const mallory = login.json<{ access_token: string }>().access_token;
+    mallory = login.json<{ access_token: string }>().access_token;
     const statuses: number[] = [];
     for (let i = 0; i < N; i += 50) statuses.push((await stow(mallory, Array.from({ length: 50 }, (_, k) => original(i + k, 100_000 + i + k)))).status);
     expect(statuses.slice(1).every((st) => st === 403)).toBe(true);
@@ -69,4 +71,42 @@ describe('ransomware containment drill', () => {
     const log = readFileSync(join(s.dataDir, 'audit', 'audit.log'), 'utf8');
     expect(log.match(/"action":"containment.suspend"/g)).toHaveLength(2);
   }, 300_000);
+
+  it('holds the suspended subjects across a restart, for everything, until an administrator lifts the hold', async () => {
+    const call = (path: string, opts: { token?: string; method?: string; body?: unknown } = {}) => httpsCall(`${s.url}${path}`, {
+      ca: s.ca, method: opts.method ?? 'GET',
+      headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...(opts.body ? { 'content-type': 'application/json' } : {}) },
+      ...(opts.body ? { body: JSON.stringify(opts.body) } : {}),
+    });
+    const read = () => call('/dicomweb/studies?PatientID=R-1', { token: mallory });
+    // Suspended means stopped: reading is refused too, not only writing.
+    const refused = await read();
+    expect(refused.status).toBe(403);
+    expect(refused.json<{ code: string }>().code).toBe('PG_ERR_SUSPENDED');
+
+    s = await s.restart();
+    expect((await read()).status).toBe(403);
+    const { currentTotp } = await import('../../src/identity/index.js');
+    await new Promise((r) => setTimeout(r, 31_000 - (Date.now() % 30_000))); // a fresh TOTP step: codes work once
+    const relogin = await call('/api/auth/login', { method: 'POST', body: { username: 'mallory', password: 'mallory password!', totp: currentTotp(malloryTotp) } });
+    expect(relogin.status).toBe(403);
+    const echo = await runDcmtk('echoscu', ['-aet', 'EVILUS', '-aec', 'PACSGUARD', '127.0.0.1', new URL(s.server.urls.dicom!.replace('dicom://', 'http://')).port]);
+    expect(echo.code).not.toBe(0);
+
+    const auditor = await s.token('auditor');
+    const held = (await call('/api/holds', { token: auditor })).json<{ active: Array<{ subject: string; kind: string }> }>();
+    expect(held.active.map((h) => h.subject).sort()).toEqual(['device:EVILUS', 'user:mallory']);
+    // The auditor sees holds but cannot lift them; nor can a technologist. A lift needs a reason.
+    expect((await call('/api/holds/user:mallory/lift', { token: auditor, method: 'POST', body: { reason: 'account recovered by IT' } })).status).toBe(403);
+    expect((await call('/api/holds/user:mallory/lift', { token: await s.token('technologist'), method: 'POST', body: { reason: 'account recovered by IT' } })).status).toBe(403);
+    const admin = await s.token('administrator');
+    expect((await call('/api/holds/user:mallory/lift', { token: admin, method: 'POST', body: { reason: 'no' } })).status).toBe(400);
+    const lifted = await call('/api/holds/user:mallory/lift', { token: admin, method: 'POST', body: { reason: 'password reset, sessions ended, workstation reimaged' } });
+    expect(lifted.status, lifted.body.toString()).toBe(200);
+    expect((await call('/api/holds/user:mallory/lift', { token: admin, method: 'POST', body: { reason: 'password reset, again and again' } })).status).toBe(404);
+    expect((await read()).status).toBe(200);
+    expect((await call('/api/holds', { token: admin })).json<{ active: Array<{ subject: string }> }>().active.map((h) => h.subject)).toEqual(['device:EVILUS']);
+    const log = readFileSync(join(s.dataDir, 'audit', 'audit.log'), 'utf8');
+    expect(log).toMatch(/"action":"holds.lift","outcome":0,"reason":"user:admin[^"]* lifted the hold on user:mallory: password reset/);
+  }, 120_000);
 });

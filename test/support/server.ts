@@ -15,6 +15,8 @@ export interface TestServer {
   readonly server: RunningServer;
   /** Logs in as a fresh user of the role (created on first use) and returns a bearer token. */
   token(role: PersonRole): Promise<string>;
+  /** Stops the server and starts it again on the same data directory (new ports); tokens stay valid. */
+  restart(): Promise<TestServer>;
   stop(): Promise<void>;
 }
 
@@ -27,10 +29,13 @@ export async function startTestServer(opts: { index?: string; configure?: (confi
     const path = join(dataDir, 'config.json');
     await writeConfig(path, opts.configure(await loadConfig(path)));
   }
+  return serve(dataDir, admin, new Map<PersonRole, string>());
+}
+
+async function serve(dataDir: string, admin: { username: string; password: string; totpSecret: string }, tokens: Map<PersonRole, string>): Promise<TestServer> {
   const server = await startServer(dataDir, { host: '127.0.0.1', httpPort: 0, dicomTlsPort: 0, dicomPort: 0 }, () => undefined);
   const ca = readFileSync(join(dataDir, 'pki', 'ca.pem'), 'utf8');
   const url = server.urls.https;
-  const tokens = new Map<PersonRole, string>();
   const login = async (username: string, password: string, totpSecret: string) => {
     const res = await httpsCall(`${url}/api/auth/login`, {
       method: 'POST', ca, headers: { 'content-type': 'application/json' },
@@ -54,6 +59,10 @@ export async function startTestServer(opts: { index?: string; configure?: (confi
       }
       tokens.set(role, token);
       return token;
+    },
+    async restart() {
+      await server.stop();
+      return serve(dataDir, admin, tokens);
     },
     async stop() {
       await server.stop();

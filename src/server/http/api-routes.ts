@@ -127,6 +127,9 @@ export async function registerApiRoutes(app: FastifyInstance, services: Services
     return send(reply, await perform(services, { ...ctx, resource: { username: body.username } }, async (): Promise<Operated<Answer>> => {
       const result = await services.users.login(body.username, body.password, body.totp, { sourceAddress });
       if (!result.ok) throw loginRefusal(result, sourceAddress);
+      // A held account (ransomware containment) gets no session, even with the right factors.
+      const held = services.containment.refusal(`user:${result.user.username}`);
+      if (held) throw held;
       const session = await services.users.sessions.open(result.user.id, { sourceAddress });
       const csrf = body.cookie ? randomBytes(32).toString('base64url') : undefined;
       const access = await services.tokens.issue({

@@ -1,0 +1,191 @@
+import type { Kysely, Transaction } from 'kysely';
+import { PacsGuardError } from '../errors.js';
+import type { IndexSchema } from './schema.js';
+
+export type DeletionLevel = 'study' | 'series' | 'instance';
+
+/** A deletion on the record: what it hid, when, on whose request and approval, and what became of it. */
+export interface Tombstone {
+  readonly id: number;
+  readonly level: DeletionLevel;
+  readonly uid: string;
+  readonly studyUid: string;
+  readonly patientId: string;
+  readonly requestId: number;
+  readonly deletedAt: string;
+  readonly requestedBy: string;
+  readonly approvedBy: string;
+  readonly restoredAt: string | null;
+  readonly purgedAt: string | null;
+  /** How many instance versions it hides (or hid). */
+  readonly instances: number;
+}
+
+/** What a purge removed: index rows, and the blobs that nothing references any more. */
+export interface PurgeOutcome {
+  readonly instanceRows: number;
+  readonly unreferencedBlobs: readonly string[];
+  readonly studyUid: string;
+  readonly patientId: string;
+}
+
+const RETENTION_KEY = 'retention.days';
+
+/**
+ * The life cycle of stored data in the index: deletion by tombstone (rows stay, hidden from every search
+ * and retrieve), restore, and purge after the retention period. Nothing here decides who may do it: the
+ * two-person rule sits in policy, and these run only for an approved request.
+ */
+export class LifecycleIndex {
+  constructor(private readonly db: Kysely<IndexSchema>) {}
+
+  /** Hides a study, series or instance (every current version beneath it) and records the tombstone. */
+  async tombstone(t: { level: DeletionLevel; uid: string; requestId: number; requestedBy: string; approvedBy: string }): Promise<Tombstone> {
+    return this.db.transaction().execute(async (trx) => {
+      const now = new Date().toISOString();
+      const target = await locate(trx, t.level, t.uid);
+      if (!target) throw new PacsGuardError('PG_ERR_NOT_FOUND', `${t.level} ${t.uid} is not in the archive (or is deleted already)`);
+      let q = trx.selectFrom('instances as i').innerJoin('series as se', 'se.id', 'i.series_pk').select('i.id').where('i.is_current', '=', 1);
+      if (t.level === 'study') q = q.where('se.study_pk', '=', target.studyPk);
+      else if (t.level === 'series') q = q.where('se.id', '=', target.seriesPk as number);
+      else q = q.where('i.sop_uid', '=', t.uid);
+      const hidden = (await q.execute()).map((r) => r.id);
+      if (t.level === 'study') await trx.updateTable('studies').set({ deleted_at: now }).where('id', '=', target.studyPk).execute();
+      else if (t.level === 'series') await trx.updateTable('series').set({ deleted_at: now }).where('id', '=', target.seriesPk as number).execute();
+      else await trx.updateTable('instances').set({ is_current: 0 }).where('id', 'in', hidden.length > 0 ? hidden : [-1]).execute();
+      const { id } = await trx.insertInto('tombstones').values({
+        level: t.level, uid: t.uid, study_uid: target.studyUid, patient_id: target.patientId, request_id: t.requestId,
+        deleted_at: now, requested_by: t.requestedBy, approved_by: t.approvedBy, restored_at: null, purged_at: null,
+      }).returning('id').executeTakeFirstOrThrow();
+      for (let i = 0; i < hidden.length; i += 500) {
+        await trx.insertInto('tombstone_instances').values(hidden.slice(i, i + 500).map((instance_id) => ({ tombstone_id: id, instance_id }))).execute();
+      }
+      return (await this.get(id, trx)) as Tombstone;
+    });
+  }
+
+  /** Brings back what a tombstone hid (before it is purged). */
+  async restore(tombstoneId: number): Promise<Tombstone> {
+    return this.db.transaction().execute(async (trx) => {
+      const t = await this.get(tombstoneId, trx);
+      if (!t) throw new PacsGuardError('PG_ERR_NOT_FOUND', `no deletion ${tombstoneId}`);
+      if (t.restoredAt || t.purgedAt) throw new PacsGuardError('PG_ERR_CONFLICT', `deletion ${tombstoneId} was ${t.purgedAt ? 'purged' : 'restored'} already`);
+      const now = new Date().toISOString();
+      if (t.level === 'study') await trx.updateTable('studies').set({ deleted_at: null }).where('study_uid', '=', t.uid).execute();
+      else if (t.level === 'series') await trx.updateTable('series').set({ deleted_at: null }).where('series_uid', '=', t.uid).execute();
+      else {
+        // An instance comes back as the current version only if nothing newer arrived meanwhile.
+        const ids = (await trx.selectFrom('tombstone_instances').select('instance_id').where('tombstone_id', '=', t.id).execute()).map((r) => r.instance_id);
+        const newer = await trx.selectFrom('instances').select('id').where('sop_uid', '=', t.uid).where('is_current', '=', 1).executeTakeFirst();
+        if (!newer && ids.length > 0) await trx.updateTable('instances').set({ is_current: 1 }).where('id', 'in', ids).execute();
+      }
+      await trx.updateTable('tombstones').set({ restored_at: now }).where('id', '=', t.id).execute();
+      return (await this.get(t.id, trx)) as Tombstone;
+    });
+  }
+
+  /** One tombstone. */
+  async get(id: number, db: Kysely<IndexSchema> | Transaction<IndexSchema> = this.db): Promise<Tombstone | undefined> {
+    const r = await db.selectFrom('tombstones').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!r) return undefined;
+    const n = await db.selectFrom('tombstone_instances').select((eb) => eb.fn.countAll().as('n')).where('tombstone_id', '=', id).executeTakeFirstOrThrow();
+    return toTombstone(r, Number(n.n));
+  }
+
+  /** Tombstones, newest first: those in force (hiding data), or all of them. */
+  async list(opts: { all?: boolean; limit?: number } = {}): Promise<Tombstone[]> {
+    let q = this.db.selectFrom('tombstones').selectAll().orderBy('id', 'desc').limit(opts.limit ?? 500);
+    if (!opts.all) q = q.where('restored_at', 'is', null).where('purged_at', 'is', null);
+    const rows = await q.execute();
+    return Promise.all(rows.map(async (r) => (await this.get(r.id)) as Tombstone));
+  }
+
+  /** Tombstones in force whose deletion is older than the cutoff: what a purge may remove. */
+  async purgeable(cutoff: Date): Promise<Tombstone[]> {
+    const rows = await this.db.selectFrom('tombstones').select('id').where('restored_at', 'is', null).where('purged_at', 'is', null)
+      .where('deleted_at', '<', cutoff.toISOString()).orderBy('id').execute();
+    return Promise.all(rows.map(async (r) => (await this.get(r.id)) as Tombstone));
+  }
+
+  /**
+   * Removes what a tombstone hid from the index for good: every version of the deleted instances (and
+   * the series, study and patient rows left empty). Returns the blobs no remaining row references,
+   * which the caller may then remove from the blob store.
+   */
+  async purge(tombstoneId: number): Promise<PurgeOutcome> {
+    return this.db.transaction().execute(async (trx) => {
+      const t = await this.get(tombstoneId, trx);
+      if (!t || t.restoredAt || t.purgedAt) throw new PacsGuardError('PG_ERR_CONFLICT', `deletion ${tombstoneId} is not in force`);
+      let rows: Array<{ id: number; blob_sha256: string }>;
+      if (t.level === 'instance') {
+        rows = await trx.selectFrom('instances').select(['id', 'blob_sha256']).where('sop_uid', '=', t.uid).where('is_current', '=', 0).execute();
+      } else {
+        let q = trx.selectFrom('instances as i').innerJoin('series as se', 'se.id', 'i.series_pk').innerJoin('studies as st', 'st.id', 'se.study_pk')
+          .select(['i.id', 'i.blob_sha256']);
+        q = t.level === 'study' ? q.where('st.study_uid', '=', t.uid) : q.where('se.series_uid', '=', t.uid);
+        rows = await q.execute();
+      }
+      const ids = rows.map((r) => r.id);
+      for (let i = 0; i < ids.length; i += 500) {
+        await trx.deleteFrom('tombstone_instances').where('instance_id', 'in', ids.slice(i, i + 500)).where('tombstone_id', '<>', t.id).execute();
+        await trx.deleteFrom('instances').where('id', 'in', ids.slice(i, i + 500)).execute();
+      }
+      if (t.level === 'series') await trx.deleteFrom('series').where('series_uid', '=', t.uid).execute();
+      if (t.level === 'study') {
+        const study = await trx.selectFrom('studies').select(['id', 'patient_pk']).where('study_uid', '=', t.uid).executeTakeFirst();
+        if (study) {
+          await trx.deleteFrom('series').where('study_pk', '=', study.id).execute();
+          await trx.deleteFrom('studies').where('id', '=', study.id).execute();
+          const others = await trx.selectFrom('studies').select('id').where('patient_pk', '=', study.patient_pk).executeTakeFirst();
+          if (!others) await trx.deleteFrom('patients').where('id', '=', study.patient_pk).execute();
+        }
+      }
+      await trx.updateTable('tombstones').set({ purged_at: new Date().toISOString() }).where('id', '=', t.id).execute();
+      const shas = [...new Set(rows.map((r) => r.blob_sha256))];
+      const stillUsed = new Set<string>();
+      for (let i = 0; i < shas.length; i += 500) {
+        const used = await trx.selectFrom('instances').select('blob_sha256').distinct().where('blob_sha256', 'in', shas.slice(i, i + 500)).execute();
+        for (const u of used) stillUsed.add(u.blob_sha256);
+      }
+      return { instanceRows: ids.length, unreferencedBlobs: shas.filter((s) => !stillUsed.has(s)), studyUid: t.studyUid, patientId: t.patientId };
+    });
+  }
+
+  /** The retention period in force: the last approved change, else the configured default. */
+  async retentionDays(configured: number): Promise<{ days: number; changedBy: string; changedAt: string | null }> {
+    const r = await this.db.selectFrom('settings').selectAll().where('key', '=', RETENTION_KEY).executeTakeFirst();
+    return r ? { days: Number(r.value), changedBy: r.changed_by, changedAt: r.changed_at } : { days: configured, changedBy: 'config', changedAt: null };
+  }
+
+  /** Records an approved change of the retention period. */
+  async setRetentionDays(days: number, changedBy: string): Promise<void> {
+    const row = { key: RETENTION_KEY, value: String(days), changed_by: changedBy, changed_at: new Date().toISOString() };
+    await this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('settings').where('key', '=', RETENTION_KEY).execute();
+      await trx.insertInto('settings').values(row).execute();
+    });
+  }
+}
+
+async function locate(trx: Transaction<IndexSchema>, level: DeletionLevel, uid: string): Promise<{ studyPk: number; seriesPk?: number; studyUid: string; patientId: string } | undefined> {
+  const base = trx.selectFrom('studies as st').innerJoin('patients as p', 'p.id', 'st.patient_pk').where('st.deleted_at', 'is', null);
+  if (level === 'study') {
+    const r = await base.select(['st.id', 'st.study_uid', 'p.patient_id']).where('st.study_uid', '=', uid).executeTakeFirst();
+    return r && { studyPk: r.id, studyUid: r.study_uid, patientId: r.patient_id };
+  }
+  const withSeries = base.innerJoin('series as se', 'se.study_pk', 'st.id').where('se.deleted_at', 'is', null);
+  if (level === 'series') {
+    const r = await withSeries.select(['st.id', 'se.id as series_pk', 'st.study_uid', 'p.patient_id']).where('se.series_uid', '=', uid).executeTakeFirst();
+    return r && { studyPk: r.id, seriesPk: r.series_pk, studyUid: r.study_uid, patientId: r.patient_id };
+  }
+  const r = await withSeries.innerJoin('instances as i', 'i.series_pk', 'se.id').select(['st.id', 'se.id as series_pk', 'st.study_uid', 'p.patient_id'])
+    .where('i.sop_uid', '=', uid).where('i.is_current', '=', 1).executeTakeFirst();
+  return r && { studyPk: r.id, seriesPk: r.series_pk, studyUid: r.study_uid, patientId: r.patient_id };
+}
+
+function toTombstone(r: { id: number; level: string; uid: string; study_uid: string; patient_id: string; request_id: number; deleted_at: string; requested_by: string; approved_by: string; restored_at: string | null; purged_at: string | null }, instances: number): Tombstone {
+  return {
+    id: r.id, level: r.level as DeletionLevel, uid: r.uid, studyUid: r.study_uid, patientId: r.patient_id, requestId: r.request_id,
+    deletedAt: r.deleted_at, requestedBy: r.requested_by, approvedBy: r.approved_by, restoredAt: r.restored_at, purgedAt: r.purged_at, instances,
+  };
+}
