@@ -116,6 +116,14 @@ export const configSchema = z.object({
     windowSeconds: z.number().int().min(1).default(60),
   }).prefault({}),
   /**
+   * Deleted data is hidden at once and kept this many days before a purge may remove it (the period in
+   * force can be changed only by an approved request); requests for destructive changes expire unanswered.
+   */
+  retention: z.object({
+    days: z.number().int().min(1).max(36_500).default(30),
+    requestValidDays: z.number().int().min(1).max(90).default(7),
+  }).prefault({}),
+  /**
    * Where to find good copies of damaged blobs: backup folders (`pacsguard backup --to DIR`) or other data
    * directories. A read or scrub that finds damage restores the blob from the first copy that verifies.
    */

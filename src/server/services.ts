@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js';
 import { DeviceStore, PKI_FILES, SubjectHoldStore, TokenService, UserStore, type LoginPolicy } from '../identity/index.js';
 import { ZonePolicy } from '../policy/index.js';
-import { ArchiveIndex, BlobReplicas, FileBlobStore, openIndexDatabase, type IndexDatabase } from '../storage/index.js';
+import { ArchiveIndex, BlobReplicas, ChangeRequestStore, FileBlobStore, LifecycleIndex, openIndexDatabase, type IndexDatabase } from '../storage/index.js';
 import { join, resolve } from 'node:path';
 import type { PacsGuardError } from '../errors.js';
 import { repairFromReplicas, reportDamage } from './integrity.js';
@@ -23,6 +23,10 @@ export interface Services extends PathServices {
   readonly retrieve: Retrieve;
   /** Ransomware containment: who is suspended, and the counting that suspends them. */
   readonly containment: Containment;
+  /** Deletions (tombstones), restores, purges and the retention period in the index. */
+  readonly lifecycle: LifecycleIndex;
+  /** Requests for destructive changes and their two-person decisions. */
+  readonly changes: ChangeRequestStore;
   /** Good copies of the blob store to repair damage from (config `replicas`). */
   readonly replicas: BlobReplicas;
   /** Holds on users and devices, kept in the index; containment's suspensions are holds. */
@@ -77,6 +81,8 @@ export async function openServices(dataDir: string, overrides: { index?: string 
     ingest: new Ingest(blobs, index, paths.quarantine, ingestGuard(containment)),
     containment,
     holds,
+    lifecycle: new LifecycleIndex(database.db),
+    changes: new ChangeRequestStore(database.db),
     retrieve: new Retrieve(blobs, index, onDamage, repair),
     replicas,
     auditReview,

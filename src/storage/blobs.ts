@@ -20,6 +20,8 @@ export interface BlobStore {
   has(sha256: string): Promise<boolean>;
   /** Puts a verified good copy in place of a damaged blob, setting the damaged file aside. */
   restore(sha256: string, good: Uint8Array, setAside: string): Promise<void>;
+  /** Removes a blob for good: only a purge does this, for blobs no index row references any more. */
+  remove(sha256: string): Promise<boolean>;
   /** Removes temporary files left by a crash mid-write; run before serving. */
   cleanTemporaryFiles(): Promise<number>;
 }
@@ -119,6 +121,17 @@ export class FileBlobStore implements BlobStore {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw asPacsGuardError(err);
     }
     await this.put(good);
+  }
+
+  async remove(sha256: string): Promise<boolean> {
+    try {
+      await rm(this.pathOf(sha256));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw asPacsGuardError(err);
+    }
+    await fsyncDir(join(this.root, sha256.slice(0, 2)));
+    return true;
   }
 
   async has(sha256: string): Promise<boolean> {

@@ -64,6 +64,14 @@ export class LifecycleIndex {
     });
   }
 
+  /** The study and patient a deletion would touch, or undefined when the target is not there to delete. */
+  async describeTarget(level: DeletionLevel, uid: string): Promise<{ studyUid: string; patientId: string } | undefined> {
+    return this.db.transaction().execute(async (trx) => {
+      const t = await locate(trx, level, uid);
+      return t && { studyUid: t.studyUid, patientId: t.patientId };
+    });
+  }
+
   /** Brings back what a tombstone hid (before it is purged). */
   async restore(tombstoneId: number): Promise<Tombstone> {
     return this.db.transaction().execute(async (trx) => {
