@@ -28,12 +28,17 @@ export class Retrieve {
 
   /** An instance's stored Part 10 bytes, verified against their SHA-256 address. */
   async bytes(instance: StoredInstance): Promise<Buffer> {
+    return this.blob(instance.blobSha256);
+  }
+
+  /** Any stored version's bytes by address, verified; damage is reported and repaired from a replica if one can. */
+  async blob(sha256: string): Promise<Buffer> {
     try {
-      return await this.blobs.get(instance.blobSha256);
+      return await this.blobs.get(sha256);
     } catch (err) {
       if (!(err instanceof PacsGuardError) || err.code !== 'PG_ERR_INTEGRITY') throw err;
-      await this.onDamage(instance.blobSha256, err);
-      const good = await this.repair(instance.blobSha256);
+      await this.onDamage(sha256, err);
+      const good = await this.repair(sha256);
       if (good) return good;
       throw err;
     }

@@ -1,4 +1,5 @@
 import { sql, type Expression, type Kysely, type SqlBool } from 'kysely';
+import { PacsGuardError } from '../errors.js';
 import type { IndexSchema } from './schema.js';
 
 /** What the index keeps of one received instance (values already normalised to strings). */
@@ -259,10 +260,13 @@ export class ArchiveIndex {
   }
 
   /** Every version of a SOP instance, newest first (earlier versions are kept, never overwritten). */
-  async versionsOf(sopUid: string): Promise<Array<{ version: number; blobSha256: string; isCurrent: boolean; createdAt: string }>> {
-    const rows = await this.db.selectFrom('instances').select(['version', 'blob_sha256', 'is_current', 'created_at'])
+  async versionsOf(sopUid: string): Promise<Array<{ version: number; blobSha256: string; isCurrent: boolean; createdAt: string; receivedBy: string; size: number; damaged: boolean; transferSyntaxUid: string }>> {
+    const rows = await this.db.selectFrom('instances').select(['version', 'blob_sha256', 'is_current', 'created_at', 'received_by', 'size', 'damaged_at', 'transfer_syntax_uid'])
       .where('sop_uid', '=', sopUid).orderBy('version', 'desc').execute();
-    return rows.map((r) => ({ version: r.version, blobSha256: r.blob_sha256, isCurrent: r.is_current === 1, createdAt: r.created_at }));
+    return rows.map((r) => ({
+      version: r.version, blobSha256: r.blob_sha256, isCurrent: r.is_current === 1, createdAt: r.created_at,
+      receivedBy: r.received_by, size: Number(r.size), damaged: r.damaged_at !== null, transferSyntaxUid: r.transfer_syntax_uid,
+    }));
   }
 
   /**
@@ -292,6 +296,39 @@ export class ArchiveIndex {
   async clearDamage(sha256: string): Promise<number> {
     const r = await this.db.updateTable('instances').set({ damaged_at: null, damage: '' }).where('blob_sha256', '=', sha256).where('damaged_at', 'is not', null).executeTakeFirst();
     return Number(r.numUpdatedRows);
+  }
+
+  /**
+   * Makes an earlier version current again by recording it as the newest version (same blob, same
+   * metadata): the history stays linear and nothing is rewritten, so the version it replaces (say, one a
+   * compromised device sent) stays on the record too.
+   */
+  async reinstate(sopUid: string, version: number, by: string): Promise<{ version: number; sha256: string; studyUid: string; patientId: string; changed: boolean }> {
+    return this.db.transaction().execute(async (trx) => {
+      const old = await trx.selectFrom('instances').selectAll().where('sop_uid', '=', sopUid).where('version', '=', version).executeTakeFirst();
+      if (!old) throw new PacsGuardError('PG_ERR_NOT_FOUND', `instance ${sopUid} has no version ${version}`);
+      const where = await trx.selectFrom('series as se').innerJoin('studies as st', 'st.id', 'se.study_pk').innerJoin('patients as p', 'p.id', 'st.patient_pk')
+        .select(['st.study_uid', 'p.patient_id']).where('se.id', '=', old.series_pk).executeTakeFirstOrThrow();
+      const current = await trx.selectFrom('instances').select(['id', 'version', 'blob_sha256']).where('sop_uid', '=', sopUid).where('is_current', '=', 1).executeTakeFirst();
+      if (current?.blob_sha256 === old.blob_sha256) return { version: current.version, sha256: old.blob_sha256, studyUid: where.study_uid, patientId: where.patient_id, changed: false };
+      const latest = await trx.selectFrom('instances').select('version').where('sop_uid', '=', sopUid).orderBy('version', 'desc').executeTakeFirstOrThrow();
+      if (current) await trx.updateTable('instances').set({ is_current: 0 }).where('id', '=', current.id).execute();
+      await trx.insertInto('instances').values({
+        sop_uid: sopUid, version: latest.version + 1, is_current: 1, series_pk: old.series_pk, sop_class_uid: old.sop_class_uid,
+        instance_number: old.instance_number, transfer_syntax_uid: old.transfer_syntax_uid, number_of_frames: old.number_of_frames,
+        rows: old.rows, columns: old.columns, blob_sha256: old.blob_sha256, size: Number(old.size), metadata: old.metadata,
+        received_by: by, created_at: new Date().toISOString(),
+      }).execute();
+      return { version: latest.version + 1, sha256: old.blob_sha256, studyUid: where.study_uid, patientId: where.patient_id, changed: true };
+    });
+  }
+
+  /** Where an instance (any version) lives, and whether a deletion hides its study or series. */
+  async homeOf(sopUid: string): Promise<{ studyUid: string; seriesUid: string; patientId: string; deleted: boolean } | undefined> {
+    const r = await this.db.selectFrom('instances as i').innerJoin('series as se', 'se.id', 'i.series_pk').innerJoin('studies as st', 'st.id', 'se.study_pk')
+      .innerJoin('patients as p', 'p.id', 'st.patient_pk').select(['st.study_uid', 'se.series_uid', 'p.patient_id', 'st.deleted_at as study_deleted', 'se.deleted_at as series_deleted'])
+      .where('i.sop_uid', '=', sopUid).executeTakeFirst();
+    return r && { studyUid: r.study_uid, seriesUid: r.series_uid, patientId: r.patient_id, deleted: r.study_deleted !== null || r.series_deleted !== null };
   }
 
   /** Which of these studies are deleted (tombstoned), so nothing is stored into them out of sight. */
@@ -501,7 +538,9 @@ async function recordOne(trx: Kysely<IndexSchema>, r: InstanceRecord, parents: P
   const current = await trx.selectFrom('instances').select(['id', 'version', 'blob_sha256'])
     .where('sop_uid', '=', r.sopUid).where('is_current', '=', 1).executeTakeFirst();
   if (current && current.blob_sha256 === r.blobSha256) return { kind: 'duplicate', version: current.version };
-  const version = current ? current.version + 1 : 1;
+  // Numbered after every version there is, including one a deletion hid (then none is current).
+  const latest = current ?? await trx.selectFrom('instances').select('version').where('sop_uid', '=', r.sopUid).orderBy('version', 'desc').executeTakeFirst();
+  const version = latest ? latest.version + 1 : 1;
   if (current) {
     // The earlier version is kept (never overwritten); it just stops being the one served by default.
     await trx.updateTable('instances').set({ is_current: 0 }).where('id', '=', current.id).execute();

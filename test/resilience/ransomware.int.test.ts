@@ -109,4 +109,28 @@ describe('ransomware containment drill', () => {
     const log = readFileSync(join(s.dataDir, 'audit', 'audit.log'), 'utf8');
     expect(log).toMatch(/"action":"holds.lift","outcome":0,"reason":"user:admin[^"]* lifted the hold on user:mallory: password reset/);
   }, 120_000);
+
+  it('restores every overwritten instance to its previous version through the API, byte for byte', async () => {
+    const tech = await s.token('technologist');
+    const call = (path: string, method = 'GET', body?: unknown) => httpsCall(`${s.url}${path}`, {
+      ca: s.ca, method, headers: { authorization: `Bearer ${tech}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+    const overwritten = await s.server.services.database.db.selectFrom('instances').select('sop_uid').distinct().where('version', '>', 1).execute();
+    expect(overwritten.length).toBeGreaterThan(0);
+    for (const { sop_uid: sop } of overwritten) {
+      const versions = (await call(`/api/instances/${sop}/versions`)).json<{ versions: Array<{ version: number; isCurrent: boolean; receivedBy: string }> }>().versions;
+      const first = versions.find((v) => v.version === 1)!;
+      expect(first.isCurrent).toBe(false);
+      const reinstated = await call(`/api/instances/${sop}/versions/1/reinstate`, 'POST', { reason: 'undo ransomware overwrite' });
+      expect(reinstated.status, reinstated.body.toString()).toBe(200);
+      const n = Number(sop.split('.').at(-1));
+      const [study, series] = [`2.25.88.${n % 20}`, `2.25.88.${n % 20}.1`];
+      const current = await httpsCall(`${s.url}/dicomweb/studies/${study}/series/${series}/instances/${sop}?transfer-syntax=*`, {
+        ca: s.ca, headers: { authorization: `Bearer ${tech}`, accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },
+      });
+      expect(current.status).toBe(200);
+      const { multipartBodies } = await import('../support/https.js');
+      expect(multipartBodies(current)[0]!.subarray(128)).toEqual(original(n).subarray(128));
+    }
+  }, 120_000);
 });
