@@ -11,6 +11,7 @@ import { openServices } from '../server/services.js';
 import { registerDeviceCommands } from './device.js';
 import { registerBackupCommands } from './backup.js';
 import { registerScrubCommand } from './scrub.js';
+import { registerPolicyCommands } from './policy.js';
 import { registerUserStateCommands } from './user-state.js';
 import { importPaths } from './import.js';
 import { initDataDir } from './init.js';
@@ -130,6 +131,7 @@ export function buildCli(): Command {
 
   registerBackupCommands(program);
   registerScrubCommand(program, operator);
+  registerPolicyCommands(program);
 
   const audit = program.command('audit').description('the audit trail');
   audit.command('verify')
