@@ -68,7 +68,7 @@ async function main(): Promise<void> {
     await once(out, 'finish');
     const writeSeconds = (performance.now() - t0) / 1000;
     t0 = performance.now();
-    const index = await AuditQueryIndex.open(dir, { timeZone: 'Europe/Berlin', days: [1, 2, 3, 4, 5], start: '07:00', end: '19:00' });
+    const index = await AuditQueryIndex.open(dir, { timeZone: 'Europe/Berlin', days: [1, 2, 3, 4, 5], start: '07:00', end: '19:00' }, join(dir, 'audit-review.sqlite'));
     const buildSeconds = (performance.now() - t0) / 1000;
     const month = { from: new Date(start + 90 * 86_400_000), to: new Date(start + 120 * 86_400_000) };
     const questions: Array<{ name: string; ask: () => unknown }> = [
@@ -95,7 +95,7 @@ async function main(): Promise<void> {
     const result = {
       events: EVENTS,
       logBytes: statSync(log).size,
-      indexBytes: statSync(join(dir, 'query.sqlite')).size,
+      indexBytes: statSync(join(dir, 'audit-review.sqlite')).size,
       writeSeconds: Number(writeSeconds.toFixed(1)),
       indexBuildSeconds: Number(buildSeconds.toFixed(1)),
       indexBuildEventsPerSecond: Math.round(EVENTS / buildSeconds),

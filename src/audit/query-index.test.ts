@@ -1,4 +1,4 @@
-import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -46,11 +46,14 @@ const HISTORY: Spec[] = [
 
 describe('audit query index', () => {
   let dir: string;
+  let auditDir: string;
   let log: string;
   let index: AuditQueryIndex | undefined;
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'pg-audit-query-'));
-    log = join(dir, 'audit.log');
+    auditDir = join(dir, 'audit');
+    mkdirSync(auditDir);
+    log = join(auditDir, 'audit.log');
     writeFileSync(log, '');
   });
   afterEach(async () => {
@@ -62,7 +65,7 @@ describe('audit query index', () => {
 
   it("answers who accessed a patient's or a study's images, and when, newest first", async () => {
     writeLog(log, HISTORY);
-    index = await AuditQueryIndex.open(dir, BERLIN);
+    index = await AuditQueryIndex.open(auditDir, BERLIN);
     expect(seqs(index.query({ patientId: 'P1', actions: [...ACCESS_ACTIONS], limit: 50 }))).toEqual([7, 4, 1]);
     expect(seqs(index.query({ patientId: 'P1', limit: 50 }))).toEqual([7, 4, 3, 1]);
     expect(seqs(index.query({ studyUid: '2.1', actions: [...ACCESS_ACTIONS], limit: 50 }))).toEqual([8, 7, 2]);
@@ -77,7 +80,7 @@ describe('audit query index', () => {
 
   it('answers what a subject did in a period, and pages through it', async () => {
     writeLog(log, HISTORY);
-    index = await AuditQueryIndex.open(dir, BERLIN);
+    index = await AuditQueryIndex.open(auditDir, BERLIN);
     expect(seqs(index.query({ subject: 'user:rad1', limit: 50 }))).toEqual([8, 2, 1]);
     expect(seqs(index.query({ subject: 'user:rad1', from: new Date('2026-11-02T12:00:00Z'), to: new Date('2026-11-02T23:59:59Z'), limit: 50 }))).toEqual([2]);
     const first = index.query({ subject: 'user:rad1', limit: 2 });
@@ -91,7 +94,7 @@ describe('audit query index', () => {
 
   it('flags break-glass, denied and out-of-hours accesses', async () => {
     writeLog(log, HISTORY);
-    index = await AuditQueryIndex.open(dir, BERLIN);
+    index = await AuditQueryIndex.open(auditDir, BERLIN);
     expect(seqs(index.query({ breakGlass: true, limit: 50 }))).toEqual([6, 5]);
     // Refusals by authentication, zone or policy are denials; a storage failure is not.
     expect(seqs(index.query({ outcome: 'denied', limit: 50 }))).toEqual([9, 4]);
@@ -103,7 +106,7 @@ describe('audit query index', () => {
 
   it('follows the log as it grows, reads only whole records, and keeps its place across a restart', async () => {
     const head = writeLog(log, HISTORY.slice(0, 3));
-    index = await AuditQueryIndex.open(dir, BERLIN);
+    index = await AuditQueryIndex.open(auditDir, BERLIN);
     expect(index.count({})).toBe(3);
     const more = writeLog(log, HISTORY.slice(3, 6), head);
     // Half of the next record, as a writer mid-append leaves it: not indexed until it is whole.
@@ -116,7 +119,7 @@ describe('audit query index', () => {
     await index.catchUp();
     expect(index.count({})).toBe(7);
     await index.close();
-    index = await AuditQueryIndex.open(dir, BERLIN);
+    index = await AuditQueryIndex.open(auditDir, BERLIN);
     expect(index.cursor.seq).toBe(7);
     expect(index.count({})).toBe(7);
     expect(seqs(index.query({ patientId: 'P1', limit: 50 }))).toEqual([7, 4, 3, 1]);
@@ -124,21 +127,21 @@ describe('audit query index', () => {
 
   it('rebuilds itself when the log is replaced, the index file is lost, or the working hours change', async () => {
     writeLog(log, HISTORY);
-    index = await AuditQueryIndex.open(dir, BERLIN);
+    index = await AuditQueryIndex.open(auditDir, BERLIN);
     expect(index.count({})).toBe(9);
     await index.close();
     // Another log in its place: same length or longer, different records.
     writeFileSync(log, '');
     writeLog(log, [...HISTORY].reverse().map((s) => ({ ...s, subject: s.subject.replace('rad1', 'radX') })));
-    index = await AuditQueryIndex.open(dir, BERLIN);
+    index = await AuditQueryIndex.open(auditDir, BERLIN);
     expect(index.count({ subject: 'user:rad1' })).toBe(0);
     expect(index.count({ subject: 'user:radX' })).toBe(3);
     await index.close();
     rmSync(join(dir, QUERY_INDEX_FILE));
-    index = await AuditQueryIndex.open(dir, BERLIN);
+    index = await AuditQueryIndex.open(auditDir, BERLIN);
     expect(index.count({})).toBe(9);
     await index.close();
-    index = await AuditQueryIndex.open(dir, { ...BERLIN, days: [1, 2, 3, 4, 5, 6, 7], start: '00:00', end: '24:00' });
+    index = await AuditQueryIndex.open(auditDir, { ...BERLIN, days: [1, 2, 3, 4, 5, 6, 7], start: '00:00', end: '24:00' });
     expect(index.count({ outOfHours: true })).toBe(0);
   });
 });

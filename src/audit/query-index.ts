@@ -60,7 +60,7 @@ export interface SubjectSummary {
   readonly last: string;
 }
 
-export const QUERY_INDEX_FILE = 'query.sqlite';
+export const QUERY_INDEX_FILE = 'audit-review.sqlite';
 /** The actions that read images or their metadata: what "accessed" means to the auditor. */
 export const ACCESS_ACTIONS = ['instances.read', 'instances.search', 'dimse.find', 'dimse.get', 'dimse.move'] as const;
 
@@ -73,8 +73,8 @@ const CHUNK_BYTES = 8 * 1024 * 1024;
  * milliseconds at millions of events instead of by scanning the log. The log stays the only truth: the
  * index keeps a cursor (seq, byte offset, hash) into it, rows point at the record's bytes in the log and
  * answers are read back from there, and a log that no longer matches the cursor (replaced, truncated)
- * makes the index rebuild itself. It lives beside the log in its own SQLite file, not in the archive
- * index: its writes then never wait on ingest's, and a PostgreSQL archive index needs nothing new.
+ * makes the index rebuild itself. It lives in its own SQLite file, not in the archive index: its writes
+ * then never wait on ingest's, and a PostgreSQL archive index needs nothing new.
  * Durability is relaxed (synchronous=NORMAL) because a lost tail is re-read from the log.
  */
 export class AuditQueryIndex {
@@ -96,9 +96,13 @@ export class AuditQueryIndex {
     this.endMinute = minuteOf(hours.end);
   }
 
-  /** Opens (creating or rebuilding as needed) the index of the log in `auditDir` and catches up with it. */
-  static async open(auditDir: string, hours: WorkingHours): Promise<AuditQueryIndex> {
-    const index = new AuditQueryIndex(join(auditDir, 'audit.log'), join(auditDir, QUERY_INDEX_FILE), hours);
+  /**
+   * Opens (creating or rebuilding as needed) the index of the log in `auditDir` and catches up with it.
+   * The index file lives outside the audit folder (`indexPath`, default beside it): the trail may sit on
+   * a volume of its own, and derived data must never take the space the trail needs.
+   */
+  static async open(auditDir: string, hours: WorkingHours, indexPath = join(auditDir, '..', QUERY_INDEX_FILE)): Promise<AuditQueryIndex> {
+    const index = new AuditQueryIndex(join(auditDir, 'audit.log'), indexPath, hours);
     index.createSchema();
     await index.catchUp();
     return index;

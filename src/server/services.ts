@@ -1,7 +1,7 @@
 import { Ingest, Retrieve, type IngestGuard } from '../archive/index.js';
 import { Containment, looksEncrypted } from '../analytics/index.js';
 import { readBulkData } from '../dicom/index.js';
-import { AuditLog, AuditQueryIndex, CHECKPOINT_KEY_FILE, SyslogForwarder } from '../audit/index.js';
+import { AuditLog, AuditQueryIndex, CHECKPOINT_KEY_FILE, QUERY_INDEX_FILE, SyslogForwarder } from '../audit/index.js';
 import { readFile } from 'node:fs/promises';
 import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js';
 import { DeviceStore, PKI_FILES, SubjectHoldStore, TokenService, UserStore, type LoginPolicy } from '../identity/index.js';
@@ -64,7 +64,7 @@ export async function openServices(dataDir: string, overrides: { index?: string 
     persist: (subject, since, reason) => holds.place(subject, 'containment', reason, since),
   });
   let review: Promise<AuditQueryIndex> | null = null;
-  const auditReview = () => (review ??= AuditQueryIndex.open(paths.audit, config.auditReview.workingHours).then((ix) => {
+  const auditReview = () => (review ??= AuditQueryIndex.open(paths.audit, config.auditReview.workingHours, join(paths.root, QUERY_INDEX_FILE)).then((ix) => {
     audit.onRecord(() => ix.notify());
     ix.notify(); // records appended while it was opening
     return ix;
@@ -87,10 +87,15 @@ export async function openServices(dataDir: string, overrides: { index?: string 
     replicas,
     auditReview,
     async close() {
-      await siem?.stop();
-      if (review) await (await review.catch(() => null))?.close();
-      await audit.close();
-      await database.close();
+      // Each part closes even if another fails (a full disk may fail the log's last checkpoint).
+      const results = await Promise.allSettled([
+        (async () => siem?.stop())(),
+        (async () => { if (review) await (await review.catch(() => null))?.close(); })(),
+      ]);
+      results.push(...await Promise.allSettled([audit.close()]));
+      results.push(...await Promise.allSettled([database.close()]));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
     },
   };
 }
