@@ -123,6 +123,8 @@ export const configSchema = z.object({
     days: z.number().int().min(1).max(36_500).default(30),
     requestValidDays: z.number().int().min(1).max(90).default(7),
   }).prefault({}),
+  /** Break-glass: how long a claim of emergency access to a patient outside one's scope lasts. */
+  breakGlass: z.object({ minutes: z.number().int().min(5).max(720).default(60) }).prefault({}),
   /**
    * Where to find good copies of damaged blobs: backup folders (`pacsguard backup --to DIR`) or other data
    * directories. A read or scrub that finds damage restores the blob from the first copy that verifies.

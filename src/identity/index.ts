@@ -11,3 +11,4 @@ export {
   type Device, type DeviceCheck, type DeviceRegistration, type DeviceRole, type DimseService,
 } from './devices.js';
 export { SubjectHoldStore, type SubjectHold } from './holds.js';
+export { ScopeStore, type PersonScope, type CareRelationship, type BreakGlassClaim } from './scopes.js';

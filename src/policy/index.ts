@@ -4,3 +4,4 @@ export { decide, decideZone, type Decision, type Resource } from './decide.js';
 export { CHANGE_RULES, CHANGE_KINDS, decideChangeRequest, decideChangeDecision, type ChangeKind } from './approvals.js';
 export { renderNftables, type ListenerPorts, type LegacySource } from './nftables.js';
 export { renderPermissionMatrix } from './matrix-doc.js';
+export { SCOPED_ROLES, isScoped, decideScope, type ScopeDecision } from './scope.js';

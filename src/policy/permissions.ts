@@ -27,6 +27,10 @@ export const ACTIONS = {
   'changes.request': { flow: 'admin-api', describe: 'ask for a destructive change (delete, restore, purge, retention)' },
   'changes.decide': { flow: 'admin-api', describe: "approve or reject someone else's request for a destructive change" },
   'changes.read': { flow: 'admin-api', describe: 'list change requests, deletions and the retention period' },
+  // Scope: who looks after which patient, and emergency access outside it.
+  'care.manage': { flow: 'admin-api', describe: 'record and end care relationships and the names people have in DICOM' },
+  'care.read': { flow: 'admin-api', describe: 'list care relationships and break-glass claims' },
+  'breakglass.claim': { flow: 'dicomweb-read', describe: 'claim time-boxed emergency access to a patient outside one\'s scope, with a reason' },
 } as const;
 
 export type Action = keyof typeof ACTIONS;
@@ -37,15 +41,16 @@ export type Flow = (typeof ACTIONS)[Action]['flow'] | 'console';
  * separation of duties starts here: the administrator manages accounts but never touches images.
  */
 export const PERMISSIONS: Readonly<Record<Role, readonly Action[]>> = {
-  administrator: ['users.manage', 'devices.manage', 'holds.read', 'holds.lift', 'changes.request', 'changes.decide', 'changes.read', 'server.status', 'session.login', 'session.refresh', 'session.logout'],
+  administrator: ['users.manage', 'devices.manage', 'holds.read', 'holds.lift', 'changes.request', 'changes.decide', 'changes.read', 'care.manage', 'care.read', 'server.status', 'session.login', 'session.refresh', 'session.logout'],
   technologist: ['instances.store', 'instances.search', 'instances.read', 'changes.request', 'changes.read', 'session.login', 'session.refresh', 'session.logout'],
   radiologist: ['instances.search', 'instances.read', 'changes.request', 'changes.decide', 'changes.read', 'session.login', 'session.refresh', 'session.logout'],
-  // The roles below log in and nothing more until their scopes exist: a referring physician reaches only the
-  // patients in their care, a researcher only de-identified data, a vendor engineer only through a time-boxed
-  // grant. Each grows its row with its scope.
-  'referring-physician': ['session.login', 'session.refresh', 'session.logout'],
+  // The roles below log in and nothing more until their scopes exist: a researcher only de-identified
+  // data, a vendor engineer only through a time-boxed grant. Each grows its row with its scope.
+  // A referring physician searches and reads only within scope (care relationships, their referrals,
+  // break-glass claims): enforced in the index query and before anything is served (src/policy/scope.ts).
+  'referring-physician': ['instances.search', 'instances.read', 'breakglass.claim', 'session.login', 'session.refresh', 'session.logout'],
   // The auditor reads the trail and changes nothing; nobody else reads it through the API.
-  auditor: ['audit.read', 'holds.read', 'changes.read', 'session.login', 'session.refresh', 'session.logout'],
+  auditor: ['audit.read', 'holds.read', 'changes.read', 'care.read', 'session.login', 'session.refresh', 'session.logout'],
   researcher: ['session.login', 'session.refresh', 'session.logout'],
   'vendor-engineer': ['session.login', 'session.refresh', 'session.logout'],
   // A device role bounds what any device of its kind could be allowed; each device's own row in the

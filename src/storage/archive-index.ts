@@ -78,6 +78,11 @@ export interface SearchRequest {
   readonly filters: ReadonlyMap<SearchableKeyword, Matcher>;
   readonly limit: number;
   readonly offset: number;
+  /**
+   * A scoped person's reach: only studies of these patients or naming them as referring physician (folded
+   * name). Applied in the query, before limit and offset, so a page never holds what they may not see.
+   */
+  readonly scope?: { readonly patientIds: readonly string[]; readonly referringNameFold: string };
 }
 
 /** A row of a study, series or instance search: every indexed attribute of its level and the levels above. */
@@ -108,6 +113,8 @@ export interface StoredInstance {
   readonly version: number;
   readonly metadataJson: string;
   readonly patientId: string;
+  /** The study's referring physician, folded: what a referring physician's scope matches. */
+  readonly referringPhysicianNameFold: string;
 }
 
 type DB = Kysely<IndexSchema>;
@@ -141,6 +148,7 @@ export class ArchiveIndex {
 
   /** QIDO-RS / C-FIND search at one level, matching by PS3.4 C.2.2.2 rules, paged by limit/offset. */
   async search(req: SearchRequest): Promise<SearchRow[]> {
+    if (req.scope && req.scope.patientIds.length === 0 && req.scope.referringNameFold === '') return [];
     if (req.level === 'study') return this.searchStudies(req);
     if (req.level === 'series') return this.searchSeries(req);
     return this.searchInstances(req);
@@ -150,6 +158,7 @@ export class ArchiveIndex {
     // Deleted (tombstoned) studies and series are invisible to every search until restored or purged.
     let q = this.db.selectFrom('studies as st').innerJoin('patients as p', 'p.id', 'st.patient_pk')
       .select(['st.id as study_pk', ...studyColumns]).where('st.deleted_at', 'is', null);
+    if (req.scope) q = q.where(scopeExpression(req.scope));
     for (const [keyword, matcher] of req.filters) {
       if (keyword === 'ModalitiesInStudy') {
         q = q.where(({ exists, selectFrom }) => exists(
@@ -181,6 +190,7 @@ export class ArchiveIndex {
     let q = this.db.selectFrom('series as se').innerJoin('studies as st', 'st.id', 'se.study_pk').innerJoin('patients as p', 'p.id', 'st.patient_pk')
       .select(['st.id as study_pk', 'se.id as series_pk', ...studyColumns, ...seriesColumns])
       .where('st.deleted_at', 'is', null).where('se.deleted_at', 'is', null);
+    if (req.scope) q = q.where(scopeExpression(req.scope));
     for (const [keyword, matcher] of req.filters) {
       const spec = SEARCHABLE[keyword];
       if (spec.level === 'instance') {
@@ -212,6 +222,7 @@ export class ArchiveIndex {
       .innerJoin('studies as st', 'st.id', 'se.study_pk').innerJoin('patients as p', 'p.id', 'st.patient_pk')
       .select(['st.id as study_pk', 'se.id as series_pk', 'i.id as instance_pk', 'i.metadata', ...studyColumns, ...seriesColumns, ...instanceColumns])
       .where('i.is_current', '=', 1).where('st.deleted_at', 'is', null).where('se.deleted_at', 'is', null);
+    if (req.scope) q = q.where(scopeExpression(req.scope));
     for (const [keyword, matcher] of req.filters) {
       const spec = SEARCHABLE[keyword];
       q = q.where(() => matchExpression(spec.column, matcher, spec.pn));
@@ -235,7 +246,7 @@ export class ArchiveIndex {
       .innerJoin('studies as st', 'st.id', 'se.study_pk').innerJoin('patients as p', 'p.id', 'st.patient_pk')
       .select([
         'i.id', 'i.sop_uid', 'st.study_uid', 'se.series_uid', 'i.sop_class_uid', 'i.transfer_syntax_uid',
-        'i.blob_sha256', 'i.size', 'i.version', 'i.metadata', 'p.patient_id',
+        'i.blob_sha256', 'i.size', 'i.version', 'i.metadata', 'p.patient_id', 'st.referring_physician_name_fold',
       ])
       .where('st.study_uid', '=', studyUid).where('i.is_current', '=', 1).where('st.deleted_at', 'is', null).where('se.deleted_at', 'is', null);
     if (seriesUid !== undefined) q = q.where('se.series_uid', '=', seriesUid);
@@ -244,7 +255,7 @@ export class ArchiveIndex {
     return rows.map((r) => ({
       pk: r.id, sopUid: r.sop_uid, studyUid: r.study_uid, seriesUid: r.series_uid, sopClassUid: r.sop_class_uid,
       transferSyntaxUid: r.transfer_syntax_uid, blobSha256: r.blob_sha256, size: Number(r.size), version: r.version,
-      metadataJson: r.metadata, patientId: r.patient_id,
+      metadataJson: r.metadata, patientId: r.patient_id, referringPhysicianNameFold: r.referring_physician_name_fold,
     }));
   }
 
@@ -324,11 +335,11 @@ export class ArchiveIndex {
   }
 
   /** Where an instance (any version) lives, and whether a deletion hides its study or series. */
-  async homeOf(sopUid: string): Promise<{ studyUid: string; seriesUid: string; patientId: string; deleted: boolean } | undefined> {
+  async homeOf(sopUid: string): Promise<{ studyUid: string; seriesUid: string; patientId: string; referringNameFold: string; deleted: boolean } | undefined> {
     const r = await this.db.selectFrom('instances as i').innerJoin('series as se', 'se.id', 'i.series_pk').innerJoin('studies as st', 'st.id', 'se.study_pk')
-      .innerJoin('patients as p', 'p.id', 'st.patient_pk').select(['st.study_uid', 'se.series_uid', 'p.patient_id', 'st.deleted_at as study_deleted', 'se.deleted_at as series_deleted'])
+      .innerJoin('patients as p', 'p.id', 'st.patient_pk').select(['st.study_uid', 'se.series_uid', 'p.patient_id', 'st.referring_physician_name_fold', 'st.deleted_at as study_deleted', 'se.deleted_at as series_deleted'])
       .where('i.sop_uid', '=', sopUid).executeTakeFirst();
-    return r && { studyUid: r.study_uid, seriesUid: r.series_uid, patientId: r.patient_id, deleted: r.study_deleted !== null || r.series_deleted !== null };
+    return r && { studyUid: r.study_uid, seriesUid: r.series_uid, patientId: r.patient_id, referringNameFold: r.referring_physician_name_fold, deleted: r.study_deleted !== null || r.series_deleted !== null };
   }
 
   /** Which of these studies are deleted (tombstoned), so nothing is stored into them out of sight. */
@@ -445,6 +456,14 @@ function instanceValues(r: InstanceColumns): Partial<Record<SearchableKeyword, s
     SOPInstanceUID: r.sop_uid, SOPClassUID: r.sop_class_uid, InstanceNumber: r.instance_number,
     NumberOfFrames: r.number_of_frames, Rows: r.rows, Columns: r.columns,
   };
+}
+
+/** A scoped person's reach as SQL over the joined patients (p) and studies (st). */
+function scopeExpression(scope: NonNullable<SearchRequest['scope']>): Expression<SqlBool> {
+  const parts: Array<Expression<SqlBool>> = [];
+  if (scope.patientIds.length > 0) parts.push(sql<SqlBool>`p.patient_id in (${sql.join([...scope.patientIds])})`);
+  if (scope.referringNameFold !== '') parts.push(sql<SqlBool>`st.referring_physician_name_fold = ${scope.referringNameFold}`);
+  return parts.length === 0 ? sql<SqlBool>`1 = 0` : sql<SqlBool>`(${sql.join(parts, sql` or `)})`;
 }
 
 /** How person names are folded for matching, at ingest and in queries alike. */

@@ -231,6 +231,36 @@ function migrationsFor(engine: IndexEngine): Record<string, Migration> {
         .execute();
     },
   },
+  '0007_scopes': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // The person's name as DICOM records it (PN), folded like the index's names: a referring physician
+      // sees the studies that name them as referring physician.
+      await db.schema.alterTable('users').addColumn('person_name_fold', 'text', (c) => c.notNull().defaultTo('')).execute();
+      // An explicit care relationship: this person looks after this patient (recorded, and ended, by someone).
+      await db.schema
+        .createTable('care_relationships')
+        .addColumn('id', 'integer', id)
+        .addColumn('username', 'text', (c) => c.notNull())
+        .addColumn('patient_id', 'text', (c) => c.notNull())
+        .addColumn('recorded_by', 'text', (c) => c.notNull())
+        .addColumn('recorded_at', 'text', (c) => c.notNull())
+        .addColumn('ended_at', 'text')
+        .addColumn('ended_by', 'text', (c) => c.notNull().defaultTo(''))
+        .execute();
+      await db.schema.createIndex('care_relationships_user').on('care_relationships').columns(['username', 'ended_at']).execute();
+      // Emergency access to one patient outside the person's scope, with a reason, for a limited time.
+      await db.schema
+        .createTable('break_glass')
+        .addColumn('id', 'integer', id)
+        .addColumn('username', 'text', (c) => c.notNull())
+        .addColumn('patient_id', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('claimed_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('break_glass_user').on('break_glass').columns(['username', 'expires_at']).execute();
+    },
+  },
   };
 }
 

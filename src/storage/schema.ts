@@ -14,6 +14,8 @@ export interface IndexSchema {
   tombstones: TombstonesTable;
   tombstone_instances: { tombstone_id: number; instance_id: number };
   settings: { key: string; value: string; changed_by: string; changed_at: string };
+  care_relationships: CareRelationshipsTable;
+  break_glass: BreakGlassTable;
 }
 
 export interface PatientsTable {
@@ -95,6 +97,8 @@ export interface UsersTable {
   created_at: string;
   /** RFC 6238 time step of the last TOTP code accepted (migration 0004); a code at or before it is a replay. */
   totp_last_step: ColumnType<number | null, number | null | undefined, number | null>;
+  /** The person's name as DICOM writes it, folded (migration 0007): matched against studies' referring physician. */
+  person_name_fold: ColumnType<string, string | undefined, string>;
 }
 
 /** A DIMSE peer (migration 0002): a modality or clinical system, by certificate or as a legacy device. */
@@ -190,4 +194,23 @@ export interface TombstonesTable {
   approved_by: string;
   restored_at: string | null;
   purged_at: string | null;
+}
+
+export interface CareRelationshipsTable {
+  id: Generated<number>;
+  username: string;
+  patient_id: string;
+  recorded_by: string;
+  recorded_at: string;
+  ended_at: string | null;
+  ended_by: ColumnType<string, string | undefined, string>;
+}
+
+export interface BreakGlassTable {
+  id: Generated<number>;
+  username: string;
+  patient_id: string;
+  reason: string;
+  claimed_at: string;
+  expires_at: string;
 }

@@ -9,6 +9,7 @@ import { subjectLabel } from '../../identity/index.js';
 import type { QueryLevel, StoredInstance } from '../../storage/index.js';
 import { perform, type Operated } from '../path.js';
 import type { Services } from '../services.js';
+import { breakGlassDetail, enforceScope, scopeFor, searchScope } from '../scope.js';
 import { contextOf, dicomwebBase } from './context.js';
 import { joinMultipart, parseMultipartRelated, splitMultipart } from './multipart.js';
 
@@ -136,7 +137,10 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
     const pairs = queryPairs(request);
     const result = await perform(services, { ...ctx, resource: study ? { studyUid: study } : {}, detail: { ...ctx.detail, query: pairs.map(([k, v]) => `${k}=${v}`).join('&').slice(0, 1000) } }, async () => {
       const parsed = parseQuery(level, pairs, { studyUid: study, seriesUid: series }, limits);
-      const rows = await services.index.search(parsed.request);
+      // A scoped person's search is narrowed in the index query itself (before limit and offset).
+      const scope = await scopeFor(services, ctx.subject);
+      const rows = await services.index.search(scope ? { ...parsed.request, scope: searchScope(scope) } : parsed.request);
+      const viaBreakGlass = scope ? rows.find((r) => scope.breakGlass.has(r.values.PatientID ?? '') && !scope.patientIds.has(r.values.PatientID ?? '')) : undefined;
       const b = base(request);
       const body = rows.map((row) => {
         const v = row.values;
@@ -151,7 +155,7 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
       return {
         value: { body, warnings },
         objects: { patientIds: [...new Set(rows.map((r) => r.values.PatientID ?? ''))].slice(0, 100), studyUids: [...new Set(rows.map((r) => r.values.StudyInstanceUID ?? ''))].slice(0, 100) },
-        detail: { results: rows.length },
+        detail: { results: rows.length, ...breakGlassDetail(viaBreakGlass && scope?.breakGlass.get(viaBreakGlass.values.PatientID ?? '')) },
       };
     });
     if (result.warnings.length > 0) reply.header('Warning', result.warnings.join(', '));
@@ -172,10 +176,11 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
     const instances = await perform(services, { ...ctx, resource: { studyUid: study, seriesUid: series, sopUid: instance } }, async () => {
       const wanted = acceptMultipart(request, 'application/dicom');
       const found = await services.retrieve.instances(study as string, series, instance);
+      const claim = enforceScope(ctx.subject, await scopeFor(services, ctx.subject), found);
       // Refuse up front what cannot be served at all, rather than failing half way through the response.
       const unservable = found.find((i) => servedSyntax(i.transferSyntaxUid, wanted) === null);
       if (unservable) throw notServable(unservable, wanted);
-      return { value: { found, wanted }, objects: touched(found) };
+      return { value: { found, wanted }, objects: touched(found), detail: breakGlassDetail(claim) };
     });
     const boundary = randomBytes(16).toString('hex');
     const b = base(request);
@@ -201,9 +206,10 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
     const { study, series, instance } = uidParams(request);
     const json = await perform(services, { ...ctx, resource: { studyUid: study, seriesUid: series, sopUid: instance } }, async () => {
       const found = await services.retrieve.instances(study as string, series, instance);
+      const claim = enforceScope(ctx.subject, await scopeFor(services, ctx.subject), found);
       const b = base(request);
       const items = found.map((i) => withBulkDataUrls(JSON.parse(i.metadataJson) as DicomJson, instanceUrl(b, i)));
-      return { value: items, objects: touched(found) };
+      return { value: items, objects: touched(found), detail: breakGlassDetail(claim) };
     });
     return reply.type(DICOM_JSON).send(json);
   };
@@ -223,13 +229,14 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
       const wanted = acceptMultipart(request, 'application/octet-stream');
       const [found] = await services.retrieve.instances(study as string, series, instance);
       const stored = found as StoredInstance;
+      const claim = enforceScope(ctx.subject, await scopeFor(services, ctx.subject), [stored]);
       // extractFrames returns native little endian pixels whatever the stored byte order.
       const frameSyntax = EXPLICIT_LE;
       if (wanted !== '*' && wanted !== frameSyntax) {
         throw new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `frames are available as ${frameSyntax}; transcoding to ${wanted} is not offered`);
       }
       const out = await services.retrieve.frames(stored, numbers);
-      return { value: { frames: out, syntax: frameSyntax }, objects: touched([stored]), detail: { frameCount: out.length } } satisfies Operated<unknown>;
+      return { value: { frames: out, syntax: frameSyntax }, objects: touched([stored]), detail: { frameCount: out.length, ...breakGlassDetail(claim) } } satisfies Operated<unknown>;
     });
     return sendOctets(reply, frames, syntax);
   });
@@ -243,7 +250,8 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
       const wanted = acceptMultipart(request, 'application/octet-stream');
       if (wanted !== '*' && wanted !== EXPLICIT_LE) throw new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `bulk data is available as ${EXPLICIT_LE}, not ${wanted}`);
       const [found] = await services.retrieve.instances(study as string, series, instance);
-      return { value: await services.retrieve.bulkData(found as StoredInstance, path), objects: touched([found as StoredInstance]) };
+      const claim = enforceScope(ctx.subject, await scopeFor(services, ctx.subject), [found as StoredInstance]);
+      return { value: await services.retrieve.bulkData(found as StoredInstance, path), objects: touched([found as StoredInstance]), detail: breakGlassDetail(claim) };
     });
     return sendOctets(reply, [value]);
   });

@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { PacsGuardError } from '../../errors.js';
-import { subjectLabel } from '../../identity/index.js';
+import { subjectLabel, type Subject } from '../../identity/index.js';
+import { enforceScope, scopeFor } from '../scope.js';
 import { perform } from '../path.js';
 import type { Services } from '../services.js';
 import { contextOf } from './context.js';
@@ -24,9 +25,11 @@ function named(request: FastifyRequest): { sopUid: string; version?: number } {
  * again by whoever may store (undoing, say, a compromised device's overwrite). Nothing under a deletion.
  */
 export function registerVersionRoutes(app: FastifyInstance, services: Services): void {
-  const home = async (sopUid: string) => {
+  // Where the instance lives, within the caller's scope (a referring physician: only their patients).
+  const home = async (sopUid: string, subject: Subject) => {
     const h = await services.index.homeOf(sopUid);
     if (!h || h.deleted) throw new PacsGuardError('PG_ERR_NOT_FOUND', `instance ${sopUid} is not in the archive`);
+    enforceScope(subject, await scopeFor(services, subject), [{ patientId: h.patientId, referringPhysicianNameFold: h.referringNameFold }]);
     return h;
   };
   const read = { config: { pacsguard: { action: 'instances.read' as const, eventType: 'DICOM Instances Accessed' as const } } };
@@ -35,7 +38,7 @@ export function registerVersionRoutes(app: FastifyInstance, services: Services):
     const ctx = contextOf(request);
     const { sopUid } = named(request);
     return perform(services, { ...ctx, resource: { sopUid } }, async () => {
-      const h = await home(sopUid);
+      const h = await home(sopUid, ctx.subject);
       return { value: { sopInstanceUid: sopUid, studyInstanceUid: h.studyUid, versions: await services.index.versionsOf(sopUid) }, objects: { studyUids: [h.studyUid], patientIds: [h.patientId] } };
     });
   });
@@ -44,7 +47,7 @@ export function registerVersionRoutes(app: FastifyInstance, services: Services):
     const ctx = contextOf(request);
     const { sopUid, version } = named(request);
     const bytes = await perform(services, { ...ctx, eventType: 'DICOM Instances Transferred', resource: { sopUid } }, async () => {
-      const h = await home(sopUid);
+      const h = await home(sopUid, ctx.subject);
       const v = (await services.index.versionsOf(sopUid)).find((x) => x.version === version);
       if (!v) throw new PacsGuardError('PG_ERR_NOT_FOUND', `instance ${sopUid} has no version ${version}`);
       return { value: await services.retrieve.blob(v.blobSha256), objects: { studyUids: [h.studyUid], patientIds: [h.patientId], sopUid, instanceCount: 1 }, detail: { version: v.version } };
@@ -61,7 +64,7 @@ export function registerVersionRoutes(app: FastifyInstance, services: Services):
         if (!r.success) throw new PacsGuardError('PG_ERR_HTTP_BAD_REQUEST', `${r.error.issues[0]?.path.join('.') || 'body'}: ${r.error.issues[0]?.message}`);
         return r.data;
       })();
-      await home(sopUid);
+      await home(sopUid, ctx.subject);
       const by = subjectLabel(ctx.subject);
       const out = await services.index.reinstate(sopUid, version as number, by);
       return {
