@@ -12,3 +12,4 @@ export {
 } from './devices.js';
 export { SubjectHoldStore, type SubjectHold } from './holds.js';
 export { ScopeStore, type PersonScope, type CareRelationship, type BreakGlassClaim } from './scopes.js';
+export { VendorGrantStore, type VendorGrant } from './grants.js';

@@ -4,6 +4,8 @@ export type Subject =
       readonly kind: 'user'; readonly id: string; readonly username: string; readonly role: Role;
       /** The session the person's access token belongs to (logout ends it). */
       readonly sessionId?: string;
+      /** A vendor engineer's time-boxed access, granted by an administrator (none: no access at all). */
+      readonly grant?: { readonly id: number; readonly until: string; readonly images: boolean };
     }
   | {
       readonly kind: 'device'; readonly id: string; readonly aeTitle: string; readonly role: Role;

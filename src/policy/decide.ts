@@ -42,6 +42,7 @@ export function decide(input: { subject: Subject; zone: ZoneMatch; action: Actio
   if (!roleAllows(subject.role, action)) {
     return { allow: false, code: 'PG_ERR_POLICY_DENIED', reason: `role '${subject.role}' of ${subjectLabel(subject)} does not permit '${action}'` };
   }
+  if (subject.kind === 'user' && subject.role === 'vendor-engineer') return decideVendor(subject, input.zone, action);
   if (subject.kind === 'device') {
     // The device's own row narrows its role: allowed services and move destinations are data, per device.
     const service = DEVICE_SERVICE_OF[action];
@@ -57,4 +58,20 @@ export function decide(input: { subject: Subject; zone: ZoneMatch; action: Actio
     return { allow: true, reason: `role '${subject.role}' and the device's allowed services permit '${action}'` };
   }
   return { allow: true, reason: `role '${subject.role}' permits '${action}'` };
+}
+
+/** Actions that reach images (or their metadata): a vendor engineer needs a grant that says so. */
+const IMAGE_ACTIONS: readonly Action[] = ['instances.search', 'instances.read'];
+
+/**
+ * A vendor service engineer works only within an administrator's time-boxed grant, only from a zone
+ * configured as external, and reaches images only when the grant says so.
+ */
+function decideVendor(subject: Subject & { kind: 'user' }, zone: ZoneMatch, action: Action): Decision {
+  if (!subject.grant) return { allow: false, code: 'PG_ERR_POLICY_DENIED', reason: `${subjectLabel(subject)} has no vendor access grant in force` };
+  if (!zone.external) return { allow: false, code: 'PG_ERR_POLICY_DENIED', reason: `vendor engineers work only from an external zone, not '${zone.name ?? 'none'}'` };
+  if (IMAGE_ACTIONS.includes(action) && !subject.grant.images) {
+    return { allow: false, code: 'PG_ERR_POLICY_DENIED', reason: `grant ${subject.grant.id} of ${subjectLabel(subject)} does not include images` };
+  }
+  return { allow: true, reason: `grant ${subject.grant.id} of ${subjectLabel(subject)} (until ${subject.grant.until}${subject.grant.images ? ', images included' : ''}) permits '${action}'` };
 }

@@ -31,6 +31,9 @@ export const ACTIONS = {
   'care.manage': { flow: 'admin-api', describe: 'record and end care relationships and the names people have in DICOM' },
   'care.read': { flow: 'admin-api', describe: 'list care relationships and break-glass claims' },
   'breakglass.claim': { flow: 'dicomweb-read', describe: 'claim time-boxed emergency access to a patient outside one\'s scope, with a reason' },
+  // Vendor remote service: time-boxed grants by an administrator.
+  'grants.manage': { flow: 'admin-api', describe: "grant and revoke a vendor engineer's time-boxed access" },
+  'grants.read': { flow: 'admin-api', describe: 'list vendor access grants' },
 } as const;
 
 export type Action = keyof typeof ACTIONS;
@@ -41,18 +44,18 @@ export type Flow = (typeof ACTIONS)[Action]['flow'] | 'console';
  * separation of duties starts here: the administrator manages accounts but never touches images.
  */
 export const PERMISSIONS: Readonly<Record<Role, readonly Action[]>> = {
-  administrator: ['users.manage', 'devices.manage', 'holds.read', 'holds.lift', 'changes.request', 'changes.decide', 'changes.read', 'care.manage', 'care.read', 'server.status', 'session.login', 'session.refresh', 'session.logout'],
+  administrator: ['users.manage', 'devices.manage', 'holds.read', 'holds.lift', 'changes.request', 'changes.decide', 'changes.read', 'care.manage', 'care.read', 'grants.manage', 'grants.read', 'server.status', 'session.login', 'session.refresh', 'session.logout'],
   technologist: ['instances.store', 'instances.search', 'instances.read', 'changes.request', 'changes.read', 'session.login', 'session.refresh', 'session.logout'],
   radiologist: ['instances.search', 'instances.read', 'changes.request', 'changes.decide', 'changes.read', 'session.login', 'session.refresh', 'session.logout'],
-  // The roles below log in and nothing more until their scopes exist: a researcher only de-identified
-  // data, a vendor engineer only through a time-boxed grant. Each grows its row with its scope.
+  // A researcher logs in and nothing more until de-identified delivery exists.
   // A referring physician searches and reads only within scope (care relationships, their referrals,
   // break-glass claims): enforced in the index query and before anything is served (src/policy/scope.ts).
   'referring-physician': ['instances.search', 'instances.read', 'breakglass.claim', 'session.login', 'session.refresh', 'session.logout'],
   // The auditor reads the trail and changes nothing; nobody else reads it through the API.
-  auditor: ['audit.read', 'holds.read', 'changes.read', 'care.read', 'session.login', 'session.refresh', 'session.logout'],
+  auditor: ['audit.read', 'holds.read', 'changes.read', 'care.read', 'grants.read', 'session.login', 'session.refresh', 'session.logout'],
   researcher: ['session.login', 'session.refresh', 'session.logout'],
-  'vendor-engineer': ['session.login', 'session.refresh', 'session.logout'],
+  // A vendor engineer: only within a grant, only from an external zone, images only if granted (decide.ts).
+  'vendor-engineer': ['server.status', 'instances.search', 'instances.read', 'session.login', 'session.refresh', 'session.logout'],
   // A device role bounds what any device of its kind could be allowed; each device's own row in the
   // devices table (allowed services, move destinations) narrows it further (see DEVICE_SERVICE_OF).
   modality: ['instances.store', 'dimse.associate', 'dimse.echo', 'dimse.store', 'dimse.find', 'dimse.get', 'dimse.move'],

@@ -10,6 +10,8 @@ export const zoneSchema = z.object({
   description: z.string().default(''),
   addresses: z.array(z.string().regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, 'addresses are CIDR ranges like 10.1.0.0/16')).min(1),
   flows: z.array(z.enum(FLOWS)),
+  /** Outside the hospital (vendors' remote service): the only zone a vendor engineer may work from. */
+  external: z.boolean().optional(),
 });
 export type ZoneConfig = z.infer<typeof zoneSchema>;
 
@@ -17,6 +19,8 @@ export type ZoneConfig = z.infer<typeof zoneSchema>;
 export interface ZoneMatch {
   readonly name: string | null;
   readonly address: string;
+  /** True for a zone configured as external (vendor remote service). */
+  readonly external?: boolean;
 }
 
 /**
@@ -44,7 +48,7 @@ export class ZonePolicy {
     const plain = address.startsWith('::ffff:') && isIPv4(address.slice(7)) ? address.slice(7) : address;
     const type = isIPv4(plain) ? 'ipv4' : 'ipv6';
     for (const z of this.zones) {
-      if (z.list.check(plain, type)) return { name: z.config.name, address: plain };
+      if (z.list.check(plain, type)) return { name: z.config.name, address: plain, ...(z.config.external ? { external: true } : {}) };
     }
     return { name: null, address: plain };
   }

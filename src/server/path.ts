@@ -56,6 +56,8 @@ export interface PathServices {
   readonly tokens: TokenService;
   readonly users: UserStore;
   readonly devices: DeviceStore;
+  /** Vendor engineers' time-boxed grants, read at identify (a revoked or expired grant stops the next request). */
+  readonly grants: { activeFor(username: string): Promise<{ id: number; until: string; images: boolean } | undefined> };
   /** Who is held (suspended, quarantined): refused everything until an administrator lifts the hold. */
   readonly containment: { refusal(subject: string): PacsGuardError | null };
 }
@@ -122,7 +124,11 @@ export async function identify(services: PathServices, credentials: Credentials)
   // A token outlives nothing: a disabled or deleted account stops at its next request.
   const user = await services.users.findById(claims.userId);
   if (!user || user.disabled) return { kind: 'anonymous', id: 'anonymous', reason: `account of token subject ${claims.userId} is disabled or gone` };
-  return { kind: 'user', id: String(user.id), username: user.username, role: user.role, sessionId: claims.sessionId };
+  const grant = user.role === 'vendor-engineer' ? await services.grants.activeFor(user.username) : undefined;
+  return {
+    kind: 'user', id: String(user.id), username: user.username, role: user.role, sessionId: claims.sessionId,
+    ...(grant ? { grant: { id: grant.id, until: grant.until, images: grant.images } } : {}),
+  };
 }
 
 /** True when the X-CSRF-Token header hashes to the value signed into the session token (constant time). */

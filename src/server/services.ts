@@ -4,7 +4,7 @@ import { readBulkData } from '../dicom/index.js';
 import { AuditLog, AuditQueryIndex, CHECKPOINT_KEY_FILE, QUERY_INDEX_FILE, SyslogForwarder } from '../audit/index.js';
 import { readFile } from 'node:fs/promises';
 import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js';
-import { DeviceStore, PKI_FILES, ScopeStore, SubjectHoldStore, TokenService, UserStore, type LoginPolicy } from '../identity/index.js';
+import { DeviceStore, PKI_FILES, ScopeStore, SubjectHoldStore, TokenService, UserStore, VendorGrantStore, type LoginPolicy } from '../identity/index.js';
 import { ZonePolicy } from '../policy/index.js';
 import { ArchiveIndex, BlobReplicas, ChangeRequestStore, FileBlobStore, LifecycleIndex, openIndexDatabase, type IndexDatabase } from '../storage/index.js';
 import { join, resolve } from 'node:path';
@@ -23,6 +23,8 @@ export interface Services extends PathServices {
   readonly retrieve: Retrieve;
   /** Ransomware containment: who is suspended, and the counting that suspends them. */
   readonly containment: Containment;
+  /** Vendor engineers' time-boxed grants. */
+  readonly grants: VendorGrantStore;
   /** Care relationships, person names and break-glass claims: what narrows a scoped person's reach. */
   readonly scopes: ScopeStore;
   /** Deletions (tombstones), restores, purges and the retention period in the index. */
@@ -85,6 +87,7 @@ export async function openServices(dataDir: string, overrides: { index?: string 
     holds,
     lifecycle: new LifecycleIndex(database.db),
     scopes: new ScopeStore(database.db),
+    grants: new VendorGrantStore(database.db),
     changes: new ChangeRequestStore(database.db),
     retrieve: new Retrieve(blobs, index, onDamage, repair),
     replicas,

@@ -6,6 +6,6 @@ export {
   type InstanceRecord, type RecordOutcome, type Matcher, type QueryLevel, type SearchableKeyword,
   type SearchRequest, type SearchRow, type StoredInstance,
 } from './archive-index.js';
-export type { IndexSchema, UsersTable, DevicesTable } from './schema.js';
+export type { IndexSchema, UsersTable, DevicesTable, VendorGrantsTable } from './schema.js';
 export { LifecycleIndex, type Tombstone, type DeletionLevel, type PurgeOutcome } from './lifecycle.js';
 export { ChangeRequestStore, type ChangeRequest, type ChangeKind, type ChangeState } from './change-requests.js';

@@ -261,6 +261,24 @@ function migrationsFor(engine: IndexEngine): Record<string, Migration> {
       await db.schema.createIndex('break_glass_user').on('break_glass').columns(['username', 'expires_at']).execute();
     },
   },
+  '0008_vendor_grants': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // A vendor service engineer works only within a grant: from when to when, with or without images.
+      await db.schema
+        .createTable('vendor_grants')
+        .addColumn('id', 'integer', id)
+        .addColumn('username', 'text', (c) => c.notNull())
+        .addColumn('granted_by', 'text', (c) => c.notNull())
+        .addColumn('granted_at', 'text', (c) => c.notNull())
+        .addColumn('until', 'text', (c) => c.notNull())
+        .addColumn('images', 'integer', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('revoked_at', 'text')
+        .addColumn('revoked_by', 'text', (c) => c.notNull().defaultTo(''))
+        .execute();
+      await db.schema.createIndex('vendor_grants_user').on('vendor_grants').columns(['username', 'until']).execute();
+    },
+  },
   };
 }
 

@@ -16,6 +16,7 @@ export interface IndexSchema {
   settings: { key: string; value: string; changed_by: string; changed_at: string };
   care_relationships: CareRelationshipsTable;
   break_glass: BreakGlassTable;
+  vendor_grants: VendorGrantsTable;
 }
 
 export interface PatientsTable {
@@ -213,4 +214,16 @@ export interface BreakGlassTable {
   reason: string;
   claimed_at: string;
   expires_at: string;
+}
+
+export interface VendorGrantsTable {
+  id: Generated<number>;
+  username: string;
+  granted_by: string;
+  granted_at: string;
+  until: string;
+  images: number;
+  reason: string;
+  revoked_at: string | null;
+  revoked_by: ColumnType<string, string | undefined, string>;
 }
