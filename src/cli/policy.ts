@@ -1,7 +1,6 @@
 import { Command, Option } from 'commander';
-import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { renderNftables, renderPermissionMatrix } from '../policy/index.js';
+import { policyVersion, renderNftables, renderPermissionMatrix } from '../policy/index.js';
 import { withOperatorContext } from './operator-context.js';
 
 /** `pacsguard policy`: the zone policy as a firewall ruleset, and the permission matrix as a document. */
@@ -17,7 +16,7 @@ export function registerPolicyCommands(program: Command): void {
       const text = await withOperatorContext(o.data, async (ctx) => {
         const legacy = await ctx.db.selectFrom('devices').select(['ae_title', 'address', 'zone']).where('kind', '=', 'legacy').where('revoked_at', 'is', null).execute();
         // The version names exactly these zones and flows, so a ruleset can be matched to the policy it came from.
-        const version = `zones-${createHash('sha256').update(JSON.stringify(ctx.config.zones)).digest('hex').slice(0, 12)}`;
+        const version = policyVersion(ctx.config.zones);
         return renderNftables({
           zones: ctx.config.zones, ports: ctx.config.ports, legacy: legacy.map((d) => ({ aeTitle: d.ae_title, address: d.address, zone: d.zone })),
           version, generatedAt: new Date().toISOString(),
@@ -25,6 +24,14 @@ export function registerPolicyCommands(program: Command): void {
       });
       if (o.out) await writeFile(o.out, text, { mode: 0o644 });
       else process.stdout.write(text);
+    });
+
+  policy.command('history')
+    .description('list the zone policies the server has enforced, newest first, with what changed')
+    .option('--data <dir>', 'data directory', './data')
+    .action(async (o: { data: string }) => {
+      const rows = await withOperatorContext(o.data, (ctx) => ctx.db.selectFrom('policy_versions').selectAll().orderBy('id', 'desc').execute());
+      for (const r of rows) console.log(`${r.recorded_at}  ${r.version}  ${r.summary}`);
     });
 
   policy.command('matrix')

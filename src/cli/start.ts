@@ -7,6 +7,7 @@ import { buildHttpApp } from '../server/http/app.js';
 import { startBackgroundScrub } from '../server/integrity.js';
 import { openServices, type Services } from '../server/services.js';
 import { drainAuditSpool } from '../audit/index.js';
+import { recordPolicyVersion } from '../server/policy-record.js';
 
 export interface StartOptions {
   readonly host?: string;
@@ -52,6 +53,8 @@ export async function startServer(dataDir: string, opts: StartOptions = {}, log:
     listeners.push(dicom);
     log(dicom.url);
     await services.audit.append({ eventType: 'Application Activity', action: 'server.start', outcome: 0, reason: `listening on ${https}, ${dicomTls.url}, ${dicom.url}`, subject, source });
+    // The zones in config.json are the policy now enforced: a change since the last start is versioned and audited.
+    await recordPolicyVersion(services);
     // Operator changes made by the CLI while we hold the audit log arrive through the spool.
     await drainAuditSpool(services.paths.audit, services.audit);
     let draining = Promise.resolve();

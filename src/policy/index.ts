@@ -5,3 +5,4 @@ export { CHANGE_RULES, CHANGE_KINDS, decideChangeRequest, decideChangeDecision, 
 export { renderNftables, type ListenerPorts, type LegacySource } from './nftables.js';
 export { renderPermissionMatrix } from './matrix-doc.js';
 export { SCOPED_ROLES, isScoped, decideScope, type ScopeDecision } from './scope.js';
+export { policyVersion, describePolicyChange } from './versions.js';

@@ -279,6 +279,19 @@ function migrationsFor(engine: IndexEngine): Record<string, Migration> {
       await db.schema.createIndex('vendor_grants_user').on('vendor_grants').columns(['username', 'until']).execute();
     },
   },
+  '0009_policy_versions': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // Every zone policy the server has enforced, in order: what changed is on the record with when.
+      await db.schema
+        .createTable('policy_versions')
+        .addColumn('id', 'integer', id)
+        .addColumn('version', 'text', (c) => c.notNull())
+        .addColumn('zones', 'text', (c) => c.notNull())
+        .addColumn('recorded_at', 'text', (c) => c.notNull())
+        .addColumn('summary', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
   };
 }
 

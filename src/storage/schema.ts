@@ -17,6 +17,7 @@ export interface IndexSchema {
   care_relationships: CareRelationshipsTable;
   break_glass: BreakGlassTable;
   vendor_grants: VendorGrantsTable;
+  policy_versions: { id: Generated<number>; version: string; zones: string; recorded_at: string; summary: string };
 }
 
 export interface PatientsTable {

@@ -30,3 +30,29 @@ describe('pacsguard policy', () => {
     expect(r.stderr).toMatch(/nftables/);
   });
 });
+
+describe('zone policy versions', () => {
+  it('records a new version, audited with what changed, when the zones change between starts', async () => {
+    const { startTestServer } = await import('../support/server.js');
+    const { loadConfig, writeConfig } = await import('../../src/config.js');
+    let s = await startTestServer();
+    try {
+      const versions = () => s.server.services.database.db.selectFrom('policy_versions').selectAll().orderBy('id').execute();
+      expect(await versions()).toHaveLength(1);
+      const path = join(s.dataDir, 'config.json');
+      const config = await loadConfig(path);
+      await writeConfig(path, { ...config, zones: [...config.zones, { name: 'imaging', description: 'modalities', addresses: ['10.10.0.0/16'], flows: ['dimse-echo', 'dimse-store'] }] });
+      s = await s.restart();
+      const after = await versions();
+      expect(after).toHaveLength(2);
+      expect(after[1]?.summary).toMatch(/zone imaging added \(10\.10\.0\.0\/16; flows dimse-echo dimse-store\)/);
+      s = await s.restart();
+      expect(await versions()).toHaveLength(2); // the same policy again: no new version
+      const trail = readFileSync(join(s.dataDir, 'audit', 'audit.log'), 'utf8');
+      expect(trail.match(/"action":"policy.change"/g)).toHaveLength(2);
+      expect(trail).toMatch(/zone policy zones-[0-9a-f]{12} replaces zones-[0-9a-f]{12}: zone imaging added/);
+    } finally {
+      await s.stop();
+    }
+  });
+});
