@@ -123,6 +123,18 @@ export const configSchema = z.object({
     days: z.number().int().min(1).max(36_500).default(30),
     requestValidDays: z.number().int().min(1).max(90).default(7),
   }).prefault({}),
+  /**
+   * Behavioural analytics: the detectors' thresholds, the patients whose records are protected (VIPs,
+   * employees), and what each detector does besides alerting: 'notify', 'end-sessions' (a person's) or
+   * 'hold' (the user or device is refused everything until an administrator lifts it).
+   */
+  analytics: z.object({
+    loginBurst: z.object({ failures: z.number().int().min(2).default(10), windowSeconds: z.number().int().min(10).default(300) }).prefault({}),
+    deniedBurst: z.object({ refusals: z.number().int().min(2).default(20), windowSeconds: z.number().int().min(10).default(300) }).prefault({}),
+    bulkRetrieval: z.object({ floor: z.number().int().min(1).default(500), factor: z.number().min(1).default(5) }).prefault({}),
+    vipPatients: z.array(z.string().min(1)).default([]),
+    responses: z.record(z.string(), z.enum(['notify', 'end-sessions', 'hold'])).default({ 'bulk-retrieval': 'hold' }),
+  }).prefault({}),
   /** Break-glass: how long a claim of emergency access to a patient outside one's scope lasts. */
   breakGlass: z.object({ minutes: z.number().int().min(5).max(720).default(60) }).prefault({}),
   /**

@@ -66,6 +66,14 @@ export class Containment {
     return true;
   }
 
+  /** Suspends a subject at once for another reason (an analytics response), recorded like containment's own. */
+  async suspend(subject: string, reason: string, now = Date.now()): Promise<void> {
+    if (this.suspended.has(subject)) return;
+    const since = new Date(now).toISOString();
+    this.suspended.set(subject, { since, reason });
+    await this.persist(subject, since, reason);
+  }
+
   /** Forgets a suspension here (an administrator lifted the hold; the caller records and audits that). */
   lift(subject: string): boolean {
     this.events.delete(subject);

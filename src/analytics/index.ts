@@ -1,2 +1,12 @@
 export { Containment, type ContainmentLimits } from './containment.js';
 export { byteEntropy, looksEncrypted } from './entropy.js';
+export { AnalyticsEngine, type ResponseKind, type ResponseActions } from './engine.js';
+export { Baselines } from './baselines.js';
+export type { Detector, Finding, Severity } from './detectors/detector.js';
+export { BreakGlassDetector } from './detectors/break-glass.js';
+export { LoginBurstDetector } from './detectors/login-burst.js';
+export { DeniedBurstDetector } from './detectors/denied-burst.js';
+export { DeviceMisuseDetector } from './detectors/device-misuse.js';
+export { VipAccessDetector } from './detectors/vip-access.js';
+export { RansomwareDetector } from './detectors/containment.js';
+export { BulkRetrievalDetector } from './detectors/bulk-retrieval.js';

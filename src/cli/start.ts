@@ -53,6 +53,8 @@ export async function startServer(dataDir: string, opts: StartOptions = {}, log:
     listeners.push(dicom);
     log(dicom.url);
     await services.audit.append({ eventType: 'Application Activity', action: 'server.start', outcome: 0, reason: `listening on ${https}, ${dicomTls.url}, ${dicom.url}`, subject, source });
+    // Analyse and respond: the detectors follow the audit stream from here on.
+    await services.startAnalytics();
     // The zones in config.json are the policy now enforced: a change since the last start is versioned and audited.
     await recordPolicyVersion(services);
     // Operator changes made by the CLI while we hold the audit log arrive through the spool.

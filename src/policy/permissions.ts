@@ -34,6 +34,8 @@ export const ACTIONS = {
   // Vendor remote service: time-boxed grants by an administrator.
   'grants.manage': { flow: 'admin-api', describe: "grant and revoke a vendor engineer's time-boxed access" },
   'grants.read': { flow: 'admin-api', describe: 'list vendor access grants' },
+  // Behavioural analytics: the auditor reads the alerts (responses are lifted through holds).
+  'alerts.read': { flow: 'admin-api', describe: 'list the alerts the detectors raised, with their explanations' },
 } as const;
 
 export type Action = keyof typeof ACTIONS;
@@ -52,7 +54,7 @@ export const PERMISSIONS: Readonly<Record<Role, readonly Action[]>> = {
   // break-glass claims): enforced in the index query and before anything is served (src/policy/scope.ts).
   'referring-physician': ['instances.search', 'instances.read', 'breakglass.claim', 'session.login', 'session.refresh', 'session.logout'],
   // The auditor reads the trail and changes nothing; nobody else reads it through the API.
-  auditor: ['audit.read', 'holds.read', 'changes.read', 'care.read', 'grants.read', 'session.login', 'session.refresh', 'session.logout'],
+  auditor: ['audit.read', 'alerts.read', 'holds.read', 'changes.read', 'care.read', 'grants.read', 'session.login', 'session.refresh', 'session.logout'],
   researcher: ['session.login', 'session.refresh', 'session.logout'],
   // A vendor engineer: only within a grant, only from an external zone, images only if granted (decide.ts).
   'vendor-engineer': ['server.status', 'instances.search', 'instances.read', 'session.login', 'session.refresh', 'session.logout'],

@@ -1,12 +1,15 @@
 import { Ingest, Retrieve, type IngestGuard } from '../archive/index.js';
-import { Containment, looksEncrypted } from '../analytics/index.js';
+import {
+  AnalyticsEngine, Baselines, BreakGlassDetector, BulkRetrievalDetector, Containment, DeniedBurstDetector, DeviceMisuseDetector,
+  LoginBurstDetector, looksEncrypted, RansomwareDetector, VipAccessDetector,
+} from '../analytics/index.js';
 import { readBulkData } from '../dicom/index.js';
 import { AuditLog, AuditQueryIndex, CHECKPOINT_KEY_FILE, QUERY_INDEX_FILE, SyslogForwarder } from '../audit/index.js';
 import { readFile } from 'node:fs/promises';
 import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js';
 import { DeviceStore, PKI_FILES, ScopeStore, SubjectHoldStore, TokenService, UserStore, VendorGrantStore, type LoginPolicy } from '../identity/index.js';
 import { ZonePolicy } from '../policy/index.js';
-import { ArchiveIndex, BlobReplicas, ChangeRequestStore, FileBlobStore, LifecycleIndex, openIndexDatabase, type IndexDatabase } from '../storage/index.js';
+import { AlertStore, ArchiveIndex, BaselineStore, BlobReplicas, ChangeRequestStore, FileBlobStore, LifecycleIndex, openIndexDatabase, type IndexDatabase } from '../storage/index.js';
 import { join, resolve } from 'node:path';
 import type { PacsGuardError } from '../errors.js';
 import { repairFromReplicas, reportDamage } from './integrity.js';
@@ -42,6 +45,10 @@ export interface Services extends PathServices {
    * following the log; CLI commands that never ask leave it closed.
    */
   auditReview(): Promise<AuditQueryIndex>;
+  /** Alerts the detectors raised. */
+  readonly alerts: AlertStore;
+  /** Starts the detectors on the audit stream (the server does; CLI commands do not). */
+  startAnalytics(): Promise<AnalyticsEngine>;
   close(): Promise<void>;
 }
 
@@ -73,20 +80,51 @@ export async function openServices(dataDir: string, overrides: { index?: string 
     ix.notify(); // records appended while it was opening
     return ix;
   }));
+  const alerts = new AlertStore(database.db);
+  const scopes = new ScopeStore(database.db);
+  const users = new UserStore(database.db, loginPolicy(config));
+  let analytics: Promise<AnalyticsEngine> | null = null;
+  const startAnalytics = () => (analytics ??= (async () => {
+    const a = config.analytics;
+    const baselineStore = new BaselineStore(database.db);
+    const baselines = new Baselines(await baselineStore.all());
+    const engine = new AnalyticsEngine([
+      new BreakGlassDetector(),
+      new LoginBurstDetector(a.loginBurst.failures, a.loginBurst.windowSeconds),
+      new DeniedBurstDetector(a.deniedBurst.refusals, a.deniedBurst.windowSeconds),
+      new DeviceMisuseDetector(),
+      new VipAccessDetector(new Set(a.vipPatients), async (username, patientId) => (await scopes.scopeOf(username)).patientIds.has(patientId)),
+      new RansomwareDetector(),
+      new BulkRetrievalDetector(baselines, a.bulkRetrieval),
+    ], {
+      alerts, audit, baselines, baselineStore, responses: a.responses,
+      actions: {
+        hold: (subject, reason) => containment.suspend(subject, reason),
+        endSessions: async (username, reason) => {
+          const user = await users.findByUsername(username);
+          return user ? users.sessions.revokeAllOf(user.id, reason) : 0;
+        },
+      },
+    });
+    audit.onRecord((r) => engine.feed(r));
+    return engine;
+  })());
   const readCheck = { protocol: 'http' as const, address: '', by: 'pacsguard:read-check' };
   const onDamage = (sha256: string, error: PacsGuardError) => reportDamage({ index, audit }, sha256, error, readCheck);
   const replicas = new BlobReplicas(config.replicas.map((r) => resolve(paths.root, r)));
   const repair = (sha256: string) => repairFromReplicas({ index, audit, blobs, paths, replicas }, sha256, readCheck);
   return {
     config, paths, database, index, blobs, audit, tokens, siem,
-    users: new UserStore(database.db, loginPolicy(config)),
+    users,
     devices: new DeviceStore(database.db),
     zones: new ZonePolicy(config.zones),
     ingest: new Ingest(blobs, index, paths.quarantine, ingestGuard(containment)),
     containment,
     holds,
     lifecycle: new LifecycleIndex(database.db),
-    scopes: new ScopeStore(database.db),
+    scopes,
+    alerts,
+    startAnalytics,
     grants: new VendorGrantStore(database.db),
     changes: new ChangeRequestStore(database.db),
     retrieve: new Retrieve(blobs, index, onDamage, repair),
@@ -97,6 +135,7 @@ export async function openServices(dataDir: string, overrides: { index?: string 
       const results = await Promise.allSettled([
         (async () => siem?.stop())(),
         (async () => { if (review) await (await review.catch(() => null))?.close(); })(),
+        (async () => { if (analytics) await (await analytics).close(); })(),
       ]);
       results.push(...await Promise.allSettled([audit.close()]));
       results.push(...await Promise.allSettled([database.close()]));

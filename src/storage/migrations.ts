@@ -292,6 +292,36 @@ function migrationsFor(engine: IndexEngine): Record<string, Migration> {
         .execute();
     },
   },
+  '0010_alerts_and_baselines': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // What the detectors raised, each with its explanation (which events, which baseline, how far off)
+      // and the response taken.
+      await db.schema
+        .createTable('alerts')
+        .addColumn('id', 'integer', id)
+        .addColumn('raised_at', 'text', (c) => c.notNull())
+        .addColumn('detector', 'text', (c) => c.notNull())
+        .addColumn('severity', 'text', (c) => c.notNull())
+        .addColumn('subject', 'text', (c) => c.notNull())
+        .addColumn('summary', 'text', (c) => c.notNull())
+        .addColumn('explanation', 'text', (c) => c.notNull())
+        .addColumn('response', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('alerts_time').on('alerts').columns(['raised_at']).execute();
+      await db.schema.createIndex('alerts_subject').on('alerts').columns(['subject', 'raised_at']).execute();
+      // Learned behaviour: per subject and metric, an exponentially weighted mean of hourly counts.
+      await db.schema
+        .createTable('baselines')
+        .addColumn('subject', 'text', (c) => c.notNull())
+        .addColumn('metric', 'text', (c) => c.notNull())
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('mean', 'real', (c) => c.notNull())
+        .addColumn('hours', 'integer', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('baselines_pk', ['subject', 'metric'])
+        .execute();
+    },
+  },
   };
 }
 

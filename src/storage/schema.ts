@@ -18,6 +18,8 @@ export interface IndexSchema {
   break_glass: BreakGlassTable;
   vendor_grants: VendorGrantsTable;
   policy_versions: { id: Generated<number>; version: string; zones: string; recorded_at: string; summary: string };
+  alerts: { id: Generated<number>; raised_at: string; detector: string; severity: string; subject: string; summary: string; explanation: string; response: string };
+  baselines: { subject: string; metric: string; role: string; mean: number; hours: number; updated_at: string };
 }
 
 export interface PatientsTable {

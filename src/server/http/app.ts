@@ -12,6 +12,7 @@ import { registerChangeRoutes } from './change-routes.js';
 import { registerVersionRoutes } from './version-routes.js';
 import { registerScopeRoutes } from './scope-routes.js';
 import { registerGrantRoutes } from './grant-routes.js';
+import { registerAlertRoutes } from './alert-routes.js';
 import { credentialsOf, resourceOfParams } from './context.js';
 import { registerDicomwebRoutes } from './dicomweb-routes.js';
 import { sendProblem, toPacsGuardError } from './problems.js';
@@ -108,6 +109,7 @@ export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { lo
   await app.register(async (scope) => registerVersionRoutes(scope, services), { prefix: '/api' });
   await app.register(async (scope) => registerScopeRoutes(scope, services), { prefix: '/api' });
   await app.register(async (scope) => registerGrantRoutes(scope, services), { prefix: '/api' });
+  await app.register(async (scope) => registerAlertRoutes(scope, services), { prefix: '/api' });
   await app.register(async (scope) => registerDicomwebRoutes(scope, services), { prefix: '/dicomweb' });
   return app;
 }

@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest';
+import type { AuditEvent, AuditRecord } from '../audit/index.js';
+import { Baselines } from './baselines.js';
+import { BreakGlassDetector } from './detectors/break-glass.js';
+import { BulkRetrievalDetector } from './detectors/bulk-retrieval.js';
+import { DeniedBurstDetector } from './detectors/denied-burst.js';
+import { DeviceMisuseDetector } from './detectors/device-misuse.js';
+import { LoginBurstDetector } from './detectors/login-burst.js';
+import { VipAccessDetector } from './detectors/vip-access.js';
+
+let seq = 0;
+const T0 = Date.parse('2026-11-02T08:00:00Z');
+function rec(at: number, e: Partial<AuditEvent> & { action: string }): AuditRecord {
+  const event: AuditEvent = {
+    eventType: 'DICOM Instances Transferred', outcome: 0, reason: 'test', subject: { kind: 'user', id: 'user:rad1', role: 'radiologist' },
+    source: { address: '10.1.1.1', zone: 'clinical', protocol: 'http' }, ...e,
+  };
+  return { seq: ++seq, time: new Date(at).toISOString(), prev: '', hash: '', event };
+}
+const failedLogin = (at: number, address: string, username: string) => rec(at, { action: 'session.login', eventType: 'User Authentication', outcome: 4, code: 'PG_ERR_AUTH_FAILED', subject: { kind: 'anonymous', id: 'anonymous' }, source: { address, zone: 'clinical', protocol: 'http' }, objects: { username } });
+
+describe('detectors', () => {
+  it('login burst: one alert when failures from one address reach the limit in the window, with those events', () => {
+    const d = new LoginBurstDetector(10, 300);
+    const found = [];
+    for (let i = 0; i < 9; i++) found.push(...d.observe(failedLogin(T0 + i * 1000, '10.9.9.9', `user${i}`)));
+    expect(found).toEqual([]);
+    const tenth = d.observe(failedLogin(T0 + 9000, '10.9.9.9', 'user9'));
+    expect(tenth).toHaveLength(1);
+    expect(tenth[0]).toMatchObject({ subject: 'source:10.9.9.9', severity: 'high' });
+    expect(tenth[0]?.explanation.events).toHaveLength(10);
+    // Spread over longer than the window: nothing.
+    const slow = new LoginBurstDetector(10, 300);
+    for (let i = 0; i < 30; i++) expect(slow.observe(failedLogin(T0 + i * 60_000, '10.8.8.8', 'bob'))).toEqual([]);
+    // Many sources against one account: the account alert.
+    const spray = new LoginBurstDetector(5, 300);
+    const out = [];
+    for (let i = 0; i < 5; i++) out.push(...spray.observe(failedLogin(T0 + i, `10.7.7.${i}`, 'alice')));
+    expect(out.map((f) => f.subject)).toEqual(['user:alice']);
+  });
+
+  it('denied burst: refusals by one subject, not its successes', () => {
+    const d = new DeniedBurstDetector(5, 60);
+    for (let i = 0; i < 50; i++) expect(d.observe(rec(T0 + i, { action: 'instances.read' }))).toEqual([]);
+    const out = [];
+    for (let i = 0; i < 5; i++) out.push(...d.observe(rec(T0 + i, { action: 'instances.read', outcome: 4, code: 'PG_ERR_POLICY_DENIED' })));
+    expect(out).toHaveLength(1);
+    expect(out[0]?.summary).toMatch(/5 refused requests by user:rad1/);
+  });
+
+  it("device misuse: a modality querying, a clinical system storing, an unregistered device; not a modality's stores", () => {
+    const d = new DeviceMisuseDetector();
+    const modality = { kind: 'device', id: 'device:CT01', role: 'modality' };
+    expect(d.observe(rec(T0, { action: 'dimse.store', subject: modality }))).toEqual([]);
+    expect(d.observe(rec(T0, { action: 'dimse.find', subject: modality, outcome: 4 }))[0]).toMatchObject({ subject: 'device:CT01', severity: 'high' });
+    expect(d.observe(rec(T0, { action: 'dimse.store', subject: { kind: 'device', id: 'device:RIS', role: 'clinical-system' } }))).toHaveLength(1);
+    const rogue = rec(T0, { action: 'dimse.associate', eventType: 'Association Rejected', outcome: 4, subject: { kind: 'anonymous', id: 'anonymous' }, source: { address: '10.5.5.5', zone: 'imaging', protocol: 'dimse' }, reason: 'calling AE EVIL is no registered legacy device', detail: { callingAe: 'EVIL' } });
+    expect(d.observe(rogue)[0]).toMatchObject({ subject: 'source:10.5.5.5' });
+    expect(d.observe({ ...rogue, seq: ++seq })).toEqual([]); // once per device, not per attempt
+  });
+
+  it('VIP access: alerts on a protected record opened without a care relationship', async () => {
+    const d = new VipAccessDetector(new Set(['VIP-1']), async (user, patient) => user === 'carer' && patient === 'VIP-1');
+    expect(await d.observe(rec(T0, { action: 'instances.read', objects: { patientIds: ['P-2'] } }))).toEqual([]);
+    expect(await d.observe(rec(T0, { action: 'instances.read', subject: { kind: 'user', id: 'user:carer', role: 'radiologist' }, objects: { patientIds: ['VIP-1'] } }))).toEqual([]);
+    expect((await d.observe(rec(T0, { action: 'instances.search', objects: { patientIds: ['P-2', 'VIP-1'] } })))[0]).toMatchObject({ subject: 'user:rad1', severity: 'high' });
+  });
+
+  it('break-glass: every claim', () => {
+    const d = new BreakGlassDetector();
+    expect(d.observe(rec(T0, { action: 'breakglass.claim', eventType: 'Security Alert', objects: { patientIds: ['P-9'] } }))[0]?.summary).toMatch(/claimed break-glass access to patient P-9/);
+  });
+
+  it("bulk retrieval: far above the subject's own learned hours and the role's peers, not a busy but normal hour", () => {
+    const baselines = new Baselines();
+    const d = new BulkRetrievalDetector(baselines, { floor: 50, factor: 5 });
+    const HOUR = 3_600_000;
+    // Three weeks of working hours: about 20 instances an hour each for two radiologists.
+    for (let h = 0; h < 21 * 10; h++) {
+      for (const who of ['user:rad1', 'user:rad2']) {
+        expect(d.observe(rec(T0 + h * HOUR, { action: 'instances.read', subject: { kind: 'user', id: who, role: 'radiologist' }, objects: { instanceCount: 15 + (h % 11) } }))).toEqual([]);
+      }
+    }
+    const own = baselines.of('user:rad1', 'retrieved');
+    expect(own?.mean).toBeGreaterThan(15);
+    expect(own?.mean).toBeLessThan(26);
+    const later = T0 + 300 * HOUR;
+    // A busy hour (twice the usual) is no alert; five times the usual is.
+    expect(d.observe(rec(later, { action: 'instances.read', objects: { instanceCount: 45 } }))).toEqual([]);
+    const bulk = d.observe(rec(later + 1000, { action: 'instances.read', objects: { instanceCount: 80 } }));
+    expect(bulk).toHaveLength(1);
+    expect(bulk[0]?.explanation.baseline).toMatch(/own hourly mean .* radiologist peers' median/);
+    expect(bulk[0]?.explanation.observed).toBe('125 instances this hour');
+    // A new account of the same role is judged against its peers.
+    const fresh = d.observe(rec(later, { action: 'instances.read', subject: { kind: 'user', id: 'user:new', role: 'radiologist' }, objects: { instanceCount: 120 } }));
+    expect(fresh[0]?.subject).toBe('user:new');
+  });
+
+  it('baselines persist what they learned and pick up from it', () => {
+    const a = new Baselines();
+    for (let h = 0; h < 10; h++) a.add('user:x', 'radiologist', 'retrieved', 30, T0 + h * 3_600_000);
+    const saved = a.takeDirty();
+    expect(saved.find((b) => b.subject === 'user:x')?.hours).toBe(9);
+    const b = new Baselines(saved);
+    expect(b.of('user:x', 'retrieved')?.mean).toBeCloseTo(30);
+    expect(b.peers('radiologist', 'retrieved')).toBeCloseTo(30);
+  });
+});

@@ -1,0 +1,103 @@
+import type { AuditLog, AuditRecord } from '../audit/index.js';
+import type { AlertStore, BaselineStore, StoredAlert } from '../storage/index.js';
+import type { Baselines } from './baselines.js';
+import type { Detector, Finding } from './detectors/detector.js';
+
+/** What a detector's alert does beyond notifying: end the person's sessions, or hold the user or device. */
+export type ResponseKind = 'notify' | 'end-sessions' | 'hold';
+
+/** The actions a response can take, supplied by the server (identity and containment). */
+export interface ResponseActions {
+  endSessions(username: string, reason: string): Promise<number>;
+  hold(subject: string, reason: string): Promise<void>;
+}
+
+/**
+ * The analyse and respond steps of the one path: every durable audit record goes through the detectors
+ * (off the request's path, in arrival order); a finding becomes a stored alert, a Security Alert on the
+ * trail (and so in the SIEM), and the detector's configured response.
+ */
+export class AnalyticsEngine {
+  private queue: AuditRecord[] = [];
+  private running: Promise<void> | null = null;
+  private readonly saver: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(
+    private readonly detectors: readonly Detector[],
+    private readonly deps: {
+      alerts: AlertStore; audit: AuditLog; baselines: Baselines; baselineStore: BaselineStore;
+      responses: Readonly<Record<string, ResponseKind>>; actions: ResponseActions; onError?: (err: Error) => void;
+    },
+  ) {
+    this.saver = setInterval(() => void this.saveBaselines(), 60_000);
+    this.saver.unref();
+  }
+
+  /** Hands a durable record to the detectors (returns at once; they run shortly after). */
+  feed(record: AuditRecord): void {
+    // The engine's own alerts and responses are on the trail too; they are not evidence of anything new.
+    if (this.closed || record.event.action.startsWith('analytics.')) return;
+    this.queue.push(record);
+    this.running ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.drain()).finally(() => {
+      this.running = null;
+    });
+  }
+
+  /** Waits until every record fed so far has been analysed. */
+  async idle(): Promise<void> {
+    while (this.running || this.queue.length > 0) await (this.running ?? new Promise((r) => setImmediate(r)));
+  }
+
+  /** Saves what the baselines learned and stops. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.saver);
+    await this.idle();
+    await this.saveBaselines();
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue;
+      this.queue = [];
+      for (const record of batch) {
+        for (const d of this.detectors) {
+          try {
+            for (const f of await d.observe(record)) await this.raise(f);
+          } catch (err) {
+            this.deps.onError?.(err as Error);
+          }
+        }
+      }
+    }
+  }
+
+  private async raise(f: Finding): Promise<StoredAlert> {
+    const kind = this.deps.responses[f.detector] ?? 'notify';
+    let response = 'notified';
+    const reason = `${f.detector}: ${f.summary}`;
+    if (kind === 'hold' && /^(user|device):/.test(f.subject)) {
+      await this.deps.actions.hold(f.subject, `analytics response to ${reason}`);
+      response = `held ${f.subject} until an administrator lifts it`;
+    } else if (kind === 'end-sessions' && f.subject.startsWith('user:')) {
+      const n = await this.deps.actions.endSessions(f.subject.slice('user:'.length), `analytics response to ${reason}`);
+      response = `ended ${n} session(s) of ${f.subject}`;
+    }
+    const alert = await this.deps.alerts.add({ raisedAt: new Date().toISOString(), detector: f.detector, severity: f.severity, subject: f.subject, summary: f.summary, explanation: f.explanation, response });
+    await this.deps.audit.append({
+      eventType: 'Security Alert', action: 'analytics.alert', outcome: f.severity === 'low' ? 4 : 8, reason: `${reason} (response: ${response})`,
+      subject: { kind: 'system', id: 'pacsguard:analytics' }, source: { address: '', zone: null, protocol: 'http' },
+      detail: { alert: alert.id, detector: f.detector, severity: f.severity, alertSubject: f.subject, events: f.explanation.events.slice(0, 50).join(' ') },
+    });
+    return alert;
+  }
+
+  private async saveBaselines(): Promise<void> {
+    try {
+      await this.deps.baselineStore.save(this.deps.baselines.takeDirty());
+    } catch (err) {
+      this.deps.onError?.(err as Error);
+    }
+  }
+}
