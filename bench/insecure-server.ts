@@ -12,22 +12,10 @@
  * its own whose config names that index and whose blobs/ links to that blob store (see servers.ts).
  */
 import type { AddressInfo } from 'node:net';
-import type { AuditLog } from '../src/audit/index.js';
+import { discardingAudit } from './discarding-audit.js';
 import { associationSlots, startDimseListener } from '../src/server/dimse/index.js';
 import { buildHttpApp } from '../src/server/http/app.js';
 import { openServices, type Services } from '../src/server/services.js';
-
-/**
- * An audit sink that records nothing: what the baseline measures is the cost of the real one. Every
- * method of the audit log is a no-op here (`append` resolves at once, checks pass, counts are zero),
- * including methods added to AuditLog later, so the baseline keeps running as the log grows.
- */
-function discardingAudit(): AuditLog {
-  const known: Record<string, unknown> = { append: async () => undefined, count: 0, path: '' };
-  return new Proxy({}, {
-    get: (_target, prop) => (typeof prop === 'string' && prop in known ? known[prop] : prop === 'then' ? undefined : () => undefined),
-  }) as AuditLog;
-}
 
 /**
  * The services `pacsguard start` opens, with the discarding audit sink in place of the audit log on

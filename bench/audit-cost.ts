@@ -1,0 +1,128 @@
+/**
+ * The audit trail's own cost, measured apart from TLS, the network and the machine's other load: two
+ * PacsGuard instances in this one process, identical but for the audit log (the real hash-chained,
+ * fdatasync'ed log against a sink that records nothing), driven in-process (fastify inject, no sockets)
+ * with the same workloads in alternating rounds. The figure per workload is 1 − audited ÷ unaudited
+ * throughput, the median over the rounds.
+ *
+ *   npm run bench:audit-cost -- [--rounds 9]
+ *
+ * Writes a Markdown table and bench/results/audit-cost.json. The goal (issue: audit ≤ 5 % of ingest).
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { initDataDir } from '../src/cli/init.js';
+import { currentTotp, generateTotpSecret } from '../src/identity/index.js';
+import { buildHttpApp } from '../src/server/http/app.js';
+import { openServices, type Services } from '../src/server/services.js';
+import { stowBody } from '../test/support/https.js';
+import { makeInstance } from '../test/support/synth.js';
+import { discardingAudit } from './discarding-audit.js';
+
+const argv = process.argv.slice(2);
+const at = argv.indexOf('--rounds');
+const ROUNDS = at >= 0 ? Number(argv[at + 1]) : 9;
+process.env.PACSGUARD_LOG_LEVEL ??= 'silent';
+
+interface Instance { name: string; app: FastifyInstance; services: Services; token: string }
+
+async function start(name: string, dir: string, audited: boolean): Promise<Instance> {
+  const data = join(dir, name);
+  await initDataDir(data);
+  const opened = await openServices(data);
+  const services = audited ? opened : { ...opened, audit: discardingAudit() };
+  const app = await buildHttpApp(services, undefined, { logger: false });
+  const secret = generateTotpSecret();
+  await services.users.addUser('bench', 'technologist', 'bench technologist password', secret);
+  const login = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'bench', password: 'bench technologist password', totp: currentTotp(secret) } });
+  if (login.statusCode !== 200) throw new Error(`login on ${name}: ${login.statusCode} ${login.body}`);
+  return { name, app, services, token: (JSON.parse(login.body) as { access_token: string }).access_token };
+}
+
+/** CT-like instances (256×256, 16-bit) with UIDs unique to the round and instance. */
+function instances(round: number, count: number, offset: number): Buffer[] {
+  return Array.from({ length: count }, (_, i) => {
+    const n = offset + i;
+    return makeInstance({ patientId: `AC-${round}`, studyUid: `2.25.77${round}`, seriesUid: `2.25.77${round}.${Math.floor(n / 50)}`, sopUid: `2.25.77${round}.${Math.floor(n / 50)}.${n}`, rows: 256, columns: 256, seed: n });
+  });
+}
+
+type Workload = { name: string; unit: string; run: (inst: Instance, round: number) => Promise<number> };
+
+const workloads: Workload[] = [
+  {
+    name: 'stow-batch1', unit: 'instances/s', async run(inst, round) {
+      const parts = instances(round, 100, 0);
+      const t = performance.now();
+      for (const p of parts) {
+        const { body, contentType } = stowBody([p]);
+        const r = await inst.app.inject({ method: 'POST', url: '/dicomweb/studies', payload: body, headers: { authorization: `Bearer ${inst.token}`, 'content-type': contentType } });
+        if (r.statusCode !== 200) throw new Error(`STOW on ${inst.name}: ${r.statusCode}`);
+      }
+      return parts.length / ((performance.now() - t) / 1000);
+    },
+  },
+  {
+    name: 'stow-batch50', unit: 'instances/s', async run(inst, round) {
+      const parts = instances(round, 300, 1000);
+      const t = performance.now();
+      for (let i = 0; i < parts.length; i += 50) {
+        const { body, contentType } = stowBody(parts.slice(i, i + 50));
+        const r = await inst.app.inject({ method: 'POST', url: '/dicomweb/studies', payload: body, headers: { authorization: `Bearer ${inst.token}`, 'content-type': contentType } });
+        if (r.statusCode !== 200) throw new Error(`STOW on ${inst.name}: ${r.statusCode}`);
+      }
+      return parts.length / ((performance.now() - t) / 1000);
+    },
+  },
+  {
+    name: 'wado-instance', unit: 'instances/s', async run(inst, round) {
+      const t = performance.now();
+      for (let n = 0; n < 100; n++) {
+        const url = `/dicomweb/studies/2.25.77${round}/series/2.25.77${round}.${Math.floor(n / 50)}/instances/2.25.77${round}.${Math.floor(n / 50)}.${n}`;
+        const r = await inst.app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${inst.token}`, accept: 'multipart/related; type="application/dicom"' } });
+        if (r.statusCode !== 200) throw new Error(`WADO on ${inst.name}: ${r.statusCode}`);
+      }
+      return 100 / ((performance.now() - t) / 1000);
+    },
+  },
+];
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'pg-bench-audit-cost-'));
+  const audited = await start('audited', dir, true);
+  const plain = await start('unaudited', dir, false);
+  try {
+    const results: Array<{ name: string; unit: string; audited: number; unaudited: number; cost: number; roundCosts: number[] }> = [];
+    for (const w of workloads) {
+      const a: number[] = [];
+      const u: number[] = [];
+      for (let r = 0; r < ROUNDS; r++) {
+        // Alternate who goes first, so warm caches and the disk's state favour neither.
+        const order = r % 2 === 0 ? [audited, plain] : [plain, audited];
+        for (const inst of order) (inst === audited ? a : u).push(await w.run(inst, r));
+      }
+      const roundCosts = a.map((x, i) => 1 - x / (u[i] as number));
+      results.push({ name: w.name, unit: w.unit, audited: median(a), unaudited: median(u), cost: median(roundCosts), roundCosts });
+      console.error(`${w.name}: audited ${median(a).toFixed(1)}, unaudited ${median(u).toFixed(1)} ${w.unit}; cost ${(median(roundCosts) * 100).toFixed(1)} %`);
+    }
+    console.log(`\n| workload (in-process, ${ROUNDS} alternating rounds) | audited | unaudited | audit cost (median of rounds) | spread of rounds |\n| --- | ---: | ---: | ---: | --- |`);
+    for (const r of results) {
+      const sorted = [...r.roundCosts].sort((x, y) => x - y);
+      console.log(`| ${r.name} | ${r.audited.toFixed(1)} ${r.unit} | ${r.unaudited.toFixed(1)} ${r.unit} | ${(r.cost * 100).toFixed(1)} % | ${(sorted[0]! * 100).toFixed(1)} … ${(sorted.at(-1)! * 100).toFixed(1)} % |`);
+    }
+    mkdirSync(resolve('bench/results'), { recursive: true });
+    writeFileSync(resolve('bench/results/audit-cost.json'), `${JSON.stringify({ date: new Date().toISOString(), rounds: ROUNDS, workloads: results }, null, 2)}\n`);
+  } finally {
+    await audited.app.close();
+    await plain.app.close();
+    await audited.services.close();
+    await plain.services.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
