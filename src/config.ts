@@ -135,6 +135,15 @@ export const configSchema = z.object({
     vipPatients: z.array(z.string().min(1)).default([]),
     responses: z.record(z.string(), z.enum(['notify', 'end-sessions', 'hold'])).default({ 'bulk-retrieval': 'hold' }),
   }).prefault({}),
+  /**
+   * Passkeys (WebAuthn): the relying party id (the host name users see) and the origins pages may log in
+   * from. Without them, the host of `publicBaseUrl`, else `localhost` (its https origins on any port).
+   */
+  webauthn: z.object({
+    rpId: z.string().min(1).optional(),
+    origins: z.array(z.string().url()).default([]),
+    rpName: z.string().default('PacsGuard'),
+  }).prefault({}),
   /** Break-glass: how long a claim of emergency access to a patient outside one's scope lasts. */
   breakGlass: z.object({ minutes: z.number().int().min(5).max(720).default(60) }).prefault({}),
   /**

@@ -1,7 +1,7 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import { randomBytes } from 'node:crypto';
 import { PacsGuardError } from '../errors.js';
-import type { IndexSchema } from '../storage/index.js';
+import type { IndexSchema, UsersTable } from '../storage/index.js';
 import { DEFAULT_SOURCE_LOCK_POLICY, SourceLockout, type SourceLockPolicy } from './lockout.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 import { DEFAULT_SESSION_POLICY, SessionStore, type SessionPolicy } from './sessions.js';
@@ -16,7 +16,7 @@ export interface User {
 }
 
 /** Why a login failed, kept for the audit event; the caller shows the person only "authentication failed". */
-export type LoginFailure = 'unknown-user' | 'bad-password' | 'bad-totp' | 'totp-replay' | 'disabled' | 'dormant' | 'locked' | 'source-locked';
+export type LoginFailure = 'unknown-user' | 'bad-password' | 'bad-totp' | 'totp-replay' | 'bad-passkey' | 'disabled' | 'dormant' | 'locked' | 'source-locked';
 
 export type LoginResult =
   | { readonly ok: true; readonly user: User }
@@ -96,11 +96,58 @@ export class UserStore {
    */
   async login(username: string, password: string, totp: string, opts: { sourceAddress?: string; now?: Date } = {}): Promise<LoginResult> {
     const now = opts.now ?? new Date();
+    const first = await this.firstFactor(username, password, now, opts.sourceAddress ?? '');
+    if (!first.ok) return first.result;
+    const { row: r, fail } = first;
+    const step = matchTotpStep(r.totp_secret, totp, now);
+    const replay = step !== null && r.totp_last_step !== null && step <= r.totp_last_step;
+    if (step === null || replay) return this.failSecondFactor(r, replay ? 'totp-replay' : 'bad-totp', fail, now);
+    // The step is claimed atomically: of two logins racing with one code, only one gets it.
+    const claimed = await this.db.updateTable('users')
+      .set({ failed_logins: 0, locked_until: null, last_login_at: now.toISOString(), totp_last_step: step })
+      .where('id', '=', r.id)
+      .where((eb) => eb.or([eb('totp_last_step', 'is', null), eb('totp_last_step', '<', step)]))
+      .executeTakeFirst();
+    if (Number(claimed.numUpdatedRows) !== 1) return fail('totp-replay');
+    return { ok: true, user: { id: r.id, username: r.username, role: r.role as PersonRole, disabled: false } };
+  }
+
+  /**
+   * The first half of a login whose second factor is a passkey: every check of `login` up to and
+   * including the password (lockouts and failure counting alike), without completing it. The caller then
+   * verifies the passkey and reports the outcome with `completeSecondFactor`.
+   */
+  async checkPassword(username: string, password: string, opts: { sourceAddress?: string; now?: Date } = {}): Promise<LoginResult> {
+    const first = await this.firstFactor(username, password, opts.now ?? new Date(), opts.sourceAddress ?? '');
+    if (!first.ok) return first.result;
+    const r = first.row;
+    return { ok: true, user: { id: r.id, username: r.username, role: r.role as PersonRole, disabled: false } };
+  }
+
+  /** Completes a login after the second factor was checked elsewhere (a passkey): counts a failure, or records the login. */
+  async completeSecondFactor(userId: number, passed: boolean, opts: { sourceAddress?: string; now?: Date; reason?: LoginFailure } = {}): Promise<LoginResult> {
+    const now = opts.now ?? new Date();
+    const r = await this.db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
+    if (!r || r.disabled === 1) return { ok: false, reason: 'disabled', username: r?.username ?? String(userId) };
     const source = opts.sourceAddress ?? '';
+    const fail = (reason: LoginFailure, more: { detail?: string; accountLockedUntil?: Date } = {}): LoginResult => {
+      const sourceLockedUntil = this.sources.fail(source, now);
+      return { ok: false, reason, username: r.username, ...more, ...(sourceLockedUntil ? { sourceLockedUntil } : {}) };
+    };
+    if (!passed) return this.failSecondFactor(r, opts.reason ?? 'bad-passkey', fail, now);
+    await this.db.updateTable('users').set({ failed_logins: 0, locked_until: null, last_login_at: now.toISOString() }).where('id', '=', r.id).execute();
+    return { ok: true, user: { id: r.id, username: r.username, role: r.role as PersonRole, disabled: false } };
+  }
+
+  /** Source lock, existence, disabled, locked, dormant and password: what every login checks first. */
+  private async firstFactor(username: string, password: string, now: Date, source: string): Promise<
+    | { ok: false; result: LoginResult }
+    | { ok: true; row: Selectable<UsersTable>; fail: (reason: LoginFailure, more?: { detail?: string; accountLockedUntil?: Date }) => LoginResult }
+  > {
     // Before any database read or password hash: a locked-out source costs us nothing.
     const sourceLocked = this.sources.lockedUntil(source, now);
-    if (sourceLocked) return { ok: false, reason: 'source-locked', username, detail: `source ${source} locked out until ${sourceLocked.toISOString()}` };
-    const failed = (reason: LoginFailure, more: { detail?: string; accountLockedUntil?: Date } = {}): LoginResult => {
+    if (sourceLocked) return { ok: false, result: { ok: false, reason: 'source-locked', username, detail: `source ${source} locked out until ${sourceLocked.toISOString()}` } };
+    const fail = (reason: LoginFailure, more: { detail?: string; accountLockedUntil?: Date } = {}): LoginResult => {
       const sourceLockedUntil = this.sources.fail(source, now);
       return { ok: false, reason, username, ...more, ...(sourceLockedUntil ? { sourceLockedUntil } : {}) };
     };
@@ -108,34 +155,26 @@ export class UserStore {
     if (!r) {
       // Spend the time a real check would, so response time does not reveal which usernames exist.
       await verifyPassword(await dummyHash(), password);
-      return failed('unknown-user');
+      return { ok: false, result: fail('unknown-user') };
     }
-    if (r.disabled === 1) return failed('disabled');
-    if (r.locked_until && new Date(r.locked_until) > now) return failed('locked', { detail: `account locked until ${r.locked_until}` });
+    if (r.disabled === 1) return { ok: false, result: fail('disabled') };
+    if (r.locked_until && new Date(r.locked_until) > now) return { ok: false, result: fail('locked', { detail: `account locked until ${r.locked_until}` }) };
     const lastActive = r.last_login_at ?? r.created_at;
     if (this.policy.dormantAfterDays > 0 && now.getTime() - Date.parse(lastActive) > this.policy.dormantAfterDays * DAY_MS) {
       await this.db.updateTable('users').set({ disabled: 1 }).where('id', '=', r.id).execute();
-      return failed('dormant', { detail: `no login since ${lastActive} (over ${this.policy.dormantAfterDays} days); account disabled` });
+      return { ok: false, result: fail('dormant', { detail: `no login since ${lastActive} (over ${this.policy.dormantAfterDays} days); account disabled` }) };
     }
-    const passwordOk = await verifyPassword(r.password_hash, password);
-    const step = passwordOk ? matchTotpStep(r.totp_secret, totp, now) : null;
-    const replay = step !== null && r.totp_last_step !== null && step <= r.totp_last_step;
-    if (!passwordOk || step === null || replay) {
-      const failures = r.failed_logins + 1;
-      const lockAfter = this.policy.accountLockAfterFailures;
-      const lockedUntil = failures >= lockAfter ? new Date(now.getTime() + Math.min(3600, 30 * 2 ** (failures - lockAfter)) * 1000) : null;
-      await this.db.updateTable('users').set({ failed_logins: failures, locked_until: lockedUntil?.toISOString() ?? null }).where('id', '=', r.id).execute();
-      const reason: LoginFailure = !passwordOk ? 'bad-password' : replay ? 'totp-replay' : 'bad-totp';
-      return failed(reason, lockedUntil ? { accountLockedUntil: lockedUntil, detail: `${failures} failures in a row; account locked until ${lockedUntil.toISOString()}` } : {});
-    }
-    // The step is claimed atomically: of two logins racing with one code, only one gets it.
-    const claimed = await this.db.updateTable('users')
-      .set({ failed_logins: 0, locked_until: null, last_login_at: now.toISOString(), totp_last_step: step })
-      .where('id', '=', r.id)
-      .where((eb) => eb.or([eb('totp_last_step', 'is', null), eb('totp_last_step', '<', step)]))
-      .executeTakeFirst();
-    if (Number(claimed.numUpdatedRows) !== 1) return failed('totp-replay');
-    return { ok: true, user: { id: r.id, username: r.username, role: r.role as PersonRole, disabled: false } };
+    if (!(await verifyPassword(r.password_hash, password))) return { ok: false, result: await this.failSecondFactor(r, 'bad-password', fail, now) };
+    return { ok: true, row: r, fail };
+  }
+
+  /** Counts a failed factor against the account, locking it (with doubling) past the policy's limit. */
+  private async failSecondFactor(r: Selectable<UsersTable>, reason: LoginFailure, fail: (reason: LoginFailure, more?: { detail?: string; accountLockedUntil?: Date }) => LoginResult, now: Date): Promise<LoginResult> {
+    const failures = r.failed_logins + 1;
+    const lockAfter = this.policy.accountLockAfterFailures;
+    const lockedUntil = failures >= lockAfter ? new Date(now.getTime() + Math.min(3600, 30 * 2 ** (failures - lockAfter)) * 1000) : null;
+    await this.db.updateTable('users').set({ failed_logins: failures, locked_until: lockedUntil?.toISOString() ?? null }).where('id', '=', r.id).execute();
+    return fail(reason, lockedUntil ? { accountLockedUntil: lockedUntil, detail: `${failures} failures in a row; account locked until ${lockedUntil.toISOString()}` } : {});
   }
 
   /** Disables or re-enables an account; disabling ends its sessions at once. */

@@ -19,6 +19,9 @@ export type Decision =
   | { readonly allow: true; readonly reason: string }
   | { readonly allow: false; readonly code: ErrorCode; readonly reason: string };
 
+/** What a caller without credentials may attempt: the steps that present credentials in the request. */
+const ANONYMOUS_ATTEMPTS: readonly Action[] = ['session.login', 'session.refresh', 'session.logout', 'session.passkey', 'console.view'];
+
 /** Whether a zone may use the flow an action belongs to (the zone step of the one path). */
 export function decideZone(zones: ZonePolicy, zone: ZoneMatch, action: Action): Decision {
   const flow = ACTIONS[action].flow;
@@ -35,7 +38,7 @@ export function decide(input: { subject: Subject; zone: ZoneMatch; action: Actio
   const { subject, action } = input;
   if (subject.kind === 'anonymous') {
     // Logging in, refreshing and logging out present their credentials in the request itself.
-    return ACTIONS[action].flow === 'auth'
+    return ANONYMOUS_ATTEMPTS.includes(action)
       ? { allow: true, reason: 'anyone may attempt to authenticate' }
       : { allow: false, code: 'PG_ERR_AUTH_REQUIRED', reason: subject.reason };
   }

@@ -7,7 +7,7 @@ import { readBulkData } from '../dicom/index.js';
 import { AuditLog, AuditQueryIndex, CHECKPOINT_KEY_FILE, QUERY_INDEX_FILE, SyslogForwarder } from '../audit/index.js';
 import { readFile } from 'node:fs/promises';
 import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js';
-import { DeviceStore, PKI_FILES, ScopeStore, SubjectHoldStore, TokenService, UserStore, VendorGrantStore, type LoginPolicy } from '../identity/index.js';
+import { DeviceStore, PasskeyService, PKI_FILES, ScopeStore, SubjectHoldStore, TokenService, UserStore, VendorGrantStore, type LoginPolicy } from '../identity/index.js';
 import { ZonePolicy } from '../policy/index.js';
 import { AlertStore, ArchiveIndex, BaselineStore, BlobReplicas, ChangeRequestStore, FileBlobStore, LifecycleIndex, openIndexDatabase, type IndexDatabase } from '../storage/index.js';
 import { join, resolve } from 'node:path';
@@ -26,6 +26,8 @@ export interface Services extends PathServices {
   readonly retrieve: Retrieve;
   /** Ransomware containment: who is suspended, and the counting that suspends them. */
   readonly containment: Containment;
+  /** Passkeys (WebAuthn): enrolment and the second step of a login. */
+  readonly passkeys: PasskeyService;
   /** Vendor engineers' time-boxed grants. */
   readonly grants: VendorGrantStore;
   /** Care relationships, person names and break-glass claims: what narrows a scoped person's reach. */
@@ -126,6 +128,10 @@ export async function openServices(dataDir: string, overrides: { index?: string 
     alerts,
     startAnalytics,
     grants: new VendorGrantStore(database.db),
+    passkeys: new PasskeyService(database.db, {
+      id: config.webauthn.rpId ?? (config.publicBaseUrl ? new URL(config.publicBaseUrl).hostname : 'localhost'),
+      name: config.webauthn.rpName, origins: config.webauthn.origins,
+    }),
     changes: new ChangeRequestStore(database.db),
     retrieve: new Retrieve(blobs, index, onDamage, repair),
     replicas,

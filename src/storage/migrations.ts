@@ -322,6 +322,23 @@ function migrationsFor(engine: IndexEngine): Record<string, Migration> {
         .execute();
     },
   },
+  '0011_passkeys': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // WebAuthn credentials: the public key and signature counter of each passkey a person enrolled.
+      await db.schema
+        .createTable('passkeys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id'))
+        .addColumn('public_key', 'text', (c) => c.notNull())
+        .addColumn('counter', 'integer', (c) => c.notNull())
+        .addColumn('transports', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('name', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('last_used_at', 'text')
+        .execute();
+      await db.schema.createIndex('passkeys_user').on('passkeys').column('user_id').execute();
+    },
+  },
   };
 }
 

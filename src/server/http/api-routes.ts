@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { PacsGuardError } from '../../errors.js';
-import { generatePassword, generateTotpSecret, PERSON_ROLES, totpEnrolmentUri, type IssuedSession, type LoginResult } from '../../identity/index.js';
+import { generatePassword, generateTotpSecret, PERSON_ROLES, totpEnrolmentUri, type IssuedSession, type LoginResult, type PersonRole } from '../../identity/index.js';
 import { perform, withSecurityAlerts, type Operated, type SecurityAlert } from '../path.js';
 import type { Services } from '../services.js';
 import { contextOf, cookiesOf, CSRF_COOKIE, CSRF_HEADER, REFRESH_COOKIE, SESSION_COOKIE } from './context.js';
@@ -78,13 +78,38 @@ function cookieResponse(access: { token: string; expiresIn: number }, session: I
 }
 
 /** A login or refresh answer: the body, and the cookies to set once the event is audited. */
-interface Answer {
+export interface Answer {
   readonly body: object;
   readonly cookies?: readonly string[];
 }
 
+/**
+ * A completed login (password and a second factor): a new session, its tokens (or the console's cookies),
+ * and the audit event's wording. A held account (ransomware containment) gets no session.
+ */
+export async function openSession(
+  services: Services,
+  user: { id: number; username: string; role: PersonRole },
+  opts: { sourceAddress: string; cookie: boolean; factors: string },
+): Promise<Operated<Answer>> {
+  const held = services.containment.refusal(`user:${user.username}`);
+  if (held) throw held;
+  const session = await services.users.sessions.open(user.id, { sourceAddress: opts.sourceAddress });
+  const csrf = opts.cookie ? randomBytes(32).toString('base64url') : undefined;
+  const access = await services.tokens.issue({
+    userId: user.id, username: user.username, role: user.role, sessionId: session.sessionId,
+    ...(csrf ? { csrfHash: sha256(csrf) } : {}),
+  }, session.absoluteExpiresAt);
+  return {
+    value: csrf ? cookieResponse(access, session, csrf) : { body: tokenResponse(access, session) },
+    reason: `user '${user.username}' (${user.role}) logged in with ${opts.factors}`,
+    objects: { username: user.username },
+    detail: { session: session.sessionId },
+  };
+}
+
 /** Sends an answer; cookies only now, after `perform` audited the event, so no unaudited session reaches the browser. */
-function send(reply: FastifyReply, answer: Answer): object {
+export function send(reply: FastifyReply, answer: Answer): object {
   if (answer.cookies) reply.header('set-cookie', [...answer.cookies]);
   return answer.body;
 }
@@ -96,7 +121,7 @@ function clearedCookies(): string[] {
 }
 
 /** The error a failed login answers with: the person learns only that it failed; the audit trail learns why. */
-function loginRefusal(result: LoginResult & { ok: false }, sourceAddress: string): PacsGuardError {
+export function loginRefusal(result: LoginResult & { ok: false }, sourceAddress: string): PacsGuardError {
   const why = `login failed for '${result.username}': ${result.reason}${result.detail ? ` (${result.detail})` : ''}`;
   const alerts: SecurityAlert[] = [];
   if (result.accountLockedUntil) {
@@ -127,21 +152,7 @@ export async function registerApiRoutes(app: FastifyInstance, services: Services
     return send(reply, await perform(services, { ...ctx, resource: { username: body.username } }, async (): Promise<Operated<Answer>> => {
       const result = await services.users.login(body.username, body.password, body.totp, { sourceAddress });
       if (!result.ok) throw loginRefusal(result, sourceAddress);
-      // A held account (ransomware containment) gets no session, even with the right factors.
-      const held = services.containment.refusal(`user:${result.user.username}`);
-      if (held) throw held;
-      const session = await services.users.sessions.open(result.user.id, { sourceAddress });
-      const csrf = body.cookie ? randomBytes(32).toString('base64url') : undefined;
-      const access = await services.tokens.issue({
-        userId: result.user.id, username: result.user.username, role: result.user.role, sessionId: session.sessionId,
-        ...(csrf ? { csrfHash: sha256(csrf) } : {}),
-      }, session.absoluteExpiresAt);
-      return {
-        value: csrf ? cookieResponse(access, session, csrf) : { body: tokenResponse(access, session) },
-        reason: `user '${result.user.username}' (${result.user.role}) logged in with password and TOTP`,
-        objects: { username: result.user.username },
-        detail: { session: session.sessionId },
-      };
+      return openSession(services, result.user, { sourceAddress, cookie: body.cookie === true, factors: 'password and TOTP' });
     }));
   });
 
