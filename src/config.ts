@@ -136,6 +136,22 @@ export const configSchema = z.object({
     responses: z.record(z.string(), z.enum(['notify', 'end-sessions', 'hold'])).default({ 'bulk-retrieval': 'hold' }),
   }).prefault({}),
   /**
+   * Enterprise federation (OpenID Connect): people may sign in through the hospital's identity provider,
+   * mapped to their PacsGuard account by `usernameClaim`. Without an IdP-asserted second factor (`amr` in
+   * `mfaAmr`, or `acr` in `mfaAcr`) PacsGuard asks for its own (TOTP). The client secret is read from
+   * `clientSecretFile` (relative to the data directory), never kept in this file.
+   */
+  oidc: z.object({
+    issuer: z.string().url(),
+    clientId: z.string().min(1),
+    clientSecretFile: z.string().min(1),
+    redirectUri: z.string().url(),
+    usernameClaim: z.string().min(1).default('preferred_username'),
+    mfaAmr: z.array(z.string()).default(['mfa', 'otp', 'hwk', 'swk', 'sc', 'fpt', 'face', 'iris', 'retina']),
+    mfaAcr: z.array(z.string()).default([]),
+    allowInsecureLoopback: z.boolean().default(false),
+  }).optional(),
+  /**
    * Passkeys (WebAuthn): the relying party id (the host name users see) and the origins pages may log in
    * from. Without them, the host of `publicBaseUrl`, else `localhost` (its https origins on any port).
    */

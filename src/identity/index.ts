@@ -14,3 +14,4 @@ export { SubjectHoldStore, type SubjectHold } from './holds.js';
 export { ScopeStore, type PersonScope, type CareRelationship, type BreakGlassClaim } from './scopes.js';
 export { VendorGrantStore, type VendorGrant } from './grants.js';
 export { PasskeyService, type RelyingParty, type Passkey } from './passkeys.js';
+export { Federation, PendingSecondFactors, type FederationSettings, type FederatedIdentity } from './federation.js';

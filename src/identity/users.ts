@@ -139,6 +139,32 @@ export class UserStore {
     return { ok: true, user: { id: r.id, username: r.username, role: r.role as PersonRole, disabled: false } };
   }
 
+  /**
+   * The second factor alone, for a person whose first factor was checked elsewhere (the identity
+   * provider's login): their TOTP code, once per time step, failures counted like any login's.
+   */
+  async completeWithTotp(userId: number, totp: string, opts: { sourceAddress?: string; now?: Date } = {}): Promise<LoginResult> {
+    const now = opts.now ?? new Date();
+    const r = await this.db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
+    if (!r || r.disabled === 1) return { ok: false, reason: 'disabled', username: r?.username ?? String(userId) };
+    if (r.locked_until && new Date(r.locked_until) > now) return { ok: false, reason: 'locked', username: r.username, detail: `account locked until ${r.locked_until}` };
+    const source = opts.sourceAddress ?? '';
+    const fail = (reason: LoginFailure, more: { detail?: string; accountLockedUntil?: Date } = {}): LoginResult => {
+      const sourceLockedUntil = this.sources.fail(source, now);
+      return { ok: false, reason, username: r.username, ...more, ...(sourceLockedUntil ? { sourceLockedUntil } : {}) };
+    };
+    const step = matchTotpStep(r.totp_secret, totp, now);
+    const replay = step !== null && r.totp_last_step !== null && step <= r.totp_last_step;
+    if (step === null || replay) return this.failSecondFactor(r, replay ? 'totp-replay' : 'bad-totp', fail, now);
+    const claimed = await this.db.updateTable('users')
+      .set({ failed_logins: 0, locked_until: null, last_login_at: now.toISOString(), totp_last_step: step })
+      .where('id', '=', r.id)
+      .where((eb) => eb.or([eb('totp_last_step', 'is', null), eb('totp_last_step', '<', step)]))
+      .executeTakeFirst();
+    if (Number(claimed.numUpdatedRows) !== 1) return fail('totp-replay');
+    return { ok: true, user: { id: r.id, username: r.username, role: r.role as PersonRole, disabled: false } };
+  }
+
   /** Source lock, existence, disabled, locked, dormant and password: what every login checks first. */
   private async firstFactor(username: string, password: string, now: Date, source: string): Promise<
     | { ok: false; result: LoginResult }

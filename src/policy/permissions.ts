@@ -11,6 +11,7 @@ export const ACTIONS = {
   'session.refresh': { flow: 'auth', describe: 'renew an access token with a refresh token' },
   'session.logout': { flow: 'auth', describe: 'end a session' },
   'session.passkey': { flow: 'auth', describe: 'log in with password and a passkey (WebAuthn)' },
+  'session.federated': { flow: 'auth', describe: "log in through the hospital's identity provider (OpenID Connect)" },
   'passkeys.manage': { flow: 'auth', describe: "enrol, list and remove one's own passkeys" },
   'console.view': { flow: 'console', describe: "load the console's pages (signing in happens on them)" },
   'server.status': { flow: 'admin-api', describe: 'read server status' },
@@ -49,18 +50,18 @@ export type Flow = (typeof ACTIONS)[Action]['flow'] | 'console';
  * separation of duties starts here: the administrator manages accounts but never touches images.
  */
 export const PERMISSIONS: Readonly<Record<Role, readonly Action[]>> = {
-  administrator: ['users.manage', 'devices.manage', 'holds.read', 'holds.lift', 'changes.request', 'changes.decide', 'changes.read', 'care.manage', 'care.read', 'grants.manage', 'grants.read', 'server.status', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'passkeys.manage'],
-  technologist: ['instances.store', 'instances.search', 'instances.read', 'changes.request', 'changes.read', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'passkeys.manage'],
-  radiologist: ['instances.search', 'instances.read', 'changes.request', 'changes.decide', 'changes.read', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'passkeys.manage'],
+  administrator: ['users.manage', 'devices.manage', 'holds.read', 'holds.lift', 'changes.request', 'changes.decide', 'changes.read', 'care.manage', 'care.read', 'grants.manage', 'grants.read', 'server.status', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'session.federated', 'passkeys.manage'],
+  technologist: ['instances.store', 'instances.search', 'instances.read', 'changes.request', 'changes.read', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'session.federated', 'passkeys.manage'],
+  radiologist: ['instances.search', 'instances.read', 'changes.request', 'changes.decide', 'changes.read', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'session.federated', 'passkeys.manage'],
   // A researcher logs in and nothing more until de-identified delivery exists.
   // A referring physician searches and reads only within scope (care relationships, their referrals,
   // break-glass claims): enforced in the index query and before anything is served (src/policy/scope.ts).
-  'referring-physician': ['instances.search', 'instances.read', 'breakglass.claim', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'passkeys.manage'],
+  'referring-physician': ['instances.search', 'instances.read', 'breakglass.claim', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'session.federated', 'passkeys.manage'],
   // The auditor reads the trail and changes nothing; nobody else reads it through the API.
-  auditor: ['audit.read', 'alerts.read', 'holds.read', 'changes.read', 'care.read', 'grants.read', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'passkeys.manage'],
-  researcher: ['session.login', 'session.refresh', 'session.logout', 'session.passkey', 'passkeys.manage'],
+  auditor: ['audit.read', 'alerts.read', 'holds.read', 'changes.read', 'care.read', 'grants.read', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'session.federated', 'passkeys.manage'],
+  researcher: ['session.login', 'session.refresh', 'session.logout', 'session.passkey', 'session.federated', 'passkeys.manage'],
   // A vendor engineer: only within a grant, only from an external zone, images only if granted (decide.ts).
-  'vendor-engineer': ['server.status', 'instances.search', 'instances.read', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'passkeys.manage'],
+  'vendor-engineer': ['server.status', 'instances.search', 'instances.read', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'session.federated', 'passkeys.manage'],
   // A device role bounds what any device of its kind could be allowed; each device's own row in the
   // devices table (allowed services, move destinations) narrows it further (see DEVICE_SERVICE_OF).
   modality: ['instances.store', 'dimse.associate', 'dimse.echo', 'dimse.store', 'dimse.find', 'dimse.get', 'dimse.move'],

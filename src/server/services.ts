@@ -7,7 +7,7 @@ import { readBulkData } from '../dicom/index.js';
 import { AuditLog, AuditQueryIndex, CHECKPOINT_KEY_FILE, QUERY_INDEX_FILE, SyslogForwarder } from '../audit/index.js';
 import { readFile } from 'node:fs/promises';
 import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js';
-import { DeviceStore, PasskeyService, PKI_FILES, ScopeStore, SubjectHoldStore, TokenService, UserStore, VendorGrantStore, type LoginPolicy } from '../identity/index.js';
+import { DeviceStore, Federation, PasskeyService, PendingSecondFactors, PKI_FILES, ScopeStore, SubjectHoldStore, TokenService, UserStore, VendorGrantStore, type LoginPolicy } from '../identity/index.js';
 import { ZonePolicy } from '../policy/index.js';
 import { AlertStore, ArchiveIndex, BaselineStore, BlobReplicas, ChangeRequestStore, FileBlobStore, LifecycleIndex, openIndexDatabase, type IndexDatabase } from '../storage/index.js';
 import { join, resolve } from 'node:path';
@@ -26,6 +26,9 @@ export interface Services extends PathServices {
   readonly retrieve: Retrieve;
   /** Ransomware containment: who is suspended, and the counting that suspends them. */
   readonly containment: Containment;
+  /** Enterprise federation (OpenID Connect), when configured; and logins waiting for PacsGuard's own second factor. */
+  readonly federation: Federation | null;
+  readonly pendingSecondFactors: PendingSecondFactors;
   /** Passkeys (WebAuthn): enrolment and the second step of a login. */
   readonly passkeys: PasskeyService;
   /** Vendor engineers' time-boxed grants. */
@@ -82,6 +85,13 @@ export async function openServices(dataDir: string, overrides: { index?: string 
     ix.notify(); // records appended while it was opening
     return ix;
   }));
+  const federation = config.oidc
+    ? new Federation({
+      issuer: config.oidc.issuer, clientId: config.oidc.clientId, redirectUri: config.oidc.redirectUri,
+      clientSecret: (await readFile(resolve(paths.root, config.oidc.clientSecretFile), 'utf8')).trim(),
+      usernameClaim: config.oidc.usernameClaim, mfaAmr: config.oidc.mfaAmr, mfaAcr: config.oidc.mfaAcr, allowInsecureLoopback: config.oidc.allowInsecureLoopback,
+    })
+    : null;
   const alerts = new AlertStore(database.db);
   const scopes = new ScopeStore(database.db);
   const users = new UserStore(database.db, loginPolicy(config));
@@ -128,6 +138,8 @@ export async function openServices(dataDir: string, overrides: { index?: string 
     alerts,
     startAnalytics,
     grants: new VendorGrantStore(database.db),
+    federation,
+    pendingSecondFactors: new PendingSecondFactors(),
     passkeys: new PasskeyService(database.db, {
       id: config.webauthn.rpId ?? (config.publicBaseUrl ? new URL(config.publicBaseUrl).hostname : 'localhost'),
       name: config.webauthn.rpName, origins: config.webauthn.origins,

@@ -21,19 +21,19 @@ export interface TestServer {
 }
 
 /** Starts a server; `configure` may change the config written by init before the server reads it. */
-export async function startTestServer(opts: { index?: string; configure?: (config: Config) => Config } = {}): Promise<TestServer> {
+export async function startTestServer(opts: { index?: string; configure?: (config: Config, dataDir: string) => Config; httpPort?: number } = {}): Promise<TestServer> {
   process.env.PACSGUARD_LOG_LEVEL ??= 'silent';
   const dataDir = mkdtempSync(join(tmpdir(), 'pacsguard-test-'));
   const admin = await initDataDir(dataDir, { index: opts.index });
   if (opts.configure) {
     const path = join(dataDir, 'config.json');
-    await writeConfig(path, opts.configure(await loadConfig(path)));
+    await writeConfig(path, opts.configure(await loadConfig(path), dataDir));
   }
-  return serve(dataDir, admin, new Map<PersonRole, string>());
+  return serve(dataDir, admin, new Map<PersonRole, string>(), opts.httpPort ?? 0);
 }
 
-async function serve(dataDir: string, admin: { username: string; password: string; totpSecret: string }, tokens: Map<PersonRole, string>): Promise<TestServer> {
-  const server = await startServer(dataDir, { host: '127.0.0.1', httpPort: 0, dicomTlsPort: 0, dicomPort: 0 }, () => undefined);
+async function serve(dataDir: string, admin: { username: string; password: string; totpSecret: string }, tokens: Map<PersonRole, string>, httpPort: number): Promise<TestServer> {
+  const server = await startServer(dataDir, { host: '127.0.0.1', httpPort, dicomTlsPort: 0, dicomPort: 0 }, () => undefined);
   const ca = readFileSync(join(dataDir, 'pki', 'ca.pem'), 'utf8');
   const url = server.urls.https;
   const login = async (username: string, password: string, totpSecret: string) => {
@@ -62,7 +62,7 @@ async function serve(dataDir: string, admin: { username: string; password: strin
     },
     async restart() {
       await server.stop();
-      return serve(dataDir, admin, tokens);
+      return serve(dataDir, admin, tokens, httpPort);
     },
     async stop() {
       await server.stop();

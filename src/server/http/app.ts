@@ -14,6 +14,7 @@ import { registerScopeRoutes } from './scope-routes.js';
 import { registerGrantRoutes } from './grant-routes.js';
 import { registerAlertRoutes } from './alert-routes.js';
 import { registerPasskeyRoutes } from './passkey-routes.js';
+import { registerOidcRoutes } from './oidc-routes.js';
 import { credentialsOf, resourceOfParams } from './context.js';
 import { registerDicomwebRoutes } from './dicomweb-routes.js';
 import { sendProblem, toPacsGuardError } from './problems.js';
@@ -112,6 +113,7 @@ export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { lo
   await app.register(async (scope) => registerGrantRoutes(scope, services), { prefix: '/api' });
   await app.register(async (scope) => registerAlertRoutes(scope, services), { prefix: '/api' });
   await app.register(async (scope) => registerPasskeyRoutes(scope, services));
+  await app.register(async (scope) => registerOidcRoutes(scope, services), { prefix: '/api' });
   await app.register(async (scope) => registerDicomwebRoutes(scope, services), { prefix: '/dicomweb' });
   return app;
 }
