@@ -19,3 +19,4 @@ export { attributeText, INDEX_ATTRIBUTE_TAGS, type IndexAttributes } from './att
 export type { PixelDescription } from './pixels.js';
 export { DEFAULT_MAX_INFLATED_BYTES } from './part10.js';
 export { lookupAttribute, type DictionaryEntry } from './dictionary.js';
+export { pseudonymsWith, deidentifyDataset, deidentifyPart10, hasBurnedInAnnotation, type Pseudonyms, type JsonElement } from './deidentify.js';

@@ -9,7 +9,10 @@ import { readFile } from 'node:fs/promises';
 import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js';
 import { DeviceStore, Federation, PasskeyService, PendingSecondFactors, PKI_FILES, ScopeStore, SubjectHoldStore, TokenService, UserStore, VendorGrantStore, type LoginPolicy } from '../identity/index.js';
 import { ZonePolicy } from '../policy/index.js';
-import { AlertStore, ArchiveIndex, BaselineStore, BlobReplicas, ChangeRequestStore, FileBlobStore, LifecycleIndex, openIndexDatabase, type IndexDatabase } from '../storage/index.js';
+import { AlertStore, ArchiveIndex, BaselineStore, BlobReplicas, ChangeRequestStore, FileBlobStore, LifecycleIndex, openIndexDatabase, PseudonymStore, type IndexDatabase } from '../storage/index.js';
+import { pseudonymsWith, type Pseudonyms } from '../dicom/index.js';
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { PacsGuardError } from '../errors.js';
 import { repairFromReplicas, reportDamage } from './integrity.js';
@@ -29,6 +32,9 @@ export interface Services extends PathServices {
   /** Enterprise federation (OpenID Connect), when configured; and logins waiting for PacsGuard's own second factor. */
   readonly federation: Federation | null;
   readonly pendingSecondFactors: PendingSecondFactors;
+  /** Researchers' pseudonyms (keyed by a secret in pki/) and the ones handed out. */
+  readonly pseudonyms: Pseudonyms;
+  readonly pseudonymStore: PseudonymStore;
   /** Passkeys (WebAuthn): enrolment and the second step of a login. */
   readonly passkeys: PasskeyService;
   /** Vendor engineers' time-boxed grants. */
@@ -93,6 +99,12 @@ export async function openServices(dataDir: string, overrides: { index?: string 
     })
     : null;
   const alerts = new AlertStore(database.db);
+  const pseudonymKey = join(paths.pki, 'research-pseudonym.key');
+  // Made once per installation, kept with the other keys (and so in backups): pseudonyms stay stable.
+  await writeFile(pseudonymKey, randomBytes(32), { flag: 'wx', mode: 0o600 }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+  });
+  const pseudonyms = pseudonymsWith(await readFile(pseudonymKey));
   const scopes = new ScopeStore(database.db);
   const users = new UserStore(database.db, loginPolicy(config));
   let analytics: Promise<AnalyticsEngine> | null = null;
@@ -140,6 +152,8 @@ export async function openServices(dataDir: string, overrides: { index?: string 
     grants: new VendorGrantStore(database.db),
     federation,
     pendingSecondFactors: new PendingSecondFactors(),
+    pseudonyms,
+    pseudonymStore: new PseudonymStore(database.db),
     passkeys: new PasskeyService(database.db, {
       id: config.webauthn.rpId ?? (config.publicBaseUrl ? new URL(config.publicBaseUrl).hostname : 'localhost'),
       name: config.webauthn.rpName, origins: config.webauthn.origins,

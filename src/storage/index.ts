@@ -10,3 +10,4 @@ export type { IndexSchema, UsersTable, DevicesTable, VendorGrantsTable } from '.
 export { LifecycleIndex, type Tombstone, type DeletionLevel, type PurgeOutcome } from './lifecycle.js';
 export { ChangeRequestStore, type ChangeRequest, type ChangeKind, type ChangeState } from './change-requests.js';
 export { AlertStore, BaselineStore, type StoredAlert, type AlertFilter, type Baseline } from './alerts.js';
+export { PseudonymStore } from './pseudonyms.js';

@@ -339,6 +339,18 @@ function migrationsFor(engine: IndexEngine): Record<string, Migration> {
       await db.schema.createIndex('passkeys_user').on('passkeys').column('user_id').execute();
     },
   },
+  '0012_research_pseudonyms': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // Pseudonyms handed to researchers, so they can ask for what they were shown. Only the server reads
+      // this table; no API ever returns an original from it.
+      await db.schema
+        .createTable('research_pseudonyms')
+        .addColumn('pseudonym', 'text', (c) => c.primaryKey())
+        .addColumn('original', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
   };
 }
 

@@ -3,13 +3,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { parseQuery, QuarantinedError, searchResult, withBulkDataUrls, type IngestResult } from '../../archive/index.js';
-import { toExplicitLittleEndian, type DicomJson } from '../../dicom/index.js';
+import { deidentifyPart10, toExplicitLittleEndian, type DicomJson } from '../../dicom/index.js';
 import { PacsGuardError } from '../../errors.js';
 import { subjectLabel } from '../../identity/index.js';
 import type { QueryLevel, StoredInstance } from '../../storage/index.js';
 import { perform, type Operated } from '../path.js';
 import type { Services } from '../services.js';
 import { breakGlassDetail, enforceScope, scopeFor, searchScope } from '../scope.js';
+import { isResearcher, ResearchView } from '../research.js';
 import { contextOf, dicomwebBase } from './context.js';
 import { joinMultipart, parseMultipartRelated, splitMultipart } from './multipart.js';
 
@@ -89,6 +90,11 @@ function notServable(instance: StoredInstance, wanted: string): PacsGuardError {
   return new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `instance ${instance.sopUid} is stored as ${instance.transferSyntaxUid} and cannot be served as ${wanted} (decompression is not offered; ask for transfer-syntax=* to get it as stored)`);
 }
 
+/** An instance's URL in the pseudonyms a researcher was given. */
+function pseudonymousUrl(base: string, i: StoredInstance, research: ResearchView): string {
+  return `${base}/studies/${research.uid(i.studyUid, 'study')}/series/${research.uid(i.seriesUid, 'series')}/instances/${research.uid(i.sopUid, 'instance')}`;
+}
+
 function instanceUrl(base: string, i: StoredInstance): string {
   return `${base}/studies/${i.studyUid}/series/${i.seriesUid}/instances/${i.sopUid}`;
 }
@@ -136,7 +142,13 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
     const { study, series } = uidParams(request);
     const pairs = queryPairs(request);
     const result = await perform(services, { ...ctx, resource: study ? { studyUid: study } : {}, detail: { ...ctx.detail, query: pairs.map(([k, v]) => `${k}=${v}`).join('&').slice(0, 1000) } }, async () => {
-      const parsed = parseQuery(level, pairs, { studyUid: study, seriesUid: series }, limits);
+      // A researcher speaks in pseudonyms and is answered in them (PS3.15 Basic Application Level Confidentiality Profile).
+      const research = isResearcher(ctx.subject) ? new ResearchView(services.pseudonyms, services.pseudonymStore) : null;
+      const searched = research ? await research.searchPairs(pairs) : pairs;
+      const scopeUids = research
+        ? { studyUid: await research.originalUid(study, 'study'), seriesUid: await research.originalUid(series, 'series') }
+        : { studyUid: study, seriesUid: series };
+      const parsed = parseQuery(level, searched, scopeUids, limits);
       // A scoped person's search is narrowed in the index query itself (before limit and offset).
       const scope = await scopeFor(services, ctx.subject);
       const rows = await services.index.search(scope ? { ...parsed.request, scope: searchScope(scope) } : parsed.request);
@@ -144,11 +156,14 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
       const b = base(request);
       const body = rows.map((row) => {
         const v = row.values;
-        const url = level === 'study' ? `${b}/studies/${v.StudyInstanceUID}`
-          : level === 'series' ? `${b}/studies/${v.StudyInstanceUID}/series/${v.SeriesInstanceUID}`
-          : `${b}/studies/${v.StudyInstanceUID}/series/${v.SeriesInstanceUID}/instances/${v.SOPInstanceUID}`;
-        return searchResult(level, row, parsed.includeFields, url);
+        const uid = (x: string | undefined) => (research && x ? research.uid(x) : x);
+        const url = level === 'study' ? `${b}/studies/${uid(v.StudyInstanceUID)}`
+          : level === 'series' ? `${b}/studies/${uid(v.StudyInstanceUID)}/series/${uid(v.SeriesInstanceUID)}`
+          : `${b}/studies/${uid(v.StudyInstanceUID)}/series/${uid(v.SeriesInstanceUID)}/instances/${uid(v.SOPInstanceUID)}`;
+        const json = searchResult(level, row, parsed.includeFields, url);
+        return research ? { ...research.dataset(json), '00081190': { vr: 'UR', Value: [url] } } : json;
       });
+      await research?.commit();
       const warnings: string[] = [];
       if (parsed.unsupported.length > 0) warnings.push(`299 pacsguard "The following attributes are not supported for matching: ${parsed.unsupported.join(', ')}"`);
       if (parsed.fuzzyRequested) warnings.push('299 pacsguard "fuzzymatching is not supported; exact matching was used"');
@@ -173,9 +188,14 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
   const retrieveInstances = async (request: FastifyRequest, reply: FastifyReply) => {
     const ctx = contextOf(request);
     const { study, series, instance } = uidParams(request);
+    const research = isResearcher(ctx.subject) ? new ResearchView(services.pseudonyms, services.pseudonymStore) : null;
     const instances = await perform(services, { ...ctx, resource: { studyUid: study, seriesUid: series, sopUid: instance } }, async () => {
       const wanted = acceptMultipart(request, 'application/dicom');
-      const found = await services.retrieve.instances(study as string, series, instance);
+      const found = research
+        ? await services.retrieve.instances((await research.originalUid(study, 'study')) as string, await research.originalUid(series, 'series'), await research.originalUid(instance, 'instance'))
+        : await services.retrieve.instances(study as string, series, instance);
+      // A researcher gets nothing that cannot be de-identified (burned-in text), refused before any byte.
+      if (research) for (const i of found) research.dataset(JSON.parse(i.metadataJson) as DicomJson);
       const claim = enforceScope(ctx.subject, await scopeFor(services, ctx.subject), found);
       // Refuse up front what cannot be served at all, rather than failing half way through the response.
       const unservable = found.find((i) => servedSyntax(i.transferSyntaxUid, wanted) === null);
@@ -189,7 +209,8 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
     async function* body() {
       for (const i of instances.found) {
         const { bytes, syntax } = await instanceBytesFor(services, i, instances.wanted);
-        yield* joinMultipart([{ contentType: `application/dicom; transfer-syntax=${syntax}`, body: bytes, location: instanceUrl(b, i) }], boundary).slice(0, -1);
+        const body = research ? deidentifyPart10(bytes, syntax, services.pseudonyms) : bytes;
+        yield* joinMultipart([{ contentType: `application/dicom; transfer-syntax=${syntax}`, body, location: research ? pseudonymousUrl(b, i, research) : instanceUrl(b, i) }], boundary).slice(0, -1);
       }
       yield Buffer.from(`--${boundary}--\r\n`);
     }
@@ -205,11 +226,17 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
     const ctx = contextOf(request);
     const { study, series, instance } = uidParams(request);
     const json = await perform(services, { ...ctx, resource: { studyUid: study, seriesUid: series, sopUid: instance } }, async () => {
-      const found = await services.retrieve.instances(study as string, series, instance);
+      const research = isResearcher(ctx.subject) ? new ResearchView(services.pseudonyms, services.pseudonymStore) : null;
+      const found = research
+        ? await services.retrieve.instances((await research.originalUid(study, 'study')) as string, await research.originalUid(series, 'series'), await research.originalUid(instance, 'instance'))
+        : await services.retrieve.instances(study as string, series, instance);
       const claim = enforceScope(ctx.subject, await scopeFor(services, ctx.subject), found);
       const b = base(request);
-      const items = found.map((i) => withBulkDataUrls(JSON.parse(i.metadataJson) as DicomJson, instanceUrl(b, i)));
-      return { value: items, objects: touched(found), detail: breakGlassDetail(claim) };
+      const items = found.map((i) => research
+        ? withBulkDataUrls(research.dataset(JSON.parse(i.metadataJson) as DicomJson) as DicomJson, pseudonymousUrl(b, i, research))
+        : withBulkDataUrls(JSON.parse(i.metadataJson) as DicomJson, instanceUrl(b, i)));
+      await research?.commit();
+      return { value: items, objects: touched(found), detail: { ...breakGlassDetail(claim), ...(research ? { deidentified: true } : {}) } };
     });
     return reply.type(DICOM_JSON).send(json);
   };
@@ -227,8 +254,12 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
       if (!/^\d{1,6}(,\d{1,6}){0,9999}$/.test(frameList)) throw new PacsGuardError('PG_ERR_HTTP_BAD_REQUEST', `frame list '${frameList.slice(0, 80)}' is not comma-separated frame numbers`);
       const numbers = frameList.split(',').map(Number);
       const wanted = acceptMultipart(request, 'application/octet-stream');
-      const [found] = await services.retrieve.instances(study as string, series, instance);
+      const research = isResearcher(ctx.subject) ? new ResearchView(services.pseudonyms, services.pseudonymStore) : null;
+      const [found] = research
+        ? await services.retrieve.instances((await research.originalUid(study, 'study')) as string, await research.originalUid(series, 'series'), await research.originalUid(instance, 'instance'))
+        : await services.retrieve.instances(study as string, series, instance);
       const stored = found as StoredInstance;
+      if (research) research.dataset(JSON.parse(stored.metadataJson) as DicomJson); // refuses burned-in text
       const claim = enforceScope(ctx.subject, await scopeFor(services, ctx.subject), [stored]);
       // extractFrames returns native little endian pixels whatever the stored byte order.
       const frameSyntax = EXPLICIT_LE;
@@ -249,7 +280,13 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
     const value = await perform(services, { ...ctx, resource: { studyUid: study, seriesUid: series, sopUid: instance }, detail: { ...ctx.detail, bulkdata: path.slice(0, 200) } }, async () => {
       const wanted = acceptMultipart(request, 'application/octet-stream');
       if (wanted !== '*' && wanted !== EXPLICIT_LE) throw new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `bulk data is available as ${EXPLICIT_LE}, not ${wanted}`);
-      const [found] = await services.retrieve.instances(study as string, series, instance);
+      const research = isResearcher(ctx.subject) ? new ResearchView(services.pseudonyms, services.pseudonymStore) : null;
+      // Bulk data other than the pixels may hold anything (reports, overlays with names): not for researchers.
+      if (research && !/^7FE00010\b/i.test(path)) throw new PacsGuardError('PG_ERR_POLICY_DENIED', 'researchers receive pixel data only as bulk data');
+      const [found] = research
+        ? await services.retrieve.instances((await research.originalUid(study, 'study')) as string, await research.originalUid(series, 'series'), await research.originalUid(instance, 'instance'))
+        : await services.retrieve.instances(study as string, series, instance);
+      if (research) research.dataset(JSON.parse((found as StoredInstance).metadataJson) as DicomJson);
       const claim = enforceScope(ctx.subject, await scopeFor(services, ctx.subject), [found as StoredInstance]);
       return { value: await services.retrieve.bulkData(found as StoredInstance, path), objects: touched([found as StoredInstance]), detail: breakGlassDetail(claim) };
     });

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { PacsGuardError } from '../../errors.js';
 import { subjectLabel, type Subject } from '../../identity/index.js';
 import { enforceScope, scopeFor } from '../scope.js';
+import { isResearcher } from '../research.js';
 import { perform } from '../path.js';
 import type { Services } from '../services.js';
 import { contextOf } from './context.js';
@@ -27,6 +28,7 @@ function named(request: FastifyRequest): { sopUid: string; version?: number } {
 export function registerVersionRoutes(app: FastifyInstance, services: Services): void {
   // Where the instance lives, within the caller's scope (a referring physician: only their patients).
   const home = async (sopUid: string, subject: Subject) => {
+    if (isResearcher(subject)) throw new PacsGuardError('PG_ERR_POLICY_DENIED', 'researchers receive de-identified data only, through DICOMweb; versions are not offered to them');
     const h = await services.index.homeOf(sopUid);
     if (!h || h.deleted) throw new PacsGuardError('PG_ERR_NOT_FOUND', `instance ${sopUid} is not in the archive`);
     enforceScope(subject, await scopeFor(services, subject), [{ patientId: h.patientId, referringPhysicianNameFold: h.referringNameFold }]);
