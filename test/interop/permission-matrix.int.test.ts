@@ -9,6 +9,8 @@ import { httpsCall, stowBody, type TestResponse } from '../support/https.js';
 import { freePort } from '../support/orthanc.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { makeInstance } from '../support/synth.js';
+import { datasetOfPart10 } from '../../src/server/dimse/encoded.js';
+import { StoreScu } from '../../src/server/dimse/scu.js';
 
 // Three zones on loopback addresses: the hospital inside (every flow), the vendors' remote access
 // (external: sign-in, admin API, reading, the console), and an imaging network (DICOM only).
@@ -50,6 +52,7 @@ const ELSEWHERE: Partial<Record<Action, string>> = {
   'session.refresh': 'open to anyone to attempt (src/server/http/sessions.int.test.ts)',
   'session.logout': 'open to anyone to attempt (src/server/http/sessions.int.test.ts)',
   'session.passkey': 'open to anyone to attempt (test/interop/passkeys.int.test.ts)',
+  'session.federated': 'open to anyone to attempt (test/interop/oidc.int.test.ts)',
   'console.view': 'the sign-in page, open to anyone in a zone with the console flow (checked below)',
   'devices.manage': 'an operator command (pacsguard device …), not an HTTP route',
   'dimse.associate': 'DIMSE: the device matrix below',
@@ -168,4 +171,34 @@ describe('the permission matrix, request by request', () => {
     }
     expect(mismatches).toEqual([]);
   }, 120_000);
+
+  it('lets each zone open DICOM associations and store only as its flows say, for each device role', async () => {
+    const port = Number(s.server.urls.dicom.slice(s.server.urls.dicom.lastIndexOf(':') + 1));
+    const devices = s.server.services.devices;
+    const CT = '1.2.840.10008.5.1.4.1.1.2';
+    const mismatches: string[] = [];
+    for (const zone of ZONES.filter((z) => z.name !== 'inside')) {
+      const address = zone.addresses[0]!.split('/')[0]!;
+      for (const role of ['modality', 'clinical-system'] as const) {
+        const ae = `MX-${zone.name.slice(0, 3).toUpperCase()}-${role === 'modality' ? 'M' : 'C'}`;
+        await devices.addLegacy({ aeTitle: ae, address, zone: zone.name, role, services: ['echo', 'store', 'find', 'get', 'move'] });
+        const mayAssociate = zone.flows.includes('dimse-echo') && (PERMISSIONS[role] as readonly Action[]).includes('dimse.associate');
+        const mayStore = mayAssociate && zone.flows.includes('dimse-store') && (PERMISSIONS[role] as readonly Action[]).includes('dimse.store');
+        let scu: StoreScu | undefined;
+        try {
+          scu = await StoreScu.open({ host: '127.0.0.1', port, callingAe: ae, calledAe: 'PACSGUARD', contexts: [{ sopClassUid: CT, transferSyntaxUids: ['1.2.840.10008.1.2.1'] }], timeoutMs: 5000, localAddress: address });
+        } catch (err) {
+          if (mayAssociate) mismatches.push(`${role} from ${zone.name}: association refused (${(err as Error).message})`);
+          continue;
+        }
+        if (!mayAssociate) mismatches.push(`${role} from ${zone.name}: association accepted, expected refusal`);
+        const sopUid = `${STUDY}.2.${zone.addresses[0]!.split('.')[3]!.split('/')[0]}${role === 'modality' ? 1 : 2}`;
+        const { dataset } = datasetOfPart10(makeInstance({ patientId: PATIENT, studyUid: STUDY, seriesUid: `${STUDY}.2`, sopUid, rows: 8, columns: 8 }));
+        const status = await scu.store(dataset, { sopClassUid: CT, sopInstanceUid: sopUid, transferSyntaxUid: '1.2.840.10008.1.2.1' }, 10_000).catch(() => -1);
+        await scu.release();
+        if ((status === 0) !== mayStore) mismatches.push(`${role} from ${zone.name}: C-STORE status 0x${status.toString(16)}, expected ${mayStore ? 'success' : 'refusal'}`);
+      }
+    }
+    expect(mismatches).toEqual([]);
+  }, 60_000);
 });

@@ -50,13 +50,15 @@ export class StoreScu {
     host: string; port: number; callingAe: string; calledAe: string;
     contexts: ReadonlyArray<{ sopClassUid: string; transferSyntaxUids: readonly string[] }>; timeoutMs: number;
     tls?: OutgoingTls;
+    /** The local address to connect from (a multi-homed server's interface toward the destination). */
+    localAddress?: string;
   }): Promise<StoreScu> {
     const tls = opts.tls;
     // The CA verifies the chain; the host name is not checked (devices are known by address, often an IP
     // without a name), the enrolled fingerprint and AE title binding are, once the handshake is done.
     const socket: Socket = tls
-      ? tlsConnect({ host: opts.host, port: opts.port, key: tls.key, cert: tls.cert, ca: tls.ca, minVersion: 'TLSv1.2', checkServerIdentity: () => undefined })
-      : connect({ host: opts.host, port: opts.port });
+      ? tlsConnect({ host: opts.host, port: opts.port, key: tls.key, cert: tls.cert, ca: tls.ca, minVersion: 'TLSv1.2', checkServerIdentity: () => undefined, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) })
+      : connect({ host: opts.host, port: opts.port, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
     socket.setNoDelay(true);
     const network = new dimse.Scp(socket, { connectTimeout: opts.timeoutMs, associationTimeout: opts.timeoutMs, pduTimeout: opts.timeoutMs });
     const association = new Association(opts.callingAe, opts.calledAe);
