@@ -129,11 +129,7 @@ export class UserStore {
     const now = opts.now ?? new Date();
     const r = await this.db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
     if (!r || r.disabled === 1) return { ok: false, reason: 'disabled', username: r?.username ?? String(userId) };
-    const source = opts.sourceAddress ?? '';
-    const fail = (reason: LoginFailure, more: { detail?: string; accountLockedUntil?: Date } = {}): LoginResult => {
-      const sourceLockedUntil = this.sources.fail(source, now);
-      return { ok: false, reason, username: r.username, ...more, ...(sourceLockedUntil ? { sourceLockedUntil } : {}) };
-    };
+    const fail = this.failureFor(r.username, opts.sourceAddress ?? '', now);
     if (!passed) return this.failSecondFactor(r, opts.reason ?? 'bad-passkey', fail, now);
     await this.db.updateTable('users').set({ failed_logins: 0, locked_until: null, last_login_at: now.toISOString() }).where('id', '=', r.id).execute();
     return { ok: true, user: { id: r.id, username: r.username, role: r.role as PersonRole, disabled: false } };
@@ -148,11 +144,7 @@ export class UserStore {
     const r = await this.db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
     if (!r || r.disabled === 1) return { ok: false, reason: 'disabled', username: r?.username ?? String(userId) };
     if (r.locked_until && new Date(r.locked_until) > now) return { ok: false, reason: 'locked', username: r.username, detail: `account locked until ${r.locked_until}` };
-    const source = opts.sourceAddress ?? '';
-    const fail = (reason: LoginFailure, more: { detail?: string; accountLockedUntil?: Date } = {}): LoginResult => {
-      const sourceLockedUntil = this.sources.fail(source, now);
-      return { ok: false, reason, username: r.username, ...more, ...(sourceLockedUntil ? { sourceLockedUntil } : {}) };
-    };
+    const fail = this.failureFor(r.username, opts.sourceAddress ?? '', now);
     const step = matchTotpStep(r.totp_secret, totp, now);
     const replay = step !== null && r.totp_last_step !== null && step <= r.totp_last_step;
     if (step === null || replay) return this.failSecondFactor(r, replay ? 'totp-replay' : 'bad-totp', fail, now);
@@ -173,10 +165,7 @@ export class UserStore {
     // Before any database read or password hash: a locked-out source costs us nothing.
     const sourceLocked = this.sources.lockedUntil(source, now);
     if (sourceLocked) return { ok: false, result: { ok: false, reason: 'source-locked', username, detail: `source ${source} locked out until ${sourceLocked.toISOString()}` } };
-    const fail = (reason: LoginFailure, more: { detail?: string; accountLockedUntil?: Date } = {}): LoginResult => {
-      const sourceLockedUntil = this.sources.fail(source, now);
-      return { ok: false, reason, username, ...more, ...(sourceLockedUntil ? { sourceLockedUntil } : {}) };
-    };
+    const fail = this.failureFor(username, source, now);
     const r = await this.db.selectFrom('users').selectAll().where('username', '=', username).executeTakeFirst();
     if (!r) {
       // Spend the time a real check would, so response time does not reveal which usernames exist.
@@ -192,6 +181,14 @@ export class UserStore {
     }
     if (!(await verifyPassword(r.password_hash, password))) return { ok: false, result: await this.failSecondFactor(r, 'bad-password', fail, now) };
     return { ok: true, row: r, fail };
+  }
+
+  /** How a failed login is reported: counted against the source address, which may lock it out. */
+  private failureFor(username: string, source: string, now: Date) {
+    return (reason: LoginFailure, more: { detail?: string; accountLockedUntil?: Date } = {}): LoginResult => {
+      const sourceLockedUntil = this.sources.fail(source, now);
+      return { ok: false, reason, username, ...more, ...(sourceLockedUntil ? { sourceLockedUntil } : {}) };
+    };
   }
 
   /** Counts a failed factor against the account, locking it (with doubling) past the policy's limit. */

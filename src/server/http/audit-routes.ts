@@ -5,6 +5,7 @@ import { PacsGuardError } from '../../errors.js';
 import { perform } from '../path.js';
 import type { Services } from '../services.js';
 import { contextOf } from './context.js';
+import { parseInput } from './input.js';
 
 const flag = z.enum(['true', 'false']).transform((v) => v === 'true');
 const instant = z.string().datetime({ offset: true, message: 'an ISO 8601 date-time with offset, e.g. 2026-11-01T00:00:00Z' }).transform((v) => new Date(v));
@@ -30,17 +31,6 @@ const eventsQuery = z.object({
 const accessQuery = z.object({ ...period, ...page, subjects: z.coerce.number().int().min(1).max(1000).default(100) }).strict();
 const activityQuery = z.object({ ...period, ...page }).strict();
 const reviewQuery = z.object({ ...period, limit: z.coerce.number().int().min(1).max(1000).default(100) }).strict();
-
-/** Parses query parameters at the edge; a bad one is a 400 naming it. */
-function parseQuery<T>(schema: z.ZodType<T>, query: unknown): T {
-  const r = schema.safeParse(query);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    const name = issue?.path.join('.') || (issue?.code === 'unrecognized_keys' ? (issue as { keys?: string[] }).keys?.join(', ') : '') || 'query';
-    throw new PacsGuardError('PG_ERR_HTTP_BAD_QUERY', `${name}: ${issue?.message}`);
-  }
-  return r.data;
-}
 
 /** One answer row: the record as the trail holds it (with its hash), and the flags the auditor filters on. */
 function row(hit: AuditHit) {
@@ -71,7 +61,7 @@ export function registerAuditRoutes(app: FastifyInstance, services: Services): v
   const declared = { config: { pacsguard: { action: 'audit.read' as const, eventType: 'Query' as const } } };
 
   app.get('/audit/events', declared, async (request) => perform(services, contextOf(request), async () => {
-    const q = parseQuery(eventsQuery, request.query);
+    const q = parseInput(eventsQuery, request.query, 'PG_ERR_HTTP_BAD_QUERY');
     const query: AuditQuery = {
       ...(q.patient !== undefined ? { patientId: q.patient } : {}),
       ...(q.study !== undefined ? { studyUid: q.study } : {}),
@@ -100,7 +90,7 @@ export function registerAuditRoutes(app: FastifyInstance, services: Services): v
   const accesses = (key: 'patientId' | 'studyUid') => async (request: import('fastify').FastifyRequest) => perform(services, contextOf(request), async () => {
     const id = (request.params as Record<string, string>)[key] ?? '';
     if (key === 'studyUid' && !/^[0-9.]{1,64}$/.test(id)) throw new PacsGuardError('PG_ERR_HTTP_BAD_QUERY', `study: '${id}' is not a UID`);
-    const q = parseQuery(accessQuery, request.query);
+    const q = parseInput(accessQuery, request.query, 'PG_ERR_HTTP_BAD_QUERY');
     const filter = { [key]: id, actions: [...ACCESS_ACTIONS], ...(q.from ? { from: q.from } : {}), ...(q.to ? { to: q.to } : {}) };
     const index = await services.auditReview();
     return {
@@ -120,7 +110,7 @@ export function registerAuditRoutes(app: FastifyInstance, services: Services): v
   app.get('/audit/subjects/:subject/activity', declared, async (request) => perform(services, contextOf(request), async () => {
     const subject = (request.params as { subject: string }).subject;
     if (!/^(user|device):.{1,128}$/.test(subject)) throw new PacsGuardError('PG_ERR_HTTP_BAD_QUERY', `subject: '${subject}' is not user:NAME or device:AE`);
-    const q = parseQuery(activityQuery, request.query);
+    const q = parseInput(activityQuery, request.query, 'PG_ERR_HTTP_BAD_QUERY');
     const filter = { subject, ...(q.from ? { from: q.from } : {}), ...(q.to ? { to: q.to } : {}) };
     const index = await services.auditReview();
     return {
@@ -137,7 +127,7 @@ export function registerAuditRoutes(app: FastifyInstance, services: Services): v
 
   // The review list: break-glass use, denied requests and out-of-hours accesses in a period.
   app.get('/audit/review', declared, async (request) => perform(services, contextOf(request), async () => {
-    const q = parseQuery(reviewQuery, request.query);
+    const q = parseInput(reviewQuery, request.query, 'PG_ERR_HTTP_BAD_QUERY');
     const period = { ...(q.from ? { from: q.from } : {}), ...(q.to ? { to: q.to } : {}) };
     const index = await services.auditReview();
     const section = (filter: Omit<AuditQuery, 'limit'>) => ({ count: index.count(filter), ...pageOf(index.query({ ...filter, limit: q.limit })) });

@@ -7,6 +7,7 @@ import { carryOut } from '../changes.js';
 import { perform } from '../path.js';
 import type { Services } from '../services.js';
 import { contextOf } from './context.js';
+import { parseInput } from './input.js';
 
 const uid = z.string().regex(/^[0-9]+(\.[0-9]+)*$/, 'a DICOM UID').max(64);
 const reason = z.string().trim().min(10, 'say why (at least 10 characters)').max(1000);
@@ -19,16 +20,6 @@ const newRequest = z.discriminatedUnion('kind', [
 const decision = z.object({ reason }).strict();
 const listQuery = z.object({ state: z.enum(['pending', 'approved', 'rejected', 'expired']).optional() }).strict();
 const deletionsQuery = z.object({ all: z.enum(['true', 'false']).optional() }).strict();
-
-/** Parses input at the edge; a bad field is a 400 naming it. */
-function parse<T>(schema: z.ZodType<T>, input: unknown, code: 'PG_ERR_HTTP_BAD_REQUEST' | 'PG_ERR_HTTP_BAD_QUERY'): T {
-  const r = schema.safeParse(input ?? {});
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new PacsGuardError(code, `${issue?.path.join('.') || 'input'}: ${issue?.message}`);
-  }
-  return r.data;
-}
 
 /** A refusal by the two-person rules, thrown inside the operation so it is audited with its reason. */
 function enforce(d: Decision): void {
@@ -52,7 +43,7 @@ export function registerChangeRoutes(app: FastifyInstance, services: Services): 
   app.post('/changes', { config: { pacsguard: { action: 'changes.request', eventType: 'Security Configuration Change' } } }, async (request, reply) => {
     const ctx = contextOf(request);
     const created = await perform(services, ctx, async () => {
-      const body = parse(newRequest, request.body, 'PG_ERR_HTTP_BAD_REQUEST');
+      const body = parseInput(newRequest, request.body, 'PG_ERR_HTTP_BAD_REQUEST');
       enforce(decideChangeRequest(ctx.subject, body.kind));
       let target = '';
       let objects = {};
@@ -83,7 +74,7 @@ export function registerChangeRoutes(app: FastifyInstance, services: Services): 
   });
 
   app.get('/changes', read, async (request) => perform(services, contextOf(request), async () => {
-    const q = parse(listQuery, request.query, 'PG_ERR_HTTP_BAD_QUERY');
+    const q = parseInput(listQuery, request.query, 'PG_ERR_HTTP_BAD_QUERY');
     return { value: { requests: await services.changes.list(q.state) } };
   }));
 
@@ -94,7 +85,7 @@ export function registerChangeRoutes(app: FastifyInstance, services: Services): 
     // Executed deletions and purges are recorded as such (DICOM Instances Deleted); the rest as configuration changes.
     const eventType = verdict === 'approved' && (pending?.kind === 'delete' || pending?.kind === 'purge') ? 'DICOM Instances Deleted' as const : ctx.eventType;
     return perform(services, { ...ctx, eventType }, async () => {
-      const { reason } = parse(decision, request.body, 'PG_ERR_HTTP_BAD_REQUEST');
+      const { reason } = parseInput(decision, request.body, 'PG_ERR_HTTP_BAD_REQUEST');
       if (!pending) throw new PacsGuardError('PG_ERR_NOT_FOUND', `no request ${id}`);
       enforce(decideChangeDecision(ctx.subject, { kind: pending.kind as ChangeKind, requestedBy: pending.requestedBy }));
       const by = subjectLabel(ctx.subject);
@@ -122,7 +113,7 @@ export function registerChangeRoutes(app: FastifyInstance, services: Services): 
   app.post('/changes/:id/reject', decide, decideRoute('rejected'));
 
   app.get('/deletions', read, async (request) => perform(services, contextOf(request), async () => {
-    const q = parse(deletionsQuery, request.query, 'PG_ERR_HTTP_BAD_QUERY');
+    const q = parseInput(deletionsQuery, request.query, 'PG_ERR_HTTP_BAD_QUERY');
     const retention = await services.lifecycle.retentionDays(services.config.retention.days);
     const deletions = (await services.lifecycle.list({ all: q.all === 'true' })).map((t) => ({
       ...t, purgeableFrom: new Date(Date.parse(t.deletedAt) + retention.days * 86_400_000).toISOString(),

@@ -5,6 +5,7 @@ import { subjectLabel } from '../../identity/index.js';
 import { perform } from '../path.js';
 import type { Services } from '../services.js';
 import { contextOf } from './context.js';
+import { parseInput } from './input.js';
 
 const grantBody = z.object({
   username: z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/, 'a username'),
@@ -12,16 +13,6 @@ const grantBody = z.object({
   images: z.boolean().default(false),
   reason: z.string().trim().min(10, 'say why (a ticket, the work to be done; at least 10 characters)').max(1000),
 }).strict();
-
-/** Parses a body at the edge; a bad field is a 400 naming it. */
-function parse<T>(schema: z.ZodType<T>, input: unknown): T {
-  const r = schema.safeParse(input ?? {});
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new PacsGuardError('PG_ERR_HTTP_BAD_REQUEST', `${issue?.path.join('.') || 'body'}: ${issue?.message}`);
-  }
-  return r.data;
-}
 
 /**
  * Vendor remote service: an administrator grants a vendor engineer access for a while (images only if
@@ -34,7 +25,7 @@ export function registerGrantRoutes(app: FastifyInstance, services: Services): v
   app.post('/vendor-grants', manage, async (request, reply) => {
     const ctx = contextOf(request);
     const created = await perform(services, ctx, async () => {
-      const body = parse(grantBody, request.body);
+      const body = parseInput(grantBody, request.body);
       const by = subjectLabel(ctx.subject);
       if (ctx.subject.kind === 'user' && ctx.subject.username === body.username) throw new PacsGuardError('PG_ERR_SECOND_PERSON', 'nobody grants access to themselves');
       const g = await services.grants.grant({ username: body.username, grantedBy: by, until: new Date(Date.now() + body.hours * 3_600_000), images: body.images, reason: body.reason });

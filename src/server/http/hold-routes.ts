@@ -5,20 +5,11 @@ import { subjectLabel } from '../../identity/index.js';
 import { perform } from '../path.js';
 import type { Services } from '../services.js';
 import { contextOf } from './context.js';
+import { parseInput } from './input.js';
 
 const SUBJECT = /^(user|device):[^\s/]{1,128}$/;
 const listQuery = z.object({ subject: z.string().regex(SUBJECT, 'user:NAME or device:AE').optional(), history: z.enum(['true', 'false']).optional() }).strict();
 const liftBody = z.object({ reason: z.string().trim().min(10, 'say why the hold may end (at least 10 characters)').max(500) }).strict();
-
-/** Parses input at the edge with a zod schema; a bad field is a 400 naming it. */
-function parse<T>(schema: z.ZodType<T>, input: unknown, code: 'PG_ERR_HTTP_BAD_QUERY' | 'PG_ERR_HTTP_BAD_REQUEST'): T {
-  const r = schema.safeParse(input ?? {});
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new PacsGuardError(code, `${issue?.path.join('.') || 'input'}: ${issue?.message}`);
-  }
-  return r.data;
-}
 
 /**
  * Holds on users and devices: who is suspended or quarantined, since when and why (administrator and
@@ -26,7 +17,7 @@ function parse<T>(schema: z.ZodType<T>, input: unknown, code: 'PG_ERR_HTTP_BAD_Q
  */
 export function registerHoldRoutes(app: FastifyInstance, services: Services): void {
   app.get('/holds', { config: { pacsguard: { action: 'holds.read', eventType: 'Query' } } }, async (request) => perform(services, contextOf(request), async () => {
-    const q = parse(listQuery, request.query, 'PG_ERR_HTTP_BAD_QUERY');
+    const q = parseInput(listQuery, request.query, 'PG_ERR_HTTP_BAD_QUERY');
     const active = (await services.holds.listActive()).filter((h) => !q.subject || h.subject === q.subject);
     return { value: { active, ...(q.history === 'true' ? { history: await services.holds.history(q.subject) } : {}) } };
   }));
@@ -36,7 +27,7 @@ export function registerHoldRoutes(app: FastifyInstance, services: Services): vo
     return perform(services, ctx, async () => {
       const subject = (request.params as { subject: string }).subject;
       if (!SUBJECT.test(subject)) throw new PacsGuardError('PG_ERR_HTTP_BAD_REQUEST', `subject: '${subject}' is not user:NAME or device:AE`);
-      const { reason } = parse(liftBody, request.body, 'PG_ERR_HTTP_BAD_REQUEST');
+      const { reason } = parseInput(liftBody, request.body, 'PG_ERR_HTTP_BAD_REQUEST');
       const by = subjectLabel(ctx.subject);
       if (!(await services.holds.lift(subject, by, reason))) throw new PacsGuardError('PG_ERR_NOT_FOUND', `${subject} is not held`);
       services.containment.lift(subject);

@@ -8,21 +8,12 @@ import { perform, type Operated } from '../path.js';
 import type { Services } from '../services.js';
 import { loginRefusal, openSession, send, type Answer } from './api-routes.js';
 import { contextOf } from './context.js';
+import { parseInput } from './input.js';
 
 const credentialJson = z.object({ id: z.string().min(1).max(1024), rawId: z.string().max(1024), type: z.literal('public-key'), response: z.record(z.string(), z.unknown()) }).passthrough();
 const enrolBody = z.object({ response: credentialJson, name: z.string().trim().max(100).default('passkey') }).strict();
 const optionsBody = z.object({ username: z.string().min(1).max(64), password: z.string().min(1).max(1024) }).strict();
 const loginBody = z.object({ ticket: z.string().min(20).max(100), response: credentialJson, cookie: z.boolean().optional() }).strict();
-
-/** Parses a body at the edge; a bad field is a 400 naming it. */
-function parse<T>(schema: z.ZodType<T>, input: unknown): T {
-  const r = schema.safeParse(input ?? {});
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new PacsGuardError('PG_ERR_HTTP_BAD_REQUEST', `${issue?.path.join('.') || 'body'}: ${issue?.message}`);
-  }
-  return r.data;
-}
 
 /** The page origin a browser call came from: its Origin header, else the origin the request was sent to. */
 const originOf = (request: FastifyRequest): string => (typeof request.headers.origin === 'string' ? request.headers.origin : `https://${request.headers.host ?? ''}`);
@@ -52,7 +43,7 @@ export function registerPasskeyRoutes(app: FastifyInstance, services: Services):
   app.post('/api/passkeys', manage, async (request, reply) => {
     const created = await perform(services, contextOf(request), async () => {
       const user = person(request);
-      const body = parse(enrolBody, request.body);
+      const body = parseInput(enrolBody, request.body);
       const key = await services.passkeys.register(user, body.response as never, body.name, originOf(request));
       return { value: key, reason: `${user.username} enrolled passkey '${key.name}'`, objects: { username: user.username } };
     });
@@ -72,7 +63,7 @@ export function registerPasskeyRoutes(app: FastifyInstance, services: Services):
 
   app.post('/api/auth/passkey/options', login, async (request) => {
     const ctx = contextOf(request);
-    const body = parse(optionsBody, request.body);
+    const body = parseInput(optionsBody, request.body);
     const sourceAddress = request.socket.remoteAddress ?? '';
     return perform(services, { ...ctx, resource: { username: body.username } }, async () => {
       const checked = await services.users.checkPassword(body.username, body.password, { sourceAddress });
@@ -84,7 +75,7 @@ export function registerPasskeyRoutes(app: FastifyInstance, services: Services):
 
   app.post('/api/auth/passkey/login', login, async (request, reply) => {
     const ctx = contextOf(request);
-    const body = parse(loginBody, request.body);
+    const body = parseInput(loginBody, request.body);
     const sourceAddress = request.socket.remoteAddress ?? '';
     return send(reply, await perform(services, ctx, async (): Promise<Operated<Answer>> => {
       const verdict = await services.passkeys.verifyLogin(body.ticket, body.response as never, originOf(request));

@@ -6,6 +6,7 @@ import { isScoped } from '../../policy/index.js';
 import { perform } from '../path.js';
 import type { Services } from '../services.js';
 import { contextOf } from './context.js';
+import { parseInput } from './input.js';
 
 const username = z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/, 'a username');
 const patientId = z.string().trim().min(1).max(64);
@@ -13,16 +14,6 @@ const careBody = z.object({ username, patientId }).strict();
 const personNameBody = z.object({ personName: z.string().trim().max(200).regex(/^[^\\\n\r]*$/, 'a DICOM person name such as HOUSE^GREGORY') }).strict();
 const breakGlassBody = z.object({ patientId, reason: z.string().trim().min(15, 'say why this is an emergency (at least 15 characters)').max(1000) }).strict();
 const careQuery = z.object({ username: username.optional() }).strict();
-
-/** Parses input at the edge; a bad field is a 400 naming it. */
-function parse<T>(schema: z.ZodType<T>, input: unknown, code: 'PG_ERR_HTTP_BAD_REQUEST' | 'PG_ERR_HTTP_BAD_QUERY' = 'PG_ERR_HTTP_BAD_REQUEST'): T {
-  const r = schema.safeParse(input ?? {});
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new PacsGuardError(code, `${issue?.path.join('.') || 'input'}: ${issue?.message}`);
-  }
-  return r.data;
-}
 
 /**
  * What narrows a scoped person's reach, and the way out of it in an emergency: care relationships and
@@ -36,7 +27,7 @@ export function registerScopeRoutes(app: FastifyInstance, services: Services): v
   app.post('/care-relationships', manage, async (request, reply) => {
     const ctx = contextOf(request);
     const created = await perform(services, ctx, async () => {
-      const body = parse(careBody, request.body);
+      const body = parseInput(careBody, request.body);
       const care = await services.scopes.addCare(body.username, body.patientId, subjectLabel(ctx.subject));
       return { value: care, reason: `${care.username} looks after patient ${care.patientId} (recorded by ${care.recordedBy})`, objects: { patientIds: [care.patientId], username: care.username } };
     });
@@ -54,15 +45,15 @@ export function registerScopeRoutes(app: FastifyInstance, services: Services): v
   });
 
   app.get('/care-relationships', read, async (request) => perform(services, contextOf(request), async () => {
-    const q = parse(careQuery, request.query, 'PG_ERR_HTTP_BAD_QUERY');
+    const q = parseInput(careQuery, request.query, 'PG_ERR_HTTP_BAD_QUERY');
     return { value: { relationships: await services.scopes.listCare(q.username) } };
   }));
 
   app.put('/users/:username/person-name', manage, async (request) => {
     const ctx = contextOf(request);
     return perform(services, ctx, async () => {
-      const name = parse(username, (request.params as { username: string }).username);
-      const { personName } = parse(personNameBody, request.body);
+      const name = parseInput(username, (request.params as { username: string }).username);
+      const { personName } = parseInput(personNameBody, request.body);
       await services.scopes.setPersonName(name, personName);
       return { value: { username: name, personName }, reason: `${name} is '${personName}' in DICOM (referring physician matching)`, objects: { username: name } };
     });
@@ -71,7 +62,7 @@ export function registerScopeRoutes(app: FastifyInstance, services: Services): v
   app.post('/break-glass', { config: { pacsguard: { action: 'breakglass.claim', eventType: 'Security Alert' } } }, async (request, reply) => {
     const ctx = contextOf(request);
     const claim = await perform(services, ctx, async () => {
-      const body = parse(breakGlassBody, request.body);
+      const body = parseInput(breakGlassBody, request.body);
       if (ctx.subject.kind !== 'user' || !isScoped(ctx.subject)) {
         throw new PacsGuardError('PG_ERR_HTTP_BAD_REQUEST', `role '${ctx.subject.kind === 'user' ? ctx.subject.role : ctx.subject.kind}' is not narrowed by scope; there is no glass to break`);
       }
