@@ -22,6 +22,17 @@ export async function createTestDatabase(): Promise<{ url: string; drop: () => P
       const c = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
       await c.connect();
       try {
+        // Connections that are closing still hold the database for a moment; forcing them out then makes
+        // the closing client raise an error nobody listens to. Wait for them first, force only at the end.
+        for (let attempt = 0; attempt < 50; attempt++) {
+          try {
+            await c.query(`drop database if exists ${name}`);
+            return;
+          } catch (err) {
+            if ((err as { code?: string }).code !== '55006') throw err; // object in use
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        }
         await c.query(`drop database if exists ${name} with (force)`);
       } finally {
         await c.end();
