@@ -1,9 +1,9 @@
 /**
- * The audit trail's own cost, measured apart from TLS, the network and the machine's other load: two
- * PacsGuard instances in this one process, identical but for the audit log (the real hash-chained,
- * fdatasync'ed log against a sink that records nothing), driven in-process (fastify inject, no sockets)
- * with the same workloads in alternating rounds. The figure per workload is 1 − audited ÷ unaudited
- * throughput, the median over the rounds.
+ * The audit trail's own cost, measured apart from TLS, the network and the machine's other load: PacsGuard
+ * instances in this one process, identical but for the audit log (the real hash-chained, fdatasync'ed log
+ * against a sink that records nothing) and, in a third, the behavioural detectors following the log;
+ * driven in-process (fastify inject, no sockets) with the same workloads in rotating rounds. The figures
+ * per workload are 1 − audited ÷ unaudited and 1 − with detectors ÷ audited throughput, medians of rounds.
  *
  *   npm run bench:audit-cost -- [--rounds 9]
  *
@@ -28,11 +28,13 @@ process.env.PACSGUARD_LOG_LEVEL ??= 'silent';
 
 interface Instance { name: string; app: FastifyInstance; services: Services; token: string }
 
-async function start(name: string, dir: string, audited: boolean): Promise<Instance> {
+async function start(name: string, dir: string, audited: boolean, analytics = false): Promise<Instance> {
   const data = join(dir, name);
   await initDataDir(data);
   const opened = await openServices(data);
   const services = audited ? opened : { ...opened, audit: discardingAudit() };
+  // The detectors follow the audit stream as on a running server: their cost is measured the same way.
+  if (analytics) await services.startAnalytics();
   const app = await buildHttpApp(services, undefined, { logger: false });
   const secret = generateTotpSecret();
   await services.users.addUser('bench', 'technologist', 'bench technologist password', secret);
@@ -95,32 +97,36 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'pg-bench-audit-cost-'));
   const audited = await start('audited', dir, true);
   const plain = await start('unaudited', dir, false);
+  const analysed = await start('audited-analysed', dir, true, true);
   try {
-    const results: Array<{ name: string; unit: string; audited: number; unaudited: number; cost: number; roundCosts: number[] }> = [];
+    const results: Array<{ name: string; unit: string; audited: number; unaudited: number; analysed: number; cost: number; roundCosts: number[]; analyticsCost: number }> = [];
     for (const w of workloads) {
       const a: number[] = [];
       const u: number[] = [];
+      const z: number[] = [];
       for (let r = 0; r < ROUNDS; r++) {
-        // Alternate who goes first, so warm caches and the disk's state favour neither.
-        const order = r % 2 === 0 ? [audited, plain] : [plain, audited];
-        for (const inst of order) (inst === audited ? a : u).push(await w.run(inst, r));
+        // Rotate who goes first, so warm caches and the disk's state favour none of them.
+        const all = [audited, plain, analysed];
+        const order = [...all.slice(r % 3), ...all.slice(0, r % 3)];
+        for (const inst of order) (inst === audited ? a : inst === plain ? u : z).push(await w.run(inst, r));
       }
       const roundCosts = a.map((x, i) => 1 - x / (u[i] as number));
-      results.push({ name: w.name, unit: w.unit, audited: median(a), unaudited: median(u), cost: median(roundCosts), roundCosts });
-      console.error(`${w.name}: audited ${median(a).toFixed(1)}, unaudited ${median(u).toFixed(1)} ${w.unit}; cost ${(median(roundCosts) * 100).toFixed(1)} %`);
+      const analyticsCost = median(z.map((x, i) => 1 - x / (a[i] as number)));
+      results.push({ name: w.name, unit: w.unit, audited: median(a), unaudited: median(u), analysed: median(z), cost: median(roundCosts), roundCosts, analyticsCost });
+      console.error(`${w.name}: audited ${median(a).toFixed(1)}, unaudited ${median(u).toFixed(1)}, audited with detectors ${median(z).toFixed(1)} ${w.unit}; audit ${(median(roundCosts) * 100).toFixed(1)} %, detectors ${(analyticsCost * 100).toFixed(1)} %`);
     }
-    console.log(`\n| workload (in-process, ${ROUNDS} alternating rounds) | audited | unaudited | audit cost (median of rounds) | spread of rounds |\n| --- | ---: | ---: | ---: | --- |`);
+    console.log(`\n| workload (in-process, ${ROUNDS} rotating rounds) | unaudited | audited | audited + detectors | audit cost (median of rounds) | spread of rounds | detectors' cost |\n| --- | ---: | ---: | ---: | ---: | --- | ---: |`);
     for (const r of results) {
       const sorted = [...r.roundCosts].sort((x, y) => x - y);
-      console.log(`| ${r.name} | ${r.audited.toFixed(1)} ${r.unit} | ${r.unaudited.toFixed(1)} ${r.unit} | ${(r.cost * 100).toFixed(1)} % | ${(sorted[0]! * 100).toFixed(1)} … ${(sorted.at(-1)! * 100).toFixed(1)} % |`);
+      console.log(`| ${r.name} | ${r.unaudited.toFixed(1)} ${r.unit} | ${r.audited.toFixed(1)} ${r.unit} | ${r.analysed.toFixed(1)} ${r.unit} | ${(r.cost * 100).toFixed(1)} % | ${(sorted[0]! * 100).toFixed(1)} … ${(sorted.at(-1)! * 100).toFixed(1)} % | ${(r.analyticsCost * 100).toFixed(1)} % |`);
     }
     mkdirSync(resolve('bench/results'), { recursive: true });
     writeFileSync(resolve('bench/results/audit-cost.json'), `${JSON.stringify({ date: new Date().toISOString(), rounds: ROUNDS, workloads: results }, null, 2)}\n`);
   } finally {
-    await audited.app.close();
-    await plain.app.close();
-    await audited.services.close();
-    await plain.services.close();
+    for (const inst of [audited, plain, analysed]) {
+      await inst.app.close();
+      await inst.services.close();
+    }
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -133,7 +133,9 @@ export const configSchema = z.object({
     deniedBurst: z.object({ refusals: z.number().int().min(2).default(20), windowSeconds: z.number().int().min(10).default(300) }).prefault({}),
     bulkRetrieval: z.object({ floor: z.number().int().min(1).default(500), factor: z.number().min(1).default(5) }).prefault({}),
     vipPatients: z.array(z.string().min(1)).default([]),
-    responses: z.record(z.string(), z.enum(['notify', 'end-sessions', 'hold'])).default({ 'bulk-retrieval': 'hold' }),
+    /** Two logins of one person from different zones sooner than this are impossible travel (or a shared account). */
+    travelMinutes: z.number().int().min(1).default(10),
+    responses: z.record(z.string(), z.enum(['notify', 'end-sessions', 'step-up', 'hold'])).default({ 'bulk-retrieval': 'hold' }),
   }).prefault({}),
   /**
    * Enterprise federation (OpenID Connect): people may sign in through the hospital's identity provider,

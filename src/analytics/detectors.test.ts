@@ -5,6 +5,7 @@ import { BreakGlassDetector } from './detectors/break-glass.js';
 import { BulkRetrievalDetector } from './detectors/bulk-retrieval.js';
 import { DeniedBurstDetector } from './detectors/denied-burst.js';
 import { DeviceMisuseDetector } from './detectors/device-misuse.js';
+import { LoginAnomalyDetector } from './detectors/login-anomaly.js';
 import { LoginBurstDetector } from './detectors/login-burst.js';
 import { VipAccessDetector } from './detectors/vip-access.js';
 
@@ -94,6 +95,23 @@ describe('detectors', () => {
     // A new account of the same role is judged against its peers.
     const fresh = d.observe(rec(later, { action: 'instances.read', subject: { kind: 'user', id: 'user:new', role: 'radiologist' }, objects: { instanceCount: 120 } }));
     expect(fresh[0]?.subject).toBe('user:new');
+  });
+
+  it('login anomalies: impossible travel between zones, and a first out-of-hours login only once', () => {
+    const d = new LoginAnomalyDetector(new Baselines(), { timeZone: 'UTC', days: [1, 2, 3, 4, 5], start: '07:00', end: '19:00' }, 10);
+    const login = (at: number, zone: string, address: string, user = 'ann') => rec(at, {
+      action: 'session.login', eventType: 'User Authentication', reason: `user '${user}' (radiologist) logged in with password and TOTP`,
+      source: { address, zone, protocol: 'http' }, objects: { username: user },
+    });
+    const monday9 = Date.parse('2026-11-02T09:00:00Z');
+    expect(d.observe(login(monday9, 'clinical', '10.1.1.1'))).toEqual([]);
+    expect(d.observe(login(monday9 + 60 * 60_000, 'vendor', '198.51.100.7'))).toEqual([]); // an hour later: plausible
+    const jump = d.observe(login(monday9 + 62 * 60_000, 'clinical', '10.1.1.1'));
+    expect(jump[0]).toMatchObject({ subject: 'user:ann', severity: 'high' });
+    expect(jump[0]?.summary).toMatch(/120 s after a login from zone vendor/);
+    const night = Date.parse('2026-11-02T23:30:00Z');
+    expect(d.observe(login(night, 'clinical', '10.1.1.1', 'bob'))[0]?.summary).toMatch(/out of hours for the first time/);
+    expect(d.observe(login(night + 5 * 60_000, 'clinical', '10.1.1.1', 'bob'))).toEqual([]);
   });
 
   it('baselines persist what they learned and pick up from it', () => {

@@ -4,7 +4,7 @@ import type { Baselines } from './baselines.js';
 import type { Detector, Finding } from './detectors/detector.js';
 
 /** What a detector's alert does beyond notifying: end the person's sessions, or hold the user or device. */
-export type ResponseKind = 'notify' | 'end-sessions' | 'hold';
+export type ResponseKind = 'notify' | 'end-sessions' | 'step-up' | 'hold';
 
 /** The actions a response can take, supplied by the server (identity and containment). */
 export interface ResponseActions {
@@ -80,9 +80,10 @@ export class AnalyticsEngine {
     if (kind === 'hold' && /^(user|device):/.test(f.subject)) {
       await this.deps.actions.hold(f.subject, `analytics response to ${reason}`);
       response = `held ${f.subject} until an administrator lifts it`;
-    } else if (kind === 'end-sessions' && f.subject.startsWith('user:')) {
+    } else if ((kind === 'end-sessions' || kind === 'step-up') && f.subject.startsWith('user:')) {
+      // Step-up: the person's sessions end, so their next request needs a fresh sign-in with the second factor.
       const n = await this.deps.actions.endSessions(f.subject.slice('user:'.length), `analytics response to ${reason}`);
-      response = `ended ${n} session(s) of ${f.subject}`;
+      response = kind === 'step-up' ? `step-up: ended ${n} session(s) of ${f.subject}; the next request needs a sign-in with the second factor` : `ended ${n} session(s) of ${f.subject}`;
     }
     const alert = await this.deps.alerts.add({ raisedAt: new Date().toISOString(), detector: f.detector, severity: f.severity, subject: f.subject, summary: f.summary, explanation: f.explanation, response });
     await this.deps.audit.append({

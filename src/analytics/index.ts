@@ -10,3 +10,4 @@ export { DeviceMisuseDetector } from './detectors/device-misuse.js';
 export { VipAccessDetector } from './detectors/vip-access.js';
 export { RansomwareDetector } from './detectors/containment.js';
 export { BulkRetrievalDetector } from './detectors/bulk-retrieval.js';
+export { LoginAnomalyDetector } from './detectors/login-anomaly.js';

@@ -1,7 +1,7 @@
 import { Ingest, Retrieve, type IngestGuard } from '../archive/index.js';
 import {
   AnalyticsEngine, Baselines, BreakGlassDetector, BulkRetrievalDetector, Containment, DeniedBurstDetector, DeviceMisuseDetector,
-  LoginBurstDetector, looksEncrypted, RansomwareDetector, VipAccessDetector,
+  LoginAnomalyDetector, LoginBurstDetector, looksEncrypted, RansomwareDetector, VipAccessDetector,
 } from '../analytics/index.js';
 import { readBulkData } from '../dicom/index.js';
 import { AuditLog, AuditQueryIndex, CHECKPOINT_KEY_FILE, QUERY_INDEX_FILE, SyslogForwarder } from '../audit/index.js';
@@ -120,6 +120,7 @@ export async function openServices(dataDir: string, overrides: { index?: string 
       new VipAccessDetector(new Set(a.vipPatients), async (username, patientId) => (await scopes.scopeOf(username)).patientIds.has(patientId)),
       new RansomwareDetector(),
       new BulkRetrievalDetector(baselines, a.bulkRetrieval),
+      new LoginAnomalyDetector(baselines, config.auditReview.workingHours, a.travelMinutes),
     ], {
       alerts, audit, baselines, baselineStore, responses: a.responses,
       actions: {

@@ -1,0 +1,75 @@
+import type { AuditRecord } from '../../audit/index.js';
+import type { Baselines } from '../baselines.js';
+import { timeOf, type Detector, type Finding } from './detector.js';
+
+/** When the hospital works, in a time zone: what makes a login out of hours. */
+export interface Hours {
+  readonly timeZone: string;
+  readonly days: readonly number[];
+  readonly start: string;
+  readonly end: string;
+}
+
+const WEEKDAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
+const minuteOf = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
+
+/**
+ * Logins that do not fit the person: from another network zone and address sooner after their last
+ * login than anyone could move (impossible travel, or a shared account), or out of hours for someone who
+ * has never logged in out of hours before (night workers are learned, and persisted with the baselines).
+ */
+export class LoginAnomalyDetector implements Detector {
+  readonly name = 'login-anomaly';
+  readonly describe = 'impossible travel between zones, or an out-of-hours login unusual for the person';
+  private readonly last = new Map<string, { at: number; zone: string | null; address: string; seq: number }>();
+  /** People seen logging in out of hours since start (the baselines learn them at the hour's end). */
+  private readonly nightSeen = new Set<string>();
+  private readonly formatter: Intl.DateTimeFormat;
+
+  constructor(private readonly baselines: Baselines, private readonly hours: Hours, private readonly travelMinutes: number) {
+    this.formatter = new Intl.DateTimeFormat('en-GB', { timeZone: hours.timeZone, weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+  }
+
+  observe(r: AuditRecord): Finding[] {
+    const e = r.event;
+    if (!e.action.startsWith('session.') || e.action === 'session.refresh' || e.action === 'session.logout' || e.outcome !== 0) return [];
+    const username = e.objects?.username;
+    if (!username || !/logged in/.test(e.reason)) return [];
+    const subject = `user:${username}`;
+    const at = timeOf(r);
+    const out: Finding[] = [];
+    const prev = this.last.get(subject);
+    this.last.set(subject, { at, zone: e.source.zone, address: e.source.address, seq: r.seq });
+    if (prev && prev.zone !== e.source.zone && prev.address !== e.source.address && at - prev.at < this.travelMinutes * 60_000) {
+      out.push({
+        detector: this.name, severity: 'high', subject,
+        summary: `${subject} logged in from zone ${e.source.zone ?? 'none'} (${e.source.address}) ${Math.round((at - prev.at) / 1000)} s after a login from zone ${prev.zone ?? 'none'} (${prev.address})`,
+        explanation: { events: [prev.seq, r.seq], baseline: `a person changes zone no faster than ${this.travelMinutes} minutes`, observed: `${Math.round((at - prev.at) / 1000)} s` },
+      });
+    }
+    if (this.outOfHours(at)) {
+      const known = this.baselines.of(subject, 'login-out-of-hours') !== undefined || this.nightSeen.has(subject);
+      this.nightSeen.add(subject);
+      this.baselines.add(subject, e.subject.role ?? '', 'login-out-of-hours', 1, at);
+      if (!known) {
+        out.push({
+          detector: this.name, severity: 'low', subject,
+          summary: `${subject} logged in out of hours for the first time on record`,
+          explanation: { events: [r.seq], baseline: `working hours ${this.hours.start}-${this.hours.end} on days ${this.hours.days.join(',')} (${this.hours.timeZone}); no earlier out-of-hours login`, observed: new Date(at).toISOString() },
+        });
+      }
+    }
+    return out;
+  }
+
+  private outOfHours(at: number): boolean {
+    let day = 1;
+    let minute = 0;
+    for (const p of this.formatter.formatToParts(new Date(at))) {
+      if (p.type === 'weekday') day = WEEKDAYS.indexOf(p.value) + 1;
+      else if (p.type === 'hour') minute += Number(p.value) * 60;
+      else if (p.type === 'minute') minute += Number(p.value);
+    }
+    return !this.hours.days.includes(day) || minute < minuteOf(this.hours.start) || minute >= minuteOf(this.hours.end);
+  }
+}
