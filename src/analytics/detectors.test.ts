@@ -109,7 +109,11 @@ describe('detectors', () => {
     const jump = d.observe(login(monday9 + 62 * 60_000, 'clinical', '10.1.1.1'));
     expect(jump[0]).toMatchObject({ subject: 'user:ann', severity: 'high' });
     expect(jump[0]?.summary).toMatch(/120 s after a login from zone vendor/);
-    const night = Date.parse('2026-11-02T23:30:00Z');
+    // A new account out of hours: no history, nothing to compare with, no alert.
+    expect(d.observe(login(Date.parse('2026-11-02T23:00:00Z'), 'clinical', '10.1.1.1', 'carol'))).toEqual([]);
+    // Bob works days: 25 working hours of logins on record, then a first login at night.
+    for (let day = 0; day < 5; day++) for (let h = 8; h < 13; h++) d.observe(login(Date.parse(`2026-11-0${2 + day}T${String(h).padStart(2, '0')}:10:00Z`), 'clinical', '10.1.1.1', 'bob'));
+    const night = Date.parse('2026-11-06T23:30:00Z');
     expect(d.observe(login(night, 'clinical', '10.1.1.1', 'bob'))[0]?.summary).toMatch(/out of hours for the first time/);
     expect(d.observe(login(night + 5 * 60_000, 'clinical', '10.1.1.1', 'bob'))).toEqual([]);
   });

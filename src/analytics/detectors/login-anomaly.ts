@@ -13,10 +13,14 @@ export interface Hours {
 const WEEKDAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
 const minuteOf = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
 
+/** Hours with logins a person needs on record before an out-of-hours login can be unusual for them. */
+const MIN_HISTORY_HOURS = 20;
+
 /**
  * Logins that do not fit the person: from another network zone and address sooner after their last
- * login than anyone could move (impossible travel, or a shared account), or out of hours for someone who
- * has never logged in out of hours before (night workers are learned, and persisted with the baselines).
+ * login than anyone could move (impossible travel, or a shared account), or out of hours for someone
+ * with a history of logins who has never logged in out of hours before (night workers are learned, and
+ * persisted with the baselines; a new account or installation has no history and raises nothing).
  */
 export class LoginAnomalyDetector implements Detector {
   readonly name = 'login-anomaly';
@@ -47,15 +51,17 @@ export class LoginAnomalyDetector implements Detector {
         explanation: { events: [prev.seq, r.seq], baseline: `a person changes zone no faster than ${this.travelMinutes} minutes`, observed: `${Math.round((at - prev.at) / 1000)} s` },
       });
     }
+    const history = this.baselines.of(subject, 'logins')?.hours ?? 0;
+    this.baselines.add(subject, e.subject.role ?? '', 'logins', 1, at);
     if (this.outOfHours(at)) {
       const known = this.baselines.of(subject, 'login-out-of-hours') !== undefined || this.nightSeen.has(subject);
       this.nightSeen.add(subject);
       this.baselines.add(subject, e.subject.role ?? '', 'login-out-of-hours', 1, at);
-      if (!known) {
+      if (!known && history >= MIN_HISTORY_HOURS) {
         out.push({
           detector: this.name, severity: 'low', subject,
           summary: `${subject} logged in out of hours for the first time on record`,
-          explanation: { events: [r.seq], baseline: `working hours ${this.hours.start}-${this.hours.end} on days ${this.hours.days.join(',')} (${this.hours.timeZone}); no earlier out-of-hours login`, observed: new Date(at).toISOString() },
+          explanation: { events: [r.seq], baseline: `working hours ${this.hours.start}-${this.hours.end} on days ${this.hours.days.join(',')} (${this.hours.timeZone}); logins in ${history} hours on record, none out of hours`, observed: new Date(at).toISOString() },
         });
       }
     }
