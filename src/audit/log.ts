@@ -1,3 +1,4 @@
+import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readFile, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PacsGuardError } from '../errors.js';
@@ -22,7 +23,7 @@ interface Pending {
 
 /**
  * The append-only, hash-chained audit log under `DIR/audit/`. `append` resolves only once the record
- * is on disk (fdatasync), so a response is never sent before the event that records it is durable.
+ * is on disk (O_DSYNC write), so a response is never sent before the event that records it is durable.
  * Concurrent appends share one write and one sync (group commit), which keeps the trail cheap under load.
  * If the disk refuses a write the log fails closed: every later append rejects, and the server with it.
  */
@@ -62,7 +63,8 @@ export class AuditLog {
           throw new PacsGuardError('PG_ERR_AUDIT_UNAVAILABLE', `audit checkpoint key ${opts.checkpointKey} unreadable: ${(err as Error).message}`);
         }
       }
-      const fh = await open(path, 'a+', 0o640);
+      // O_DSYNC: each append is durable when its one write returns (no separate fdatasync round trip).
+      const fh = await open(path, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_APPEND | fsConstants.O_DSYNC, 0o640);
       const { seq, head } = await readTail(fh, path);
       const checkpoints = signer ? { signer, fh: await open(join(dir, CHECKPOINT_FILE), 'a', 0o640) } : null;
       const log = new AuditLog(fh, path, lockPath, seq, head, checkpoints);
@@ -138,8 +140,8 @@ export class AuditLog {
           head = rec.hash;
         }
         try {
+          // One write for the whole batch; the file is O_DSYNC, so it is durable when this resolves.
           await this.fh.write(records.map((r) => `${JSON.stringify(r)}\n`).join(''));
-          await this.fh.datasync();
         } catch (err) {
           this.failed = err as Error;
           const e = new PacsGuardError('PG_ERR_AUDIT_UNAVAILABLE', `cannot write the audit log: ${(err as Error).message}`, { cause: err });

@@ -123,8 +123,8 @@ export function inspectPreamble(bytes: Uint8Array): PreambleThreat | null {
 }
 
 /**
- * A copy of a Part 10 file with the 128-byte preamble zeroed and everything from the 'DICM' prefix on
- * unchanged, so that what we store and serve can never double as an executable or archive
+ * The Part 10 file with the 128-byte preamble zeroed (a copy, unless it was all zeros already, as in
+ * every file we wrap ourselves) and everything from the 'DICM' prefix on unchanged, so that what we store and serve can never double as an executable or archive
  * (CVE-2019-11687; PS3.10 §7.1 lets a writer put zeros there). Throws PG_ERR_DICOM_NO_FILE_META when
  * the bytes are not a Part 10 file, since zeroing the start of anything else would corrupt it.
  */
@@ -138,6 +138,7 @@ export function sanitizePreamble(bytes: Uint8Array): Buffer {
   ) {
     throw new PacsGuardError('PG_ERR_DICOM_NO_FILE_META', "no 'DICM' prefix at offset 128; not a Part 10 file");
   }
+  if (bytes.subarray(0, PREAMBLE_LENGTH).every((b) => b === 0)) return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const copy = Buffer.allocUnsafe(bytes.length);
   copy.set(bytes);
   copy.fill(0, 0, PREAMBLE_LENGTH);

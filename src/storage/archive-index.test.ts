@@ -100,4 +100,21 @@ describe.each([
     const instances = await index.search({ level: 'instance', filters: filters([['SeriesInstanceUID', { kind: 'single', value: '1.1.0' }]]), limit: 10, offset: 0 });
     expect(instances.map((r) => r.values.SOPInstanceUID)).toEqual(['1.1.1', '1.1.2']);
   });
+  it('commits concurrent requests together, and a failing one fails alone', async () => {
+    const bad = record({ sopUid: '9.1.3', studyUid: '9.1', seriesUid: '9.1.0' }, { sha: '8'.repeat(64) });
+    const requests = [
+      [record({ sopUid: '9.1.1', studyUid: '9.1', seriesUid: '9.1.0' }, { sha: '6'.repeat(64), patientId: 'P9' })],
+      [record({ sopUid: '9.1.2', studyUid: '9.1', seriesUid: '9.1.0' }, { sha: '7'.repeat(64), patientId: 'P9' })],
+      // NOT NULL refuses it inside the shared transaction; the others must still be recorded.
+      [{ ...bad, patient: { ...bad.patient, patientId: 'P8' }, seriesUid: '9.2.0', studyUid: '9.2', sopClassUid: null as unknown as string }],
+      [record({ sopUid: '9.1.1', studyUid: '9.1', seriesUid: '9.1.0' }, { sha: '6'.repeat(64), patientId: 'P9' })],
+    ];
+    const results = await Promise.allSettled(requests.map((r) => index.recordInstances(r)));
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect((results[0] as PromiseFulfilledResult<unknown>).value).toEqual([{ kind: 'stored', version: 1 }]);
+    expect((results[3] as PromiseFulfilledResult<unknown>).value).toEqual([{ kind: 'duplicate', version: 1 }]);
+    const instances = await index.search({ level: 'instance', filters: filters([['StudyInstanceUID', { kind: 'single', value: '9.1' }]]), limit: 10, offset: 0 });
+    expect(instances.map((r) => r.values.SOPInstanceUID)).toEqual(['9.1.1', '9.1.2']);
+    expect(await index.search({ level: 'study', filters: filters([['StudyInstanceUID', { kind: 'single', value: '9.2' }]]), limit: 10, offset: 0 })).toEqual([]);
+  });
 });

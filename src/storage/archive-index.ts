@@ -121,6 +121,9 @@ type DB = Kysely<IndexSchema>;
 
 /** The archive's queries over the index: record an instance, search, and find what to retrieve. */
 export class ArchiveIndex {
+  private queued: Array<{ records: readonly InstanceRecord[]; resolve: (o: RecordOutcome[]) => void; reject: (e: unknown) => void }> = [];
+  private committing: Promise<void> | null = null;
+
   constructor(private readonly db: DB) {}
 
   /**
@@ -134,10 +137,44 @@ export class ArchiveIndex {
 
   /**
    * Records several instances in one transaction, in order (so a batch may carry two versions of one
-   * instance): one commit, one sync, for a whole STOW-RS request.
+   * instance): one commit, one sync, for a whole STOW-RS request, shared with concurrent requests.
    */
-  async recordInstances(records: readonly InstanceRecord[]): Promise<RecordOutcome[]> {
-    if (records.length === 0) return [];
+  recordInstances(records: readonly InstanceRecord[]): Promise<RecordOutcome[]> {
+    if (records.length === 0) return Promise.resolve([]);
+    return new Promise((resolve, reject) => {
+      this.queued.push({ records, resolve, reject });
+      this.committing ??= this.commitQueued();
+    });
+  }
+
+  /**
+   * Group commit: requests that arrive while a transaction commits (other associations, other STOW-RS
+   * requests) go into the next one together, so concurrent ingest shares syncs instead of queueing for
+   * one each. If a shared transaction fails, each request is retried alone, so one bad batch fails only itself.
+   */
+  private async commitQueued(): Promise<void> {
+    try {
+      while (this.queued.length > 0) {
+        const group = this.queued;
+        this.queued = [];
+        try {
+          const outcomes = await this.transact(group.flatMap((g) => g.records));
+          let at = 0;
+          for (const g of group) {
+            g.resolve(outcomes.slice(at, at + g.records.length));
+            at += g.records.length;
+          }
+        } catch (err) {
+          if (group.length === 1) group[0]?.reject(err);
+          else for (const g of group) await this.transact(g.records).then(g.resolve, g.reject);
+        }
+      }
+    } finally {
+      this.committing = null;
+    }
+  }
+
+  private transact(records: readonly InstanceRecord[]): Promise<RecordOutcome[]> {
     return this.db.transaction().execute(async (trx) => {
       const out: RecordOutcome[] = [];
       const parents: ParentCache = { patients: new Map(), studies: new Map(), series: new Map() };
@@ -496,6 +533,16 @@ function matchExpression(column: string, m: Matcher, pn: boolean): Expression<Sq
   }
 }
 
+/**
+ * The id of a row just inserted, or of the row that was already there (a conflict inserts nothing and
+ * returns nothing: another writer, on PostgreSQL, may have added it since we looked).
+ */
+async function insertOrFind(insert: () => Promise<{ id: number } | undefined>, find: () => Promise<{ id: number } | undefined>): Promise<number> {
+  const row = (await insert()) ?? (await find());
+  if (!row) throw new Error('a row inserted with ON CONFLICT DO NOTHING could not be found afterwards');
+  return row.id;
+}
+
 /** DICOM `*` and `?` to SQL LIKE, escaping LIKE's own metacharacters. */
 export function wildcardToLike(pattern: string): string {
   let out = '';
@@ -518,41 +565,41 @@ interface ParentCache {
 /** One instance inside a transaction: upsert its patient, study and series, then add it or a new version of it. */
 async function recordOne(trx: Kysely<IndexSchema>, r: InstanceRecord, parents: ParentCache): Promise<RecordOutcome> {
   const now = new Date().toISOString();
-  let patientPk = parents.patients.get(r.patient.patientId);
-  if (patientPk === undefined) {
-    await trx.insertInto('patients')
-      .values({ patient_id: r.patient.patientId, patient_name: r.patient.patientName, patient_name_fold: foldName(r.patient.patientName), birth_date: r.patient.birthDate, sex: r.patient.sex, created_at: now })
-      .onConflict((oc) => oc.column('patient_id').doNothing())
-      .execute();
-    patientPk = (await trx.selectFrom('patients').select('id').where('patient_id', '=', r.patient.patientId).executeTakeFirstOrThrow()).id;
-    parents.patients.set(r.patient.patientId, patientPk);
-  }
-  let studyPk = parents.studies.get(r.studyUid);
-  if (studyPk === undefined) {
-    await trx.insertInto('studies')
-      .values({
-        study_uid: r.studyUid, patient_pk: patientPk, study_date: r.study.studyDate, study_time: r.study.studyTime,
-        accession_number: r.study.accessionNumber, study_id: r.study.studyId, study_description: r.study.studyDescription,
-        referring_physician_name: r.study.referringPhysicianName, referring_physician_name_fold: foldName(r.study.referringPhysicianName), created_at: now,
-      })
-      .onConflict((oc) => oc.column('study_uid').doNothing())
-      .execute();
-    studyPk = (await trx.selectFrom('studies').select('id').where('study_uid', '=', r.studyUid).executeTakeFirstOrThrow()).id;
-    parents.studies.set(r.studyUid, studyPk);
-  }
-  let seriesPk = parents.series.get(r.seriesUid);
+  // Most instances join a series the index already holds: one lookup finds it, and its study and
+  // patient rows are then left as they are (as an upsert that changes nothing would leave them).
+  let seriesPk = parents.series.get(r.seriesUid)
+    ?? (await trx.selectFrom('series').select('id').where('series_uid', '=', r.seriesUid).executeTakeFirst())?.id;
   if (seriesPk === undefined) {
-    await trx.insertInto('series')
-      .values({
-        series_uid: r.seriesUid, study_pk: studyPk, modality: r.series.modality, series_number: r.series.seriesNumber,
-        series_description: r.series.seriesDescription, series_date: r.series.seriesDate, series_time: r.series.seriesTime,
-        body_part_examined: r.series.bodyPartExamined, station_name: r.series.stationName, created_at: now,
-      })
-      .onConflict((oc) => oc.column('series_uid').doNothing())
-      .execute();
-    seriesPk = (await trx.selectFrom('series').select('id').where('series_uid', '=', r.seriesUid).executeTakeFirstOrThrow()).id;
-    parents.series.set(r.seriesUid, seriesPk);
+    const patientPk = parents.patients.get(r.patient.patientId) ?? await insertOrFind(
+      () => trx.insertInto('patients')
+        .values({ patient_id: r.patient.patientId, patient_name: r.patient.patientName, patient_name_fold: foldName(r.patient.patientName), birth_date: r.patient.birthDate, sex: r.patient.sex, created_at: now })
+        .onConflict((oc) => oc.column('patient_id').doNothing()).returning('id').executeTakeFirst(),
+      () => trx.selectFrom('patients').select('id').where('patient_id', '=', r.patient.patientId).executeTakeFirst(),
+    );
+    parents.patients.set(r.patient.patientId, patientPk);
+    const studyPk = parents.studies.get(r.studyUid) ?? await insertOrFind(
+      () => trx.insertInto('studies')
+        .values({
+          study_uid: r.studyUid, patient_pk: patientPk, study_date: r.study.studyDate, study_time: r.study.studyTime,
+          accession_number: r.study.accessionNumber, study_id: r.study.studyId, study_description: r.study.studyDescription,
+          referring_physician_name: r.study.referringPhysicianName, referring_physician_name_fold: foldName(r.study.referringPhysicianName), created_at: now,
+        })
+        .onConflict((oc) => oc.column('study_uid').doNothing()).returning('id').executeTakeFirst(),
+      () => trx.selectFrom('studies').select('id').where('study_uid', '=', r.studyUid).executeTakeFirst(),
+    );
+    parents.studies.set(r.studyUid, studyPk);
+    seriesPk = await insertOrFind(
+      () => trx.insertInto('series')
+        .values({
+          series_uid: r.seriesUid, study_pk: studyPk, modality: r.series.modality, series_number: r.series.seriesNumber,
+          series_description: r.series.seriesDescription, series_date: r.series.seriesDate, series_time: r.series.seriesTime,
+          body_part_examined: r.series.bodyPartExamined, station_name: r.series.stationName, created_at: now,
+        })
+        .onConflict((oc) => oc.column('series_uid').doNothing()).returning('id').executeTakeFirst(),
+      () => trx.selectFrom('series').select('id').where('series_uid', '=', r.seriesUid).executeTakeFirst(),
+    );
   }
+  parents.series.set(r.seriesUid, seriesPk);
 
   const current = await trx.selectFrom('instances').select(['id', 'version', 'blob_sha256'])
     .where('sop_uid', '=', r.sopUid).where('is_current', '=', 1).executeTakeFirst();

@@ -30,6 +30,23 @@ describe('FileBlobStore', () => {
     expect(readdirSync(join(root, 'tmp'))).toEqual([]);
   });
 
+  it('rewrites a torn file found at an address (a crash between rename and sync) instead of trusting it', async () => {
+    const bytes = Buffer.alloc(4096, 9);
+    const sha256 = sha256Hex(bytes);
+    writeFileSync(store.pathOf(sha256), bytes.subarray(0, 1000));
+    expect((await store.put(bytes)).existed).toBe(false);
+    expect(await store.get(sha256)).toEqual(bytes);
+    expect((await store.put(bytes)).existed).toBe(true);
+  });
+
+  it('lets concurrent puts of the same content share one write', async () => {
+    const bytes = Buffer.alloc(100_000, 5);
+    const results = await Promise.all([store.put(bytes), store.put(bytes), store.put(bytes)]);
+    expect(results.filter((r) => !r.existed)).toHaveLength(1);
+    expect(await store.get(sha256Hex(bytes))).toEqual(bytes);
+    expect(readdirSync(join(root, 'tmp'))).toEqual([]);
+  });
+
   it('refuses to return a blob whose bytes changed on disk, or that vanished', async () => {
     const put = await store.put(Buffer.from('original content'));
     const path = store.pathOf(put.sha256);

@@ -36,12 +36,13 @@ export function sha256Hex(bytes: Uint8Array): string {
 
 /**
  * Filesystem blob store: `root/ab/abcd…`, 256 folders made once when the store opens (as git does for
- * its objects), so writing a blob never creates a directory and costs exactly two syncs: the file, then
- * its folder. A blob is written to `root/tmp`, fsynced, renamed into place and its folder fsynced, so
- * after a crash a blob is either whole at its address or absent; it is never rewritten.
+ * its objects), so writing a blob never creates a directory and costs exactly two syncs, the file's and
+ * its folder's, issued together. A blob is written to `root/tmp`, renamed into place and synced with its
+ * folder before anything refers to it; a file at an address is trusted only when it hashes to it.
  */
 export class FileBlobStore implements BlobStore {
   private readonly tmpDir: string;
+  private readonly writing = new Map<string, Promise<PutResult>>();
 
   constructor(private readonly root: string) {
     this.tmpDir = join(root, 'tmp');
@@ -65,8 +66,31 @@ export class FileBlobStore implements BlobStore {
 
   async put(bytes: Uint8Array): Promise<PutResult> {
     const sha256 = sha256Hex(bytes);
+    // The same content written twice at once (a re-send racing its original): the second waits for the
+    // first's syncs rather than trusting a file that is not durable yet.
+    const inFlight = this.writing.get(sha256);
+    if (inFlight) {
+      await inFlight;
+      return { sha256, size: bytes.length, existed: true };
+    }
+    const writing = this.write(sha256, bytes);
+    this.writing.set(sha256, writing);
+    try {
+      return await writing;
+    } finally {
+      this.writing.delete(sha256);
+    }
+  }
+
+  /**
+   * Temporary file, rename into place, then the file's data sync and its folder's sync together: the
+   * two syncs overlap (one journal commit on most filesystems) instead of following each other, and
+   * `put` resolves only when both are done, so nothing refers to the blob before it is durable. A crash
+   * between rename and sync can leave a torn file at the address: `holds` finds it and it is rewritten.
+   */
+  private async write(sha256: string, bytes: Uint8Array): Promise<PutResult> {
     const finalPath = this.pathOf(sha256);
-    if (await exists(finalPath)) return { sha256, size: bytes.length, existed: true };
+    if (await holds(finalPath, sha256)) return { sha256, size: bytes.length, existed: true };
     const dir = join(this.root, sha256.slice(0, 2));
     const tmpPath = join(this.tmpDir, `${sha256}.${randomBytes(6).toString('hex')}.tmp`);
     try {
@@ -74,12 +98,11 @@ export class FileBlobStore implements BlobStore {
       const fh = await open(tmpPath, 'wx', 0o440);
       try {
         await fh.writeFile(bytes);
-        await fh.datasync();
+        await rename(tmpPath, finalPath);
+        await Promise.all([fh.datasync(), fsyncDir(dir)]);
       } finally {
         await fh.close();
       }
-      await rename(tmpPath, finalPath);
-      await fsyncDir(dir);
     } catch (err) {
       await rm(tmpPath, { force: true }).catch(() => undefined);
       throw asPacsGuardError(err);
@@ -142,6 +165,16 @@ export class FileBlobStore implements BlobStore {
     const names = await readdir(this.tmpDir).catch(() => [] as string[]);
     await Promise.all(names.map((n) => rm(join(this.tmpDir, n), { force: true })));
     return names.length;
+  }
+}
+
+/** True when a whole, correct blob is at `path` (a file there that hashes otherwise is torn or damaged). */
+async function holds(path: string, sha256: string): Promise<boolean> {
+  try {
+    return sha256Hex(await readFile(path)) === sha256;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw asPacsGuardError(err);
   }
 }
 

@@ -13,8 +13,19 @@ export const IMPLEMENTATION_VERSION = 'PACSGUARD_010';
 
 /** A dcmjs-dimse Dataset whose encoding is already done: the library sends these bytes unchanged. */
 export class EncodedDataset extends dimse.Dataset {
-  constructor(readonly bytes: Buffer, transferSyntaxUid: string) {
+  private joined: Buffer | undefined;
+
+  /** `bytes` may be the chunks as received: they are joined only if someone asks for them whole. */
+  constructor(bytes: Buffer | readonly Buffer[], transferSyntaxUid: string) {
     super({}, transferSyntaxUid);
+    this.parts = Buffer.isBuffer(bytes) ? [bytes] : bytes;
+  }
+
+  readonly parts: readonly Buffer[];
+
+  get bytes(): Buffer {
+    this.joined ??= this.parts.length === 1 ? (this.parts[0] as Buffer) : Buffer.concat(this.parts);
+    return this.joined;
   }
 
   override getDenaturalizedDataset(): Buffer {
@@ -24,7 +35,7 @@ export class EncodedDataset extends dimse.Dataset {
 
 /**
  * Collects one C-STORE dataset as it arrives, refusing to grow past `maxBytes` (the listener aborts the
- * association then). Chunks are kept as received and joined once, so a dataset is copied once.
+ * association then). Chunks are kept as received and copied once, into the Part 10 file ingest stores.
  */
 export class DatasetCollector extends Writable {
   private readonly chunks: Buffer[] = [];
@@ -75,11 +86,11 @@ export class DatasetCollector extends Writable {
     return this.size;
   }
 
-  /** The dataset bytes (empty when discarded or over the limit). */
-  take(): Buffer {
-    const out = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.size);
+  /** The dataset as the chunks received (none when discarded or over the limit); they are copied once, later. */
+  take(): Buffer[] {
+    const out = this.overflowed || this.discard ? [] : this.chunks.splice(0);
     this.chunks.length = 0;
-    return this.overflowed || this.discard ? Buffer.alloc(0) : out;
+    return out;
   }
 }
 
@@ -103,7 +114,7 @@ function padded(text: string, pad: '\0' | ' '): Buffer {
  * file meta information naming the SOP class and instance from the C-STORE command, the negotiated
  * transfer syntax, and the sending AE title (provenance kept in the file itself).
  */
-export function part10FromNetwork(dataset: Buffer, meta: { sopClassUid: string; sopInstanceUid: string; transferSyntaxUid: string; sourceAe: string }): Buffer {
+export function part10FromNetwork(dataset: Buffer | readonly Buffer[], meta: { sopClassUid: string; sopInstanceUid: string; transferSyntaxUid: string; sourceAe: string }): Buffer {
   const body = Buffer.concat([
     element(0x0002, 0x0001, 'OB', Buffer.from([0, 1])),
     element(0x0002, 0x0002, 'UI', padded(meta.sopClassUid, '\0')),
@@ -115,7 +126,7 @@ export function part10FromNetwork(dataset: Buffer, meta: { sopClassUid: string; 
   ]);
   const groupLength = Buffer.alloc(4);
   groupLength.writeUInt32LE(body.length, 0);
-  return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM', 'latin1'), element(0x0002, 0x0000, 'UL', groupLength), body, dataset]);
+  return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM', 'latin1'), element(0x0002, 0x0000, 'UL', groupLength), body, ...(Buffer.isBuffer(dataset) ? [dataset] : dataset)]);
 }
 
 const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);

@@ -21,7 +21,7 @@ export interface StoreOutcome {
 export async function storeInstance(services: Services, ctx: PathContext, request: dimse.requests.CStoreRequest, callingAe: string): Promise<Operated<StoreOutcome>> {
   const dataset = request.getDataset();
   if (!(dataset instanceof EncodedDataset)) throw new PacsGuardError('PG_ERR_INTERNAL', 'C-STORE dataset was not collected by the listener');
-  const file = part10FromNetwork(dataset.bytes, {
+  const file = part10FromNetwork(dataset.parts, {
     sopClassUid: request.getAffectedSopClassUid() ?? '',
     sopInstanceUid: request.getAffectedSopInstanceUid() ?? '',
     transferSyntaxUid: dataset.getTransferSyntaxUid(),
