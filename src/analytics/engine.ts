@@ -22,6 +22,10 @@ export class AnalyticsEngine {
   private running: Promise<void> | null = null;
   private readonly saver: NodeJS.Timeout;
   private closed = false;
+  /** The last record analysed (learned from or watched); saved with the baselines. */
+  private lastSeq = 0;
+  /** Learning from the history before the first live record is analysed. */
+  private learning: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly detectors: readonly Detector[],
@@ -32,6 +36,33 @@ export class AnalyticsEngine {
   ) {
     this.saver = setInterval(() => void this.saveBaselines(), 60_000);
     this.saver.unref();
+  }
+
+  /**
+   * Learns from audit history (records written before the engine started, or while it was not running):
+   * every detector sees them, so baselines, usual login hours and last locations are those of the
+   * history, but nothing found in the past raises an alert now. Live records wait until it is done.
+   */
+  learnFrom(history: AsyncIterable<AuditRecord>): Promise<number> {
+    const learned = (async () => {
+      let n = 0;
+      for await (const record of history) {
+        if (this.closed) break;
+        if (record.event.action.startsWith('analytics.')) continue;
+        for (const d of this.detectors) {
+          try {
+            await d.observe(record);
+          } catch (err) {
+            this.deps.onError?.(err as Error);
+          }
+        }
+        this.lastSeq = Math.max(this.lastSeq, record.seq);
+        if (++n % 1000 === 0) await new Promise((r) => setImmediate(r)); // others get the event loop too
+      }
+      return n;
+    })();
+    this.learning = learned.then(() => undefined, (err: Error) => this.deps.onError?.(err));
+    return learned;
   }
 
   /** Hands a durable record to the detectors (returns at once; they run shortly after). */
@@ -53,11 +84,13 @@ export class AnalyticsEngine {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.saver);
+    await this.learning;
     await this.idle();
     await this.saveBaselines();
   }
 
   private async drain(): Promise<void> {
+    await this.learning;
     while (this.queue.length > 0) {
       const batch = this.queue;
       this.queue = [];
@@ -69,6 +102,7 @@ export class AnalyticsEngine {
             this.deps.onError?.(err as Error);
           }
         }
+        this.lastSeq = Math.max(this.lastSeq, record.seq);
       }
     }
   }
@@ -96,7 +130,7 @@ export class AnalyticsEngine {
 
   private async saveBaselines(): Promise<void> {
     try {
-      await this.deps.baselineStore.save(this.deps.baselines.takeDirty());
+      await this.deps.baselineStore.save(this.deps.baselines.takeDirty(), this.lastSeq > 0 ? this.lastSeq : undefined);
     } catch (err) {
       this.deps.onError?.(err as Error);
     }

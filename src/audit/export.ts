@@ -9,7 +9,13 @@ export interface ExportFilter {
   readonly patientId?: string;
   readonly studyUid?: string;
   readonly subject?: string;
+  /** Only records after this sequence number, and up to `throughSeq` (skipped without parsing the rest). */
+  readonly afterSeq?: number;
+  readonly throughSeq?: number;
 }
+
+// Every record is written as {"seq":N,"time":"…",…}: enough to skip one without parsing it.
+const HEAD = /^\{"seq":(\d+),"time":"([^"]+)"/;
 
 /** DICOM PS3.15 A.5.3 event IDs (code system DCM) and the EventActionCode each is written with. */
 const EVENT_CODES: Readonly<Record<AuditEventType, { code: string; action: 'C' | 'R' | 'U' | 'D' | 'E' }>> = {
@@ -38,6 +44,13 @@ export async function* readRecords(logPath: string, filter: ExportFilter = {}): 
   const lines = createInterface({ input: createReadStream(logPath, 'utf8'), crlfDelay: Infinity });
   for await (const line of lines) {
     if (line.trim() === '') continue;
+    const head = filter.afterSeq !== undefined || filter.throughSeq !== undefined ? HEAD.exec(line) : null;
+    if (head) {
+      const seq = Number(head[1]);
+      if (filter.afterSeq !== undefined && seq <= filter.afterSeq) continue;
+      if (filter.throughSeq !== undefined && seq > filter.throughSeq) return;
+      if (filter.since && new Date(head[2] as string) < filter.since) continue;
+    }
     const r = JSON.parse(line) as AuditRecord;
     const t = new Date(r.time);
     if (filter.since && t < filter.since) continue;

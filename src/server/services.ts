@@ -4,7 +4,7 @@ import {
   LoginAnomalyDetector, LoginBurstDetector, looksEncrypted, RansomwareDetector, VipAccessDetector,
 } from '../analytics/index.js';
 import { readBulkData } from '../dicom/index.js';
-import { AuditLog, AuditQueryIndex, CHECKPOINT_KEY_FILE, QUERY_INDEX_FILE, SyslogForwarder } from '../audit/index.js';
+import { AuditLog, AuditQueryIndex, CHECKPOINT_KEY_FILE, QUERY_INDEX_FILE, readRecords, SyslogForwarder } from '../audit/index.js';
 import { readFile } from 'node:fs/promises';
 import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js';
 import { DeviceStore, Federation, PasskeyService, PendingSecondFactors, PKI_FILES, ScopeStore, SubjectHoldStore, TokenService, UserStore, VendorGrantStore, type LoginPolicy } from '../identity/index.js';
@@ -131,7 +131,15 @@ export async function openServices(dataDir: string, overrides: { index?: string 
         },
       },
     });
+    // Baselines come from the audit history: on the first start, what the trail already holds (the last
+    // `learnDays`); after that, whatever was written since the baselines were last saved (by the CLI, or
+    // before a crash). Live records are analysed after it.
+    const through = await baselineStore.learnedThrough();
+    const upTo = audit.count;
     audit.onRecord((r) => engine.feed(r));
+    if (upTo > through) {
+      void engine.learnFrom(readRecords(join(paths.audit, 'audit.log'), { afterSeq: through, throughSeq: upTo, since: new Date(Date.now() - a.learnDays * 86_400_000) }));
+    }
     return engine;
   })());
   const readCheck = { protocol: 'http' as const, address: '', by: 'pacsguard:read-check' };

@@ -59,6 +59,8 @@ export interface Baseline {
   readonly hours: number;
 }
 
+const LEARNED_THROUGH = 'analytics.learned-through';
+
 /** Baselines survive restarts: loaded at start, saved as they change. */
 export class BaselineStore {
   constructor(private readonly db: Kysely<IndexSchema>) {}
@@ -68,13 +70,26 @@ export class BaselineStore {
     return (await this.db.selectFrom('baselines').selectAll().execute()).map((r) => ({ subject: r.subject, metric: r.metric, role: r.role, mean: Number(r.mean), hours: Number(r.hours) }));
   }
 
-  /** Saves baselines (replacing the subject's earlier row for the same metric). */
-  async save(rows: readonly Baseline[]): Promise<void> {
-    if (rows.length === 0) return;
+  /** The last audit record the saved baselines have learned from (0: none). */
+  async learnedThrough(): Promise<number> {
+    const r = await this.db.selectFrom('settings').select('value').where('key', '=', LEARNED_THROUGH).executeTakeFirst();
+    return r ? Number(r.value) : 0;
+  }
+
+  /**
+   * Saves baselines (replacing the subject's earlier row for the same metric) and, in the same
+   * transaction, the last audit record they have learned from, so a restart resumes from there.
+   */
+  async save(rows: readonly Baseline[], through?: number): Promise<void> {
+    if (rows.length === 0 && through === undefined) return;
     await this.db.transaction().execute(async (trx) => {
       for (const b of rows) {
         await trx.deleteFrom('baselines').where('subject', '=', b.subject).where('metric', '=', b.metric).execute();
         await trx.insertInto('baselines').values({ subject: b.subject, metric: b.metric, role: b.role, mean: b.mean, hours: b.hours, updated_at: new Date().toISOString() }).execute();
+      }
+      if (through !== undefined) {
+        await trx.deleteFrom('settings').where('key', '=', LEARNED_THROUGH).execute();
+        await trx.insertInto('settings').values({ key: LEARNED_THROUGH, value: String(through), changed_by: 'pacsguard:analytics', changed_at: new Date().toISOString() }).execute();
       }
     });
   }
