@@ -4,6 +4,7 @@ import { Baselines } from './baselines.js';
 import { BreakGlassDetector } from './detectors/break-glass.js';
 import { BulkRetrievalDetector } from './detectors/bulk-retrieval.js';
 import { DeniedBurstDetector } from './detectors/denied-burst.js';
+import { DepartmentSnoopingDetector } from './detectors/department-snooping.js';
 import { DeviceMisuseDetector } from './detectors/device-misuse.js';
 import { LoginAnomalyDetector } from './detectors/login-anomaly.js';
 import { LoginBurstDetector } from './detectors/login-burst.js';
@@ -126,5 +127,29 @@ describe('detectors', () => {
     const b = new Baselines(saved);
     expect(b.of('user:x', 'retrieved')?.mean).toBeCloseTo(30);
     expect(b.peers('radiologist', 'retrieved')).toBeCloseTo(30);
+  });
+  it('department snooping: studies of another department without a care relationship; not own department, care, scoped roles or break-glass', async () => {
+    const studyDept = new Map([['S-CARD-1', 'Cardiology'], ['S-CARD-2', 'Cardiology'], ['S-CARD-3', 'Cardiology'], ['S-RAD', 'radiology '], ['S-NONE', '']]);
+    const d = new DepartmentSnoopingDetector({
+      departmentsOf: async (u) => (u === 'rad1' ? ['Radiology'] : []),
+      studyDepartments: async (uids) => new Map(uids.filter((u) => studyDept.get(u)).map((u) => [u, studyDept.get(u) as string])),
+      inCare: async (u, p) => u === 'rad1' && p === 'P-CARED',
+    }, ['referring-physician']);
+    const read = (study: string, patient: string, over: Partial<AuditEvent> = {}) => rec(T0, { action: 'instances.read', objects: { studyUids: [study], patientIds: [patient] }, ...over });
+    expect(await d.observe(read('S-RAD', 'P1'))).toEqual([]); // own department (names compared without case)
+    expect(await d.observe(read('S-NONE', 'P1'))).toEqual([]); // no department recorded for the study
+    expect(await d.observe(read('S-CARD-1', 'P-CARED'))).toEqual([]); // cares for the patient
+    expect(await d.observe(read('S-CARD-1', 'P2', { detail: { breakGlass: true } }))).toEqual([]);
+    expect(await d.observe(read('S-CARD-1', 'P2', { subject: { kind: 'user', id: 'user:ref1', role: 'referring-physician' } }))).toEqual([]);
+    expect(await d.observe(read('S-CARD-1', 'P2', { subject: { kind: 'user', id: 'user:tech9', role: 'technologist' } }))).toEqual([]); // no department recorded for the person
+    const first = await d.observe(read('S-CARD-1', 'P2'));
+    expect(first).toHaveLength(1);
+    expect(first[0]).toMatchObject({ detector: 'department-snooping', severity: 'medium', subject: 'user:rad1' });
+    expect(first[0]?.summary).toMatch(/\(Radiology\) opened Cardiology studies of patient\(s\) P2/);
+    expect(await d.observe(read('S-CARD-1', 'P2'))).toEqual([]); // same patient, same day: once
+    expect((await d.observe(read('S-CARD-2', 'P3')))[0]?.severity).toBe('medium');
+    const third = await d.observe(read('S-CARD-3', 'P4'));
+    expect(third[0]).toMatchObject({ severity: 'high' });
+    expect(third[0]?.explanation.events).toHaveLength(3);
   });
 });

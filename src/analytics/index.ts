@@ -8,6 +8,7 @@ export { LoginBurstDetector } from './detectors/login-burst.js';
 export { DeniedBurstDetector } from './detectors/denied-burst.js';
 export { DeviceMisuseDetector } from './detectors/device-misuse.js';
 export { VipAccessDetector } from './detectors/vip-access.js';
+export { DepartmentSnoopingDetector, type SnoopingLookups } from './detectors/department-snooping.js';
 export { RansomwareDetector } from './detectors/containment.js';
 export { BulkRetrievalDetector } from './detectors/bulk-retrieval.js';
 export { LoginAnomalyDetector } from './detectors/login-anomaly.js';

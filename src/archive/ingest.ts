@@ -219,7 +219,7 @@ export function toRecord(p: ParsedInstance, sha256: string, size: number, receiv
     patient: { patientId: a.patientId, patientName: a.patientName, birthDate: a.patientBirthDate, sex: a.patientSex },
     study: {
       studyDate: a.studyDate, studyTime: a.studyTime, accessionNumber: a.accessionNumber, studyId: a.studyId,
-      studyDescription: a.studyDescription, referringPhysicianName: a.referringPhysicianName,
+      studyDescription: a.studyDescription, referringPhysicianName: a.referringPhysicianName, department: a.institutionalDepartmentName,
     },
     series: {
       modality: a.modality, seriesNumber: a.seriesNumber, seriesDescription: a.seriesDescription, seriesDate: a.seriesDate,

@@ -57,6 +57,19 @@ export class ScopeStore {
     if (Number(r.numUpdatedRows) !== 1) throw new PacsGuardError('PG_ERR_NOT_FOUND', `no user '${username}'`);
   }
 
+  /** Records the departments a person works in (replacing earlier ones); the snooping detector compares them. */
+  async setDepartments(username: string, departments: readonly string[]): Promise<void> {
+    const value = [...new Set(departments.map((d) => d.trim()).filter((d) => d !== ''))].join('\n');
+    const r = await this.db.updateTable('users').set({ departments: value }).where('username', '=', username).executeTakeFirst();
+    if (Number(r.numUpdatedRows) !== 1) throw new PacsGuardError('PG_ERR_NOT_FOUND', `no user '${username}'`);
+  }
+
+  /** The departments a person works in (none when none were recorded). */
+  async departmentsOf(username: string): Promise<string[]> {
+    const r = await this.db.selectFrom('users').select('departments').where('username', '=', username).executeTakeFirst();
+    return r && r.departments !== '' ? r.departments.split('\n') : [];
+  }
+
   /** Records that a person looks after a patient. */
   async addCare(username: string, patientId: string, recordedBy: string): Promise<CareRelationship> {
     const user = await this.db.selectFrom('users').select('id').where('username', '=', username).executeTakeFirst();

@@ -1,14 +1,14 @@
 import { Ingest, Retrieve, type IngestGuard } from '../archive/index.js';
 import {
   AnalyticsEngine, Baselines, BreakGlassDetector, BulkRetrievalDetector, Containment, DeniedBurstDetector, DeviceMisuseDetector,
-  LoginAnomalyDetector, LoginBurstDetector, looksEncrypted, RansomwareDetector, VipAccessDetector,
+  DepartmentSnoopingDetector, LoginAnomalyDetector, LoginBurstDetector, looksEncrypted, RansomwareDetector, VipAccessDetector,
 } from '../analytics/index.js';
 import { readBulkData } from '../dicom/index.js';
 import { AuditLog, AuditQueryIndex, CHECKPOINT_KEY_FILE, QUERY_INDEX_FILE, readRecords, SyslogForwarder } from '../audit/index.js';
 import { readFile } from 'node:fs/promises';
 import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js';
 import { DeviceStore, Federation, PasskeyService, PendingSecondFactors, PKI_FILES, ScopeStore, SubjectHoldStore, TokenService, UserStore, VendorGrantStore, type LoginPolicy } from '../identity/index.js';
-import { ZonePolicy } from '../policy/index.js';
+import { SCOPED_ROLES, ZonePolicy } from '../policy/index.js';
 import { AlertStore, ArchiveIndex, BaselineStore, BlobReplicas, ChangeRequestStore, FileBlobStore, LifecycleIndex, openIndexDatabase, PseudonymStore, type IndexDatabase } from '../storage/index.js';
 import { pseudonymsWith, type Pseudonyms } from '../dicom/index.js';
 import { randomBytes } from 'node:crypto';
@@ -118,6 +118,11 @@ export async function openServices(dataDir: string, overrides: { index?: string 
       new DeniedBurstDetector(a.deniedBurst.refusals, a.deniedBurst.windowSeconds),
       new DeviceMisuseDetector(),
       new VipAccessDetector(new Set(a.vipPatients), async (username, patientId) => (await scopes.scopeOf(username)).patientIds.has(patientId)),
+      new DepartmentSnoopingDetector({
+        departmentsOf: (username) => scopes.departmentsOf(username),
+        studyDepartments: (uids) => index.studyDepartments(uids),
+        inCare: async (username, patientId) => (await scopes.scopeOf(username)).patientIds.has(patientId),
+      }, SCOPED_ROLES),
       new RansomwareDetector(),
       new BulkRetrievalDetector(baselines, a.bulkRetrieval),
       new LoginAnomalyDetector(baselines, config.auditReview.workingHours, a.travelMinutes),

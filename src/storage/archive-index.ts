@@ -18,6 +18,8 @@ export interface InstanceRecord {
   readonly study: {
     studyDate: string; studyTime: string; accessionNumber: string; studyId: string;
     studyDescription: string; referringPhysicianName: string;
+    /** Institutional Department Name (0008,1040): where the study was performed. */
+    department?: string;
   };
   readonly series: {
     modality: string; seriesNumber: string; seriesDescription: string; seriesDate: string;
@@ -371,6 +373,13 @@ export class ArchiveIndex {
     });
   }
 
+  /** The department each of these studies was performed in (studies without one are left out). */
+  async studyDepartments(studyUids: readonly string[]): Promise<Map<string, string>> {
+    if (studyUids.length === 0) return new Map();
+    const rows = await this.db.selectFrom('studies').select(['study_uid', 'department']).where('study_uid', 'in', [...studyUids]).where('department', '<>', '').execute();
+    return new Map(rows.map((r) => [r.study_uid, r.department]));
+  }
+
   /** Where an instance (any version) lives, and whether a deletion hides its study or series. */
   async homeOf(sopUid: string): Promise<{ studyUid: string; seriesUid: string; patientId: string; referringNameFold: string; deleted: boolean } | undefined> {
     const r = await this.db.selectFrom('instances as i').innerJoin('series as se', 'se.id', 'i.series_pk').innerJoin('studies as st', 'st.id', 'se.study_pk')
@@ -582,7 +591,8 @@ async function recordOne(trx: Kysely<IndexSchema>, r: InstanceRecord, parents: P
         .values({
           study_uid: r.studyUid, patient_pk: patientPk, study_date: r.study.studyDate, study_time: r.study.studyTime,
           accession_number: r.study.accessionNumber, study_id: r.study.studyId, study_description: r.study.studyDescription,
-          referring_physician_name: r.study.referringPhysicianName, referring_physician_name_fold: foldName(r.study.referringPhysicianName), created_at: now,
+          referring_physician_name: r.study.referringPhysicianName, referring_physician_name_fold: foldName(r.study.referringPhysicianName),
+          department: r.study.department ?? '', created_at: now,
         })
         .onConflict((oc) => oc.column('study_uid').doNothing()).returning('id').executeTakeFirst(),
       () => trx.selectFrom('studies').select('id').where('study_uid', '=', r.studyUid).executeTakeFirst(),

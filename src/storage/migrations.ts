@@ -351,6 +351,14 @@ function migrationsFor(engine: IndexEngine): Record<string, Migration> {
         .execute();
     },
   },
+  '0013_departments': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // Where a study was performed (Institutional Department Name, as the modality sent it) and the
+      // departments a person works in: what the snooping detector compares.
+      await db.schema.alterTable('studies').addColumn('department', 'text', (c) => c.notNull().defaultTo('')).execute();
+      await db.schema.alterTable('users').addColumn('departments', 'text', (c) => c.notNull().defaultTo('')).execute();
+    },
+  },
   };
 }
 

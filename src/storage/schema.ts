@@ -35,6 +35,8 @@ export interface PatientsTable {
 }
 
 export interface StudiesTable {
+  /** Institutional Department Name (0008,1040) of the study's first instance; '' when not sent. */
+  department: ColumnType<string, string | undefined, string>;
   /** Set while a deletion (tombstone) hides the study; cleared by a restore. */
   deleted_at?: ColumnType<string | null, string | null | undefined, string | null>;
   id: Generated<number>;
@@ -105,6 +107,8 @@ export interface UsersTable {
   totp_last_step: ColumnType<number | null, number | null | undefined, number | null>;
   /** The person's name as DICOM writes it, folded (migration 0007): matched against studies' referring physician. */
   person_name_fold: ColumnType<string, string | undefined, string>;
+  /** The departments a person works in, one per line ('' when none is recorded). */
+  departments: ColumnType<string, string | undefined, string>;
 }
 
 /** A DIMSE peer (migration 0002): a modality or clinical system, by certificate or as a legacy device. */

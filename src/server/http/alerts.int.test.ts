@@ -36,6 +36,8 @@ describe('behavioural analytics on a running server', () => {
     auditor = await s.token('auditor');
     const tech = await s.token('technologist');
     const parts = Array.from({ length: 8 }, (_, n) => makeInstance({ patientId: n < 4 ? 'VIP-1' : 'PAT-2', studyUid: n < 4 ? `${study}.1` : `${study}.2`, seriesUid: n < 4 ? `${study}.1.1` : `${study}.2.1`, sopUid: `${study}.9.${n}`, rows: 8, columns: 8, seed: n }));
+    // One study performed in Cardiology (Institutional Department Name), for the snooping detector.
+    parts.push(makeInstance({ patientId: 'PAT-3', studyUid: `${study}.3`, seriesUid: `${study}.3.1`, sopUid: `${study}.9.99`, rows: 8, columns: 8, seed: 99, extra: { '00081040': { vr: 'LO', Value: ['Cardiology'] } } }));
     const { body, contentType } = stowBody(parts);
     expect((await httpsCall(`${s.url}/dicomweb/studies`, { method: 'POST', ca: s.ca, body, headers: { authorization: `Bearer ${tech}`, 'content-type': contentType } })).status).toBe(200);
   });
@@ -62,14 +64,25 @@ describe('behavioural analytics on a running server', () => {
     expect(alert.summary).toMatch(/VIP-1 without a care relationship/);
   });
 
+  it("flags a radiologist opening another department's study without a care relationship", async () => {
+    const admin = await s.token('administrator');
+    expect((await call('/api/users/test-radiologist/departments', admin, { method: 'PUT', body: { departments: ['Radiology', 'Emergency'] } })).status).toBe(200);
+    expect((await call('/api/users/test-radiologist/departments', admin, { method: 'PUT', body: { departments: ['bad\\name'] } })).status).toBe(400);
+    const rad = await s.token('radiologist');
+    expect((await call(`/dicomweb/studies/${study}.3/metadata`, rad)).status).toBe(200);
+    const alert = await waitForAlert('department-snooping');
+    expect(alert).toMatchObject({ subject: 'user:test-radiologist', severity: 'medium' });
+    expect(alert.summary).toMatch(/\(Radiology, Emergency\) opened Cardiology studies of patient\(s\) PAT-3 without a care relationship/);
+  });
+
   it('holds a person retrieving far more than usual, until an administrator lifts it', async () => {
     const rad = await s.token('radiologist');
-    // The VIP study (4) was read above; another 4 pass the floor of 6 in this hour.
+    // The VIP study (4) and the Cardiology study (1) were read above; another 4 pass the floor of 6 in this hour.
     expect((await call(`/dicomweb/studies/${study}.2`, rad)).status).toBe(200);
     const alert = await waitForAlert('bulk-retrieval');
     expect(alert).toMatchObject({ severity: 'critical', subject: 'user:test-radiologist' });
     expect(alert.response).toMatch(/held user:test-radiologist/);
-    expect(alert.explanation.observed).toBe('8 instances this hour');
+    expect(alert.explanation.observed).toBe('9 instances this hour');
     const refused = await call(`/dicomweb/studies/${study}.2/metadata`, rad);
     expect(refused.status).toBe(403);
     expect(refused.json<{ code: string }>().code).toBe('PG_ERR_SUSPENDED');
@@ -81,7 +94,7 @@ describe('behavioural analytics on a running server', () => {
   it('is the auditor\'s list, filterable; others may not read it; every alert is on the trail', async () => {
     expect((await call('/api/alerts', await s.token('administrator'))).status).toBe(403);
     expect((await alerts('?severity=critical')).map((a) => a.detector)).toEqual(['bulk-retrieval']);
-    expect((await alerts('?subject=user:test-radiologist')).map((a) => a.detector).sort()).toEqual(['bulk-retrieval', 'vip-access']);
+    expect((await alerts('?subject=user:test-radiologist')).map((a) => a.detector).sort()).toEqual(['bulk-retrieval', 'department-snooping', 'vip-access']);
     expect((await call('/api/alerts?severity=apocalyptic', auditor)).status).toBe(400);
     const trail = readFileSync(join(s.dataDir, 'audit', 'audit.log'), 'utf8');
     expect(trail.match(/"eventType":"Security Alert","action":"analytics.alert"/g)?.length).toBeGreaterThanOrEqual(3);

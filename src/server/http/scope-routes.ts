@@ -12,6 +12,7 @@ const username = z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/, 'a username');
 const patientId = z.string().trim().min(1).max(64);
 const careBody = z.object({ username, patientId }).strict();
 const personNameBody = z.object({ personName: z.string().trim().max(200).regex(/^[^\\\n\r]*$/, 'a DICOM person name such as HOUSE^GREGORY') }).strict();
+const departmentsBody = z.object({ departments: z.array(z.string().trim().min(1).max(64).regex(/^[^\\\n\r]*$/, 'a department name as modalities send it in Institutional Department Name')).max(20) }).strict();
 const breakGlassBody = z.object({ patientId, reason: z.string().trim().min(15, 'say why this is an emergency (at least 15 characters)').max(1000) }).strict();
 const careQuery = z.object({ username: username.optional() }).strict();
 
@@ -56,6 +57,16 @@ export function registerScopeRoutes(app: FastifyInstance, services: Services): v
       const { personName } = parseInput(personNameBody, request.body);
       await services.scopes.setPersonName(name, personName);
       return { value: { username: name, personName }, reason: `${name} is '${personName}' in DICOM (referring physician matching)`, objects: { username: name } };
+    });
+  });
+
+  app.put('/users/:username/departments', manage, async (request) => {
+    const ctx = contextOf(request);
+    return perform(services, ctx, async () => {
+      const name = parseInput(username, (request.params as { username: string }).username);
+      const { departments } = parseInput(departmentsBody, request.body);
+      await services.scopes.setDepartments(name, departments);
+      return { value: { username: name, departments }, reason: `${name} works in ${departments.length > 0 ? departments.join(', ') : 'no recorded department'}`, objects: { username: name } };
     });
   });
 
