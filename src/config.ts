@@ -131,7 +131,8 @@ export const configSchema = z.object({
   analytics: z.object({
     loginBurst: z.object({ failures: z.number().int().min(2).default(10), windowSeconds: z.number().int().min(10).default(300) }).prefault({}),
     deniedBurst: z.object({ refusals: z.number().int().min(2).default(20), windowSeconds: z.number().int().min(10).default(300) }).prefault({}),
-    bulkRetrieval: z.object({ floor: z.number().int().min(1).default(500), factor: z.number().min(1).default(5) }).prefault({}),
+    /** Instances an hour (`floor`) and different patients an hour (`patientFloor`) that alert however usual. */
+    bulkRetrieval: z.object({ floor: z.number().int().min(1).default(500), factor: z.number().min(1).default(5), patientFloor: z.number().int().min(1).default(60) }).prefault({}),
     vipPatients: z.array(z.string().min(1)).default([]),
     /** Two logins of one person from different zones sooner than this are impossible travel (or a shared account). */
     travelMinutes: z.number().int().min(1).default(10),

@@ -75,7 +75,7 @@ describe('detectors', () => {
 
   it("bulk retrieval: far above the subject's own learned hours and the role's peers, not a busy but normal hour", () => {
     const baselines = new Baselines();
-    const d = new BulkRetrievalDetector(baselines, { floor: 50, factor: 5 });
+    const d = new BulkRetrievalDetector(baselines, { floor: 50, factor: 5, patientFloor: 1000 });
     const HOUR = 3_600_000;
     // Three weeks of working hours: about 20 instances an hour each for two radiologists.
     for (let h = 0; h < 21 * 10; h++) {
@@ -96,6 +96,25 @@ describe('detectors', () => {
     // A new account of the same role is judged against its peers.
     const fresh = d.observe(rec(later, { action: 'instances.read', subject: { kind: 'user', id: 'user:new', role: 'radiologist' }, objects: { instanceCount: 120 } }));
     expect(fresh[0]?.subject).toBe('user:new');
+  });
+
+  it('bulk retrieval by breadth: a little from each of many patients, under the volume threshold', () => {
+    const baselines = new Baselines();
+    const d = new BulkRetrievalDetector(baselines, { floor: 500, factor: 4, patientFloor: 15 });
+    const HOUR = 3_600_000;
+    // Weeks of reading: 4 patients an hour, 3 instances each.
+    for (let h = 0; h < 200; h++) {
+      for (let p = 0; p < 4; p++) expect(d.observe(rec(T0 + h * HOUR + p, { action: 'instances.read', objects: { instanceCount: 3, patientIds: [`P${(h * 4 + p) % 50}`] } }))).toEqual([]);
+    }
+    expect(baselines.of('user:rad1', 'patients')?.mean).toBeCloseTo(4, 0);
+    const later = T0 + 300 * HOUR;
+    // The same patient over and over is volume, not breadth; 15 different patients with one instance each is breadth.
+    for (let i = 0; i < 30; i++) expect(d.observe(rec(later + i, { action: 'instances.read', objects: { instanceCount: 1, patientIds: ['P1'] } }))).toEqual([]);
+    const found = [];
+    for (let i = 0; i < 16; i++) found.push(...d.observe(rec(later + 100 + i, { action: 'instances.read', objects: { instanceCount: 1, patientIds: [`X${i}`] } })));
+    expect(found).toHaveLength(1);
+    expect(found[0]?.summary).toMatch(/retrieved 16 different patients this hour; usual is 4\.\d/);
+    expect(found[0]?.explanation).toMatchObject({ observed: '16 different patients this hour', instances: 45 });
   });
 
   it('login anomalies: impossible travel between zones, and a first out-of-hours login only once', () => {

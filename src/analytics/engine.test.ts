@@ -51,7 +51,7 @@ describe('analytics engine learning from the audit history', () => {
     const baselineStore = new BaselineStore(database.db);
     const baselines = new Baselines(await baselineStore.all());
     const alerts = new AlertStore(database.db);
-    const engine = new AnalyticsEngine([new BulkRetrievalDetector(baselines, { floor: 100, factor: 5 })], {
+    const engine = new AnalyticsEngine([new BulkRetrievalDetector(baselines, { floor: 100, factor: 5, patientFloor: 1000 })], {
       alerts, audit, baselines, baselineStore, responses: {},
       actions: { endSessions: async () => 0, hold: async () => undefined },
     });
