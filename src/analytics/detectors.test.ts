@@ -117,7 +117,7 @@ describe('detectors', () => {
     expect(found[0]?.explanation).toMatchObject({ observed: '16 different patients this hour', instances: 45 });
   });
 
-  it('login anomalies: impossible travel between zones, and a first out-of-hours login only once', () => {
+  it('login anomalies: impossible travel between zones, and an out-of-hours login far from any hour on record, once', () => {
     const d = new LoginAnomalyDetector(new Baselines(), { timeZone: 'UTC', days: [1, 2, 3, 4, 5], start: '07:00', end: '19:00' }, 10);
     const login = (at: number, zone: string, address: string, user = 'ann') => rec(at, {
       action: 'session.login', eventType: 'User Authentication', reason: `user '${user}' (radiologist) logged in with password and TOTP`,
@@ -134,8 +134,12 @@ describe('detectors', () => {
     // Bob works days: 25 working hours of logins on record, then a first login at night.
     for (let day = 0; day < 5; day++) for (let h = 8; h < 13; h++) d.observe(login(Date.parse(`2026-11-0${2 + day}T${String(h).padStart(2, '0')}:10:00Z`), 'clinical', '10.1.1.1', 'bob'));
     const night = Date.parse('2026-11-06T23:30:00Z');
-    expect(d.observe(login(night, 'clinical', '10.1.1.1', 'bob'))[0]?.summary).toMatch(/out of hours for the first time/);
+    expect(d.observe(login(night, 'clinical', '10.1.1.1', 'bob'))[0]?.summary).toMatch(/out of hours at 23h, 9 hours from any time of day on record/);
     expect(d.observe(login(night + 5 * 60_000, 'clinical', '10.1.1.1', 'bob'))).toEqual([]);
+    // Dana works late afternoons: staying on past the working hours is overtime, not an anomaly; 3 a.m. is.
+    for (let day = 0; day < 5; day++) for (let h = 12; h < 18; h++) d.observe(login(Date.parse(`2026-11-0${2 + day}T${h}:10:00Z`), 'clinical', '10.1.1.1', 'dana'));
+    expect(d.observe(login(Date.parse('2026-11-06T20:30:00Z'), 'clinical', '10.1.1.1', 'dana'))).toEqual([]);
+    expect(d.observe(login(Date.parse('2026-11-07T03:00:00Z'), 'clinical', '10.1.1.1', 'dana'))).toHaveLength(1);
   });
 
   it('baselines persist what they learned and pick up from it', () => {

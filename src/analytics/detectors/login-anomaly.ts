@@ -15,19 +15,23 @@ const minuteOf = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.s
 
 /** Hours with logins a person needs on record before an out-of-hours login can be unusual for them. */
 const MIN_HISTORY_HOURS = 20;
+/** An out-of-hours login within this many hours of the day of one the person has made before is overtime, not an anomaly. */
+const NEAR_HOURS = 3;
 
 /**
  * Logins that do not fit the person: from another network zone and address sooner after their last
- * login than anyone could move (impossible travel, or a shared account), or out of hours for someone
- * with a history of logins who has never logged in out of hours before (night workers are learned, and
- * persisted with the baselines; a new account or installation has no history and raises nothing).
+ * login than anyone could move (impossible travel, or a shared account), or out of hours at a time of
+ * day more than NEAR_HOURS away from every hour the person has logged in at before, for someone with a
+ * history of logins. The hours of the day a person logs in at are learned and persisted with the
+ * baselines, so night and evening workers are known, staying a little late is not an anomaly, and a new
+ * account or installation has no history and raises nothing.
  */
 export class LoginAnomalyDetector implements Detector {
   readonly name = 'login-anomaly';
   readonly describe = 'impossible travel between zones, or an out-of-hours login unusual for the person';
   private readonly last = new Map<string, { at: number; zone: string | null; address: string; seq: number }>();
-  /** People seen logging in out of hours since start (the baselines learn them at the hour's end). */
-  private readonly nightSeen = new Set<string>();
+  /** Hours of the day each person logged in at since start (the baselines learn them at the hour's end). */
+  private readonly hoursSeen = new Map<string, Set<number>>();
   private readonly formatter: Intl.DateTimeFormat;
 
   constructor(private readonly baselines: Baselines, private readonly hours: Hours, private readonly travelMinutes: number) {
@@ -53,22 +57,33 @@ export class LoginAnomalyDetector implements Detector {
     }
     const history = this.baselines.of(subject, 'logins')?.hours ?? 0;
     this.baselines.add(subject, e.subject.role ?? '', 'logins', 1, at);
-    if (this.outOfHours(at)) {
-      const known = this.baselines.of(subject, 'login-out-of-hours') !== undefined || this.nightSeen.has(subject);
-      this.nightSeen.add(subject);
-      this.baselines.add(subject, e.subject.role ?? '', 'login-out-of-hours', 1, at);
-      if (!known && history >= MIN_HISTORY_HOURS) {
-        out.push({
-          detector: this.name, severity: 'low', subject,
-          summary: `${subject} logged in out of hours for the first time on record`,
-          explanation: { events: [r.seq], baseline: `working hours ${this.hours.start}-${this.hours.end} on days ${this.hours.days.join(',')} (${this.hours.timeZone}); logins in ${history} hours on record, none out of hours`, observed: new Date(at).toISOString() },
-        });
-      }
+    const { outOfHours, hour } = this.localTime(at);
+    const known = this.knownHours(subject);
+    const nearest = known.length === 0 ? 24 : Math.min(...known.map((h) => Math.min(Math.abs(h - hour), 24 - Math.abs(h - hour))));
+    this.hoursSeen.set(subject, (this.hoursSeen.get(subject) ?? new Set()).add(hour));
+    this.baselines.add(subject, e.subject.role ?? '', `login-hour-${hour}`, 1, at);
+    if (outOfHours && history >= MIN_HISTORY_HOURS && nearest > NEAR_HOURS) {
+      out.push({
+        detector: this.name, severity: 'low', subject,
+        summary: `${subject} logged in out of hours at ${String(hour).padStart(2, '0')}h, ${nearest} hours from any time of day on record`,
+        explanation: {
+          events: [r.seq],
+          baseline: `working hours ${this.hours.start}-${this.hours.end} on days ${this.hours.days.join(',')} (${this.hours.timeZone}); logins in ${history} hours on record, at ${known.sort((a, b) => a - b).map((h) => `${h}h`).join(', ')}`,
+          observed: new Date(at).toISOString(),
+        },
+      });
     }
     return out;
   }
 
-  private outOfHours(at: number): boolean {
+  /** The hours of the day a person has logged in at, learned (persisted) or seen since start. */
+  private knownHours(subject: string): number[] {
+    const out = new Set(this.hoursSeen.get(subject) ?? []);
+    for (let h = 0; h < 24; h++) if (this.baselines.of(subject, `login-hour-${h}`) !== undefined) out.add(h);
+    return [...out];
+  }
+
+  private localTime(at: number): { outOfHours: boolean; hour: number } {
     let day = 1;
     let minute = 0;
     for (const p of this.formatter.formatToParts(new Date(at))) {
@@ -76,6 +91,6 @@ export class LoginAnomalyDetector implements Detector {
       else if (p.type === 'hour') minute += Number(p.value) * 60;
       else if (p.type === 'minute') minute += Number(p.value);
     }
-    return !this.hours.days.includes(day) || minute < minuteOf(this.hours.start) || minute >= minuteOf(this.hours.end);
+    return { outOfHours: !this.hours.days.includes(day) || minute < minuteOf(this.hours.start) || minute >= minuteOf(this.hours.end), hour: Math.floor(minute / 60) % 24 };
   }
 }
