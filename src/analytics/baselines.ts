@@ -3,11 +3,14 @@ import type { Baseline } from '../storage/index.js';
 const HOUR_MS = 3_600_000;
 /** Weight of the newest hour in the running mean: about the last three weeks of working hours count. */
 const ALPHA = 0.02;
+/** How the busiest hour fades per hour learned: halved after about 140 hours (three to four weeks of shifts). */
+const PEAK_DECAY = 0.995;
 
 /**
  * Baselines learned per subject from the audit stream: the usual number per hour of a metric (instances
- * retrieved, say). Each completed hour updates an exponentially weighted mean, with the hour's count
- * capped at four times the mean so a few outliers do not teach the baseline that bulk export is normal.
+ * retrieved, say). Each completed hour updates an exponentially weighted mean and a slowly fading peak
+ * (the busiest usual hour), with the hour's count capped at four times the mean for the mean and eight
+ * times for the peak, so a few outliers do not teach the baseline that bulk export is normal.
  * Incremental, cheap, and persisted by the engine so it survives restarts.
  */
 export class Baselines {
@@ -53,7 +56,11 @@ export class Baselines {
     const old = this.learned.get(k);
     const capped = old && old.hours >= 8 ? Math.min(count, Math.max(4 * old.mean, 1)) : count;
     const mean = old ? old.mean + ALPHA * (capped - old.mean) : capped;
-    this.learned.set(k, { subject, metric, role, mean, hours: (old?.hours ?? 0) + 1 });
+    // The peak may learn hours up to eight times the mean (heavy-tailed work); never more, so a
+    // bulk export does not become the usual busiest hour either.
+    const peakSample = old && old.hours >= 8 ? Math.min(count, Math.max(8 * old.mean, 1)) : count;
+    const peak = Math.max(peakSample, (old?.peak ?? 0) * PEAK_DECAY);
+    this.learned.set(k, { subject, metric, role, mean, hours: (old?.hours ?? 0) + 1, peak });
     this.dirty.add(k);
   }
 }

@@ -87,6 +87,10 @@ describe('analytics engine learning from the audit history', () => {
     const again = await AuditLog.open(join(dir, 'audit'));
     const next = await engineOver(again);
     expect(next.baselines.of('user:rad1', 'retrieved')?.hours).toBe(hoursLearned);
+    // The busiest usual hour is kept too: the 2 000-instance hour taught it at most eight times the mean.
+    const peak = next.baselines.of('user:rad1', 'retrieved')?.peak ?? 0;
+    expect(peak).toBeGreaterThanOrEqual(10);
+    expect(peak).toBeLessThanOrEqual(8 * 20);
     const replay = await next.engine.learnFrom(readRecords(again.path, { afterSeq: await next.baselineStore.learnedThrough(), throughSeq: again.count }));
     expect(replay).toBe(0);
     await next.engine.close();

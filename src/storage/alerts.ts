@@ -57,6 +57,8 @@ export interface Baseline {
   readonly role: string;
   readonly mean: number;
   readonly hours: number;
+  /** The busiest usual hour: a maximum of (capped) hours that fades slowly; 0 when not learned. */
+  readonly peak?: number;
 }
 
 const LEARNED_THROUGH = 'analytics.learned-through';
@@ -67,7 +69,7 @@ export class BaselineStore {
 
   /** Every stored baseline. */
   async all(): Promise<Baseline[]> {
-    return (await this.db.selectFrom('baselines').selectAll().execute()).map((r) => ({ subject: r.subject, metric: r.metric, role: r.role, mean: Number(r.mean), hours: Number(r.hours) }));
+    return (await this.db.selectFrom('baselines').selectAll().execute()).map((r) => ({ subject: r.subject, metric: r.metric, role: r.role, mean: Number(r.mean), hours: Number(r.hours), peak: Number(r.peak) }));
   }
 
   /** The last audit record the saved baselines have learned from (0: none). */
@@ -85,7 +87,7 @@ export class BaselineStore {
     await this.db.transaction().execute(async (trx) => {
       for (const b of rows) {
         await trx.deleteFrom('baselines').where('subject', '=', b.subject).where('metric', '=', b.metric).execute();
-        await trx.insertInto('baselines').values({ subject: b.subject, metric: b.metric, role: b.role, mean: b.mean, hours: b.hours, updated_at: new Date().toISOString() }).execute();
+        await trx.insertInto('baselines').values({ subject: b.subject, metric: b.metric, role: b.role, mean: b.mean, hours: b.hours, peak: b.peak ?? 0, updated_at: new Date().toISOString() }).execute();
       }
       if (through !== undefined) {
         await trx.deleteFrom('settings').where('key', '=', LEARNED_THROUGH).execute();

@@ -359,6 +359,13 @@ function migrationsFor(engine: IndexEngine): Record<string, Migration> {
       await db.schema.alterTable('users').addColumn('departments', 'text', (c) => c.notNull().defaultTo('')).execute();
     },
   },
+  '0014_baseline_peaks': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // A baseline's busiest usual hour (a slowly fading maximum), beside its mean: heavy-tailed
+      // metrics (a CT study is hundreds of instances, a chest X-ray one) vary far more than a mean shows.
+      await db.schema.alterTable('baselines').addColumn('peak', 'real', (c) => c.notNull().defaultTo(0)).execute();
+    },
+  },
   };
 }
 

@@ -19,7 +19,7 @@ export interface IndexSchema {
   vendor_grants: VendorGrantsTable;
   policy_versions: { id: Generated<number>; version: string; zones: string; recorded_at: string; summary: string };
   alerts: { id: Generated<number>; raised_at: string; detector: string; severity: string; subject: string; summary: string; explanation: string; response: string };
-  baselines: { subject: string; metric: string; role: string; mean: number; hours: number; updated_at: string };
+  baselines: { subject: string; metric: string; role: string; mean: number; hours: number; peak: ColumnType<number, number | undefined, number>; updated_at: string };
   research_pseudonyms: { pseudonym: string; original: string; kind: string };
   passkeys: { id: string; user_id: number; public_key: string; counter: number; transports: string; name: string; created_at: string; last_used_at: string | null };
 }

@@ -4,6 +4,8 @@ import { timeOf, type Detector, type Finding } from './detector.js';
 
 const RETRIEVALS = new Set(['instances.read', 'dimse.get', 'dimse.move']);
 const HOUR_MS = 3_600_000;
+/** An hour this many times the subject's own busiest usual hour is far above it, however it usually swings. */
+const PEAK_FACTOR = 2;
 
 /** Thresholds: instances an hour, and different patients an hour (exfiltration kept low and broad). */
 export interface BulkRetrievalOptions {
@@ -18,8 +20,9 @@ export interface BulkRetrievalOptions {
  * - volume: the instances retrieved (fast exfiltration);
  * - breadth: the different patients retrieved from (exfiltration kept under the volume threshold by
  *   taking a little of many patients' records).
- * An alert when an hour passes `factor` times the larger of the two usuals and an absolute floor (so
- * quiet accounts do not alert on a normal day's first study). One alert per subject and hour.
+ * An alert when an hour passes an absolute floor (so quiet accounts do not alert on a normal day's first
+ * study), `factor` times the larger of the two usual hours, and twice the subject's own busiest usual
+ * hour (a CT reader's hours swing far more than a mean says). One alert per subject and hour.
  */
 export class BulkRetrievalDetector implements Detector {
   readonly name = 'bulk-retrieval';
@@ -62,7 +65,7 @@ export class BulkRetrievalDetector implements Detector {
       summary: `${e.subject.id} retrieved ${over.hourCount} ${what} this hour; usual is ${over.usual.toFixed(1)} (threshold ${over.threshold.toFixed(0)})`,
       explanation: {
         events: [r.seq],
-        baseline: `own hourly mean ${over.own ? `${over.own.mean.toFixed(1)} over ${over.own.hours} h` : 'not learned yet'}; ${role} peers' median ${over.peers?.toFixed(1) ?? 'not learned yet'}`,
+        baseline: `own hourly mean ${over.own ? `${over.own.mean.toFixed(1)} over ${over.own.hours} h (busiest usual hour ${(over.own.peak ?? 0).toFixed(0)})` : 'not learned yet'}; ${role} peers' median ${over.peers?.toFixed(1) ?? 'not learned yet'}`,
         observed: `${over.hourCount} ${what} this hour`,
         factor: over.usual > 0 ? Number((over.hourCount / over.usual).toFixed(1)) : null,
         ...(over === volume ? { differentPatients: mine.patients.size } : { instances: volume.hourCount }),
@@ -76,7 +79,8 @@ export class BulkRetrievalDetector implements Detector {
     const own = this.baselines.of(subject, metric);
     const peers = this.baselines.peers(role, metric);
     const usual = Math.max(own && own.hours >= 8 ? own.mean : 0, peers ?? 0);
-    const threshold = Math.max(floor, this.opts.factor * usual);
+    const ownPeak = own && own.hours >= 8 ? (own.peak ?? 0) : 0;
+    const threshold = Math.max(floor, this.opts.factor * usual, PEAK_FACTOR * ownPeak);
     return { hourCount, own, peers, usual, threshold, over: hourCount >= threshold };
   }
 }
