@@ -93,18 +93,21 @@ export class FileBlobStore implements BlobStore {
     if (await holds(finalPath, sha256)) return { sha256, size: bytes.length, existed: true };
     const dir = join(this.root, sha256.slice(0, 2));
     const tmpPath = join(this.tmpDir, `${sha256}.${randomBytes(6).toString('hex')}.tmp`);
+    let renamed = false;
     try {
       // Read-only from birth: nothing in PacsGuard ever writes to a stored blob again.
       const fh = await open(tmpPath, 'wx', 0o440);
       try {
         await fh.writeFile(bytes);
         await rename(tmpPath, finalPath);
+        renamed = true;
         await Promise.all([fh.datasync(), fsyncDir(dir)]);
       } finally {
         await fh.close();
       }
     } catch (err) {
-      await rm(tmpPath, { force: true }).catch(() => undefined);
+      // A file whose sync failed must not stay at its address: a retry would find it and trust it.
+      await rm(renamed ? finalPath : tmpPath, { force: true }).catch(() => undefined);
       throw asPacsGuardError(err);
     }
     return { sha256, size: bytes.length, existed: false };
