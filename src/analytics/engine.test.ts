@@ -53,7 +53,7 @@ describe('analytics engine learning from the audit history', () => {
     const alerts = new AlertStore(database.db);
     const engine = new AnalyticsEngine([new BulkRetrievalDetector(baselines, { floor: 100, factor: 5, patientFloor: 1000 })], {
       alerts, audit, baselines, baselineStore, responses: {},
-      actions: { endSessions: async () => 0, hold: async () => undefined },
+      actions: { endSessions: async () => 0, requireStepUp: async () => 0, hold: async () => undefined },
     });
     return { engine, baselines, baselineStore, alerts };
   }

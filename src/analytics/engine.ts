@@ -9,6 +9,8 @@ export type ResponseKind = 'notify' | 'end-sessions' | 'step-up' | 'hold';
 /** The actions a response can take, supplied by the server (identity and containment). */
 export interface ResponseActions {
   endSessions(username: string, reason: string): Promise<number>;
+  /** Makes the person's sessions wait until they confirm their second factor again. */
+  requireStepUp(username: string, reason: string): Promise<number>;
   hold(subject: string, reason: string): Promise<void>;
 }
 
@@ -114,10 +116,13 @@ export class AnalyticsEngine {
     if (kind === 'hold' && /^(user|device):/.test(f.subject)) {
       await this.deps.actions.hold(f.subject, `analytics response to ${reason}`);
       response = `held ${f.subject} until an administrator lifts it`;
-    } else if ((kind === 'end-sessions' || kind === 'step-up') && f.subject.startsWith('user:')) {
-      // Step-up: the person's sessions end, so their next request needs a fresh sign-in with the second factor.
+    } else if (kind === 'step-up' && f.subject.startsWith('user:')) {
+      // Step-up: the person's next request is refused until they confirm their second factor again.
+      const n = await this.deps.actions.requireStepUp(f.subject.slice('user:'.length), `analytics response to ${reason}`);
+      response = `step-up: ${n} session(s) of ${f.subject} wait for the second factor (POST /api/auth/step-up)`;
+    } else if (kind === 'end-sessions' && f.subject.startsWith('user:')) {
       const n = await this.deps.actions.endSessions(f.subject.slice('user:'.length), `analytics response to ${reason}`);
-      response = kind === 'step-up' ? `step-up: ended ${n} session(s) of ${f.subject}; the next request needs a sign-in with the second factor` : `ended ${n} session(s) of ${f.subject}`;
+      response = `ended ${n} session(s) of ${f.subject}`;
     }
     const alert = await this.deps.alerts.add({ raisedAt: new Date().toISOString(), detector: f.detector, severity: f.severity, subject: f.subject, summary: f.summary, explanation: f.explanation, response });
     await this.deps.audit.append({

@@ -29,7 +29,7 @@ export interface IssuedSession {
 /** Whether an access token's session is still alive. */
 export type SessionCheck =
   | { readonly ok: true; readonly userId: number; readonly absoluteExpiresAt: Date }
-  | { readonly ok: false; readonly reason: string };
+  | { readonly ok: false; readonly reason: string; readonly stepUp?: boolean };
 
 /** Why a refresh was refused; `reuse` means a rotated token came back: the whole session is revoked. */
 export type RefreshRefusal = 'unknown' | 'revoked' | 'expired' | 'idle' | 'reuse';
@@ -44,6 +44,8 @@ interface Cached {
   /** The idle expiry last written to the table; the table is touched only when this falls well behind. */
   persistedIdleExpiresAt: number;
   revoked: string | null;
+  /** Why the session waits for the second factor again, when it does. */
+  stepUp?: string | null;
   readAt: number;
 }
 
@@ -115,7 +117,7 @@ export class SessionStore {
     let entry = this.cache.get(sessionId);
     if (!entry || t - entry.readAt > this.cacheMs) {
       const row = await this.db.selectFrom('sessions')
-        .select(['user_id', 'idle_expires_at', 'absolute_expires_at', 'revoked_at', 'revoked_reason'])
+        .select(['user_id', 'idle_expires_at', 'absolute_expires_at', 'revoked_at', 'revoked_reason', 'step_up_since', 'step_up_reason'])
         .where('family', '=', sessionId).where('rotated_at', 'is', null)
         .executeTakeFirst();
       if (!row) {
@@ -130,11 +132,13 @@ export class SessionStore {
         idleExpiresAt: Math.max(idle, entry?.idleExpiresAt ?? 0),
         persistedIdleExpiresAt: idle,
         revoked: row.revoked_at ? `session revoked at ${row.revoked_at} (${row.revoked_reason || 'no reason'})` : null,
+        stepUp: row.step_up_since ? `since ${row.step_up_since} (${row.step_up_reason || 'no reason'})` : null,
         readAt: t,
       };
       this.remember(sessionId, entry);
     }
     if (entry.revoked) return { ok: false, reason: entry.revoked };
+    if (entry.stepUp) return { ok: false, stepUp: true, reason: `step-up required: confirm the second factor at POST /api/auth/step-up, ${entry.stepUp}` };
     if (t >= entry.absoluteExpiresAt) {
       await this.revoke(sessionId, 'absolute timeout', now);
       return { ok: false, reason: `session reached its absolute timeout at ${new Date(entry.absoluteExpiresAt).toISOString()}` };
@@ -190,6 +194,8 @@ export class SessionStore {
         id: randomToken(18), family: row.family, user_id: row.user_id, token_hash: hashRefreshToken(next),
         source_address: opts.sourceAddress ?? '', created_at: now.toISOString(), last_used_at: now.toISOString(),
         idle_expires_at: idle.toISOString(), absolute_expires_at: row.absolute_expires_at, rotated_at: null, revoked_at: null, revoked_reason: '',
+        // A pending step-up follows the session through rotation: refreshing does not get round it.
+        step_up_since: row.step_up_since ?? null, step_up_reason: row.step_up_reason ?? '',
       }).execute();
       return true;
     });
@@ -198,7 +204,10 @@ export class SessionStore {
       return { ok: false, reason: 'reuse', ...about, detail: `refresh token of session ${row.family} presented twice at once; session revoked` };
     }
     const absolute = Date.parse(row.absolute_expires_at);
-    this.remember(row.family, { userId: row.user_id, absoluteExpiresAt: absolute, idleExpiresAt: idle.getTime(), persistedIdleExpiresAt: idle.getTime(), revoked: null, readAt: t });
+    this.remember(row.family, {
+      userId: row.user_id, absoluteExpiresAt: absolute, idleExpiresAt: idle.getTime(), persistedIdleExpiresAt: idle.getTime(), revoked: null,
+      stepUp: row.step_up_since ? `since ${row.step_up_since} (${row.step_up_reason || 'no reason'})` : null, readAt: t,
+    });
     return { ok: true, sessionId: row.family, userId: row.user_id, refreshToken: next, absoluteExpiresAt: new Date(absolute) };
   }
 
@@ -212,6 +221,32 @@ export class SessionStore {
     if (entry) entry.revoked ??= message;
     else this.remember(sessionId, { userId: 0, absoluteExpiresAt: 0, idleExpiresAt: 0, persistedIdleExpiresAt: 0, revoked: message, readAt: now.getTime() });
     return Number(r.numUpdatedRows) > 0;
+  }
+
+  /**
+   * Makes every live session of a person wait for the second factor again (an analytics response): their
+   * tokens are refused until POST /api/auth/step-up confirms it. Returns how many sessions wait.
+   */
+  async requireStepUp(userId: number, reason: string, now = new Date()): Promise<number> {
+    const r = await this.db.updateTable('sessions').set({ step_up_since: now.toISOString(), step_up_reason: reason })
+      .where('user_id', '=', userId).where('revoked_at', 'is', null).where('rotated_at', 'is', null)
+      .executeTakeFirst();
+    for (const entry of this.cache.values()) if (entry.userId === userId) entry.stepUp = `since ${now.toISOString()} (${reason})`;
+    return Number(r.numUpdatedRows);
+  }
+
+  /** The person a session belongs to, if it is live and waits for a step-up. */
+  async stepUpPending(sessionId: string): Promise<{ userId: number } | undefined> {
+    const row = await this.db.selectFrom('sessions').select(['user_id', 'step_up_since'])
+      .where('family', '=', sessionId).where('rotated_at', 'is', null).where('revoked_at', 'is', null).executeTakeFirst();
+    return row && row.step_up_since ? { userId: row.user_id } : undefined;
+  }
+
+  /** The second factor was confirmed: the session goes on. */
+  async completeStepUp(sessionId: string): Promise<void> {
+    await this.db.updateTable('sessions').set({ step_up_since: null, step_up_reason: '' }).where('family', '=', sessionId).execute();
+    const entry = this.cache.get(sessionId);
+    if (entry) entry.stepUp = null;
   }
 
   /** The session a refresh token belongs to, live or not (logout with only the refresh token in hand). */

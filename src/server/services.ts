@@ -134,6 +134,10 @@ export async function openServices(dataDir: string, overrides: { index?: string 
           const user = await users.findByUsername(username);
           return user ? users.sessions.revokeAllOf(user.id, reason) : 0;
         },
+        requireStepUp: async (username, reason) => {
+          const user = await users.findByUsername(username);
+          return user ? users.sessions.requireStepUp(user.id, reason) : 0;
+        },
       },
     });
     // Baselines come from the audit history: on the first start, what the trail already holds (the last

@@ -366,6 +366,13 @@ function migrationsFor(engine: IndexEngine): Record<string, Migration> {
       await db.schema.alterTable('baselines').addColumn('peak', 'real', (c) => c.notNull().defaultTo(0)).execute();
     },
   },
+  '0015_session_step_up': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // Set when a response asks the person to confirm their second factor before the session goes on.
+      await db.schema.alterTable('sessions').addColumn('step_up_since', 'text').execute();
+      await db.schema.alterTable('sessions').addColumn('step_up_reason', 'text', (c) => c.notNull().defaultTo('')).execute();
+    },
+  },
   };
 }
 

@@ -155,6 +155,9 @@ export interface SessionsTable {
   /** Set on every row of the family when the session ends (logout, reuse, disabled account, expiry). */
   revoked_at: string | null;
   revoked_reason: string;
+  /** Set while the session waits for its person to confirm the second factor again (an analytics response). */
+  step_up_since?: ColumnType<string | null, string | null | undefined, string | null>;
+  step_up_reason?: ColumnType<string, string | undefined, string>;
 }
 
 export interface SubjectHoldsTable {

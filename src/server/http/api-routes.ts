@@ -16,6 +16,7 @@ const loginBody = z.object({
 }).strict();
 
 const refreshBody = z.object({ refresh_token: z.string().min(20).max(200).optional() }).strict();
+const stepUpBody = z.object({ totp: z.string().regex(/^\d{6}$/, 'totp is the 6-digit code from the authenticator') }).strict();
 const logoutBody = z.object({ refresh_token: z.string().min(20).max(200).optional() }).strict();
 
 const newUserBody = z.object({
@@ -154,6 +155,43 @@ export async function registerApiRoutes(app: FastifyInstance, services: Services
       if (!result.ok) throw loginRefusal(result, sourceAddress);
       return openSession(services, result.user, { sourceAddress, cookie: body.cookie === true, factors: 'password and TOTP' });
     }));
+  });
+
+  // Step-up: an analytics response made the person's sessions wait for their second factor. The bearer
+  // token of the waiting session and a fresh TOTP code let it go on (the person is not asked for the
+  // password again; the session is theirs). Failures count like any login's; TOTP codes work once.
+  app.post('/auth/step-up', {
+    config: {
+      pacsguard: { action: 'session.login', eventType: 'User Authentication' },
+      rateLimit: { max: 30, timeWindow: '1 minute' },
+    },
+  }, async (request) => {
+    const ctx = contextOf(request);
+    const sourceAddress = request.socket.remoteAddress ?? '';
+    return perform(services, ctx, async () => {
+      const body = parseBody(stepUpBody, request.body);
+      const m = /^Bearer\s+([A-Za-z0-9\-_.~+/]+=*)\s*$/i.exec(request.headers.authorization ?? '');
+      if (!m) throw new PacsGuardError('PG_ERR_AUTH_REQUIRED', 'step-up takes the bearer token of the waiting session');
+      let claims;
+      try {
+        claims = await services.tokens.verify(m[1] as string);
+      } catch (err) {
+        throw new PacsGuardError('PG_ERR_AUTH_FAILED', 'token invalid; sign in again', { auditDetail: `step-up refused: ${(err as PacsGuardError).detail ?? 'invalid token'}` });
+      }
+      const pending = await services.users.sessions.stepUpPending(claims.sessionId);
+      if (!pending || pending.userId !== claims.userId) {
+        throw new PacsGuardError('PG_ERR_AUTH_FAILED', 'this session waits for no step-up', { auditDetail: `step-up refused: session ${claims.sessionId} of user ${claims.userId} is not live or waits for no step-up` });
+      }
+      const done = await services.users.completeWithTotp(claims.userId, body.totp, { sourceAddress });
+      if (!done.ok) throw loginRefusal(done, sourceAddress);
+      await services.users.sessions.completeStepUp(claims.sessionId);
+      return {
+        value: { stepped_up: true, session: claims.sessionId },
+        reason: `'${done.user.username}' confirmed the second factor (TOTP); session ${claims.sessionId} goes on`,
+        objects: { username: done.user.username },
+        detail: { session: claims.sessionId, stepUp: true },
+      };
+    });
   });
 
   app.post('/auth/refresh', {
