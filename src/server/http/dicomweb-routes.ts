@@ -200,15 +200,19 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
       // Refuse up front what cannot be served at all, rather than failing half way through the response.
       const unservable = found.find((i) => servedSyntax(i.transferSyntaxUid, wanted) === null);
       if (unservable) throw notServable(unservable, wanted);
-      return { value: { found, wanted }, objects: touched(found), detail: breakGlassDetail(claim) };
+      // The first instance is read (and hash-checked) while the audit record is being made durable;
+      // none of its bytes leave before that record is on disk.
+      const first = found[0] ? instanceBytesFor(services, found[0], wanted) : undefined;
+      first?.catch(() => undefined); // awaited in the body; a failure there ends the response
+      return { value: { found, wanted, first }, objects: touched(found), detail: breakGlassDetail(claim) };
     });
     const boundary = randomBytes(16).toString('hex');
     const b = base(request);
     // Each blob is read and hash-checked whole before any of its bytes go out: a damaged instance ends
     // the response (the client sees a truncated multipart), it is never delivered.
     async function* body() {
-      for (const i of instances.found) {
-        const { bytes, syntax } = await instanceBytesFor(services, i, instances.wanted);
+      for (const [n, i] of instances.found.entries()) {
+        const { bytes, syntax } = await (n === 0 && instances.first ? instances.first : instanceBytesFor(services, i, instances.wanted));
         const body = research ? deidentifyPart10(bytes, syntax, services.pseudonyms) : bytes;
         yield* joinMultipart([{ contentType: `application/dicom; transfer-syntax=${syntax}`, body, location: research ? pseudonymousUrl(b, i, research) : instanceUrl(b, i) }], boundary).slice(0, -1);
       }
