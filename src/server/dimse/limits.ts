@@ -137,3 +137,44 @@ export class ByteBudget {
     return this.used;
   }
 }
+
+/**
+ * Joins received bytes into whole PDUs, so that the DICOM stack gets each PDU in one piece. dcmjs-dimse
+ * re-joins a PDU it has only part of with every TCP or TLS chunk that arrives (a 256 KiB P-DATA in 16 KiB
+ * TLS records is copied about eight times over); given whole PDUs it copies nothing. Runs after the
+ * PduGuard has checked the header, so a PDU it waits for is never longer than the limits allow.
+ */
+export class PduFramer {
+  private parts: Buffer[] = [];
+  private have = 0;
+  /** The whole PDU's length (header included) once its header is in. */
+  private expected: number | undefined;
+
+  /** Feeds received bytes; returns the PDUs they complete, in order, each one Buffer. */
+  push(chunk: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.expected === undefined) {
+        const take = Math.min(6 - this.have, chunk.length - at);
+        this.parts.push(chunk.subarray(at, at + take));
+        this.have += take;
+        at += take;
+        if (this.have < 6) break;
+        const header = this.parts.length === 1 ? (this.parts[0] as Buffer) : Buffer.concat(this.parts, 6);
+        this.expected = 6 + header.readUInt32BE(2);
+      }
+      const take = Math.min(this.expected - this.have, chunk.length - at);
+      if (take > 0) this.parts.push(chunk.subarray(at, at + take));
+      this.have += take;
+      at += take;
+      if (this.have === this.expected) {
+        out.push(this.parts.length === 1 ? (this.parts[0] as Buffer) : Buffer.concat(this.parts, this.have));
+        this.parts = [];
+        this.have = 0;
+        this.expected = undefined;
+      }
+    }
+    return out;
+  }
+}

@@ -5,7 +5,7 @@ import { PacsGuardError } from '../../errors.js';
 import { auditRejection } from '../path.js';
 import type { Services } from '../services.js';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from './encoded.js';
-import { AssociationSlots, ByteBudget, PduGuard } from './limits.js';
+import { AssociationSlots, ByteBudget, PduFramer, PduGuard } from './limits.js';
 import { AssociationScp, type ListenerContext, type Peer } from './scp.js';
 
 /** A running DICOM listener. */
@@ -89,13 +89,19 @@ export async function startDimseListener(
     });
     const guard = new PduGuard(limits.maxPduBytes);
     const scp = new AssociationScp(socket, ctx, { address: socket.remoteAddress ?? '', certificate, withinLimit });
-    // Runs before dcmjs-dimse's own reader, so an oversized or malformed PDU is refused before it is buffered.
-    socket.prependListener('data', (chunk: Buffer) => {
+    // Our reader stands in front of dcmjs-dimse's: an oversized or malformed PDU is refused before any of
+    // it is buffered, and the stack is handed whole PDUs (see PduFramer).
+    const stack = socket.listeners('data') as Array<(chunk: Buffer) => void>;
+    socket.removeAllListeners('data');
+    const framer = new PduFramer();
+    socket.on('data', (chunk: Buffer) => {
       const violation = guard.feed(chunk);
       if (violation) {
         socket.pause();
         void scp.refusePdu(violation);
+        return;
       }
+      for (const pdu of framer.push(chunk)) for (const listener of stack) listener.call(socket, pdu);
     });
     socket.on('error', () => undefined);
   };
