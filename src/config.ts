@@ -136,6 +136,11 @@ export const configSchema = z.object({
     vipPatients: z.array(z.string().min(1)).default([]),
     /** Two logins of one person from different zones sooner than this are impossible travel (or a shared account). */
     travelMinutes: z.number().int().min(1).default(10),
+    /**
+     * Whether responses other than notify apply to alerts judged without any learned baseline (a new
+     * installation without audit history): off, such alerts only notify until baselines exist.
+     */
+    respondWhileLearning: z.boolean().default(false),
     /** On the first start, baselines are learned from this many days of the audit trail's history. */
     learnDays: z.number().int().min(0).max(365).default(28),
     responses: z.record(z.string(), z.enum(['notify', 'end-sessions', 'step-up', 'hold'])).default({ 'bulk-retrieval': 'hold' }),

@@ -105,4 +105,31 @@ describe('analytics engine learning from the audit history', () => {
     expect(n[0]).toBe(21);
     expect(n).toHaveLength(history.length - 20);
   });
+  it('learning mode: with no baseline at all, a bulk retrieval is alerted but the hold waits until one is learned', async () => {
+    mkdirSync(join(dir, 'audit'));
+    const audit = await AuditLog.open(join(dir, 'audit'));
+    const held: string[] = [];
+    const make = (respondWhileLearning: boolean) => {
+      const baselines = new Baselines();
+      return new AnalyticsEngine([new BulkRetrievalDetector(baselines, { floor: 100, factor: 5, patientFloor: 1000 })], {
+        alerts: new AlertStore(database.db), audit, baselines, baselineStore: new BaselineStore(database.db), responses: { 'bulk-retrieval': 'hold' }, respondWhileLearning,
+        actions: { endSessions: async () => 0, requireStepUp: async () => 0, hold: async (subject) => void held.push(subject) },
+      });
+    };
+    for (const respondWhileLearning of [false, true]) {
+      const engine = make(respondWhileLearning);
+      // The first engine, once closed, ignores what it is still fed.
+      audit.onRecord((r) => engine.feed(r));
+      await audit.append(retrieval(600));
+      await engine.idle();
+      await engine.close();
+    }
+    const alerts = await new AlertStore(database.db).list({ limit: 10 });
+    expect(alerts.map((a) => a.response)).toEqual([
+      'held user:rad1 until an administrator lifts it',
+      "notified only: no baseline learned yet for user:rad1 or its role (the configured response 'hold' applies once one is)",
+    ]);
+    expect(held).toEqual(['user:rad1']);
+    await audit.close();
+  });
 });

@@ -34,6 +34,8 @@ export class AnalyticsEngine {
     private readonly deps: {
       alerts: AlertStore; audit: AuditLog; baselines: Baselines; baselineStore: BaselineStore;
       responses: Readonly<Record<string, ResponseKind>>; actions: ResponseActions; onError?: (err: Error) => void;
+      /** Apply responses to findings made without any learned baseline (false: those only notify). */
+      respondWhileLearning?: boolean;
     },
   ) {
     this.saver = setInterval(() => void this.saveBaselines(), 60_000);
@@ -113,7 +115,11 @@ export class AnalyticsEngine {
     const kind = this.deps.responses[f.detector] ?? 'notify';
     let response = 'notified';
     const reason = `${f.detector}: ${f.summary}`;
-    if (kind === 'hold' && /^(user|device):/.test(f.subject)) {
+    if (f.unlearned && kind !== 'notify' && !this.deps.respondWhileLearning) {
+      // Learning mode: with no baseline yet (a new installation without audit history), a busy clinician
+      // looks like bulk export; the alert is raised, but nobody is locked out on a guess.
+      response = `notified only: no baseline learned yet for ${f.subject} or its role (the configured response '${kind}' applies once one is)`;
+    } else if (kind === 'hold' && /^(user|device):/.test(f.subject)) {
       await this.deps.actions.hold(f.subject, `analytics response to ${reason}`);
       response = `held ${f.subject} until an administrator lifts it`;
     } else if (kind === 'step-up' && f.subject.startsWith('user:')) {

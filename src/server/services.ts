@@ -127,7 +127,7 @@ export async function openServices(dataDir: string, overrides: { index?: string 
       new BulkRetrievalDetector(baselines, a.bulkRetrieval),
       new LoginAnomalyDetector(baselines, config.auditReview.workingHours, a.travelMinutes),
     ], {
-      alerts, audit, baselines, baselineStore, responses: a.responses,
+      alerts, audit, baselines, baselineStore, responses: a.responses, respondWhileLearning: a.respondWhileLearning,
       actions: {
         hold: (subject, reason) => containment.suspend(subject, reason),
         endSessions: async (username, reason) => {

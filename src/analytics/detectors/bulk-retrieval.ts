@@ -62,6 +62,7 @@ export class BulkRetrievalDetector implements Detector {
     const what = over === volume ? 'instances' : 'different patients';
     return [{
       detector: this.name, severity: 'critical', subject: e.subject.id,
+      ...(over.usual === 0 ? { unlearned: true } : {}),
       summary: `${e.subject.id} retrieved ${over.hourCount} ${what} this hour; usual is ${over.usual.toFixed(1)} (threshold ${over.threshold.toFixed(0)})`,
       explanation: {
         events: [r.seq],

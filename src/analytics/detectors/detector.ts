@@ -9,6 +9,8 @@ export interface Finding {
   /** The subject the response would act on: `user:NAME`, `device:AE`, or `source:ADDRESS`. */
   readonly subject: string;
   readonly summary: string;
+  /** Judged without a learned baseline (neither the subject's own nor its role's peers'): see the engine's learning mode. */
+  readonly unlearned?: boolean;
   readonly explanation: {
     readonly events: readonly number[];
     readonly baseline?: string;

@@ -31,7 +31,7 @@ describe('behavioural analytics on a running server', () => {
       configure: (c) => ({
         ...c,
         login: { ...c.login, sourceLockAfterFailures: 100 },
-        analytics: { ...c.analytics, loginBurst: { failures: 4, windowSeconds: 60 }, bulkRetrieval: { floor: 6, factor: 5, patientFloor: 1000 }, vipPatients: ['VIP-1'], responses: { 'bulk-retrieval': 'hold', 'department-snooping': 'step-up' } },
+        analytics: { ...c.analytics, loginBurst: { failures: 4, windowSeconds: 60 }, bulkRetrieval: { floor: 6, factor: 5, patientFloor: 1000 }, vipPatients: ['VIP-1'], responses: { 'bulk-retrieval': 'hold', 'department-snooping': 'step-up' }, respondWhileLearning: true },
       }),
     });
     auditor = await s.token('auditor');
