@@ -53,14 +53,7 @@ export class AnalyticsEngine {
       for await (const record of history) {
         if (this.closed) break;
         if (record.event.action.startsWith('analytics.')) continue;
-        for (const d of this.detectors) {
-          try {
-            await d.observe(record);
-          } catch (err) {
-            this.deps.onError?.(err as Error);
-          }
-        }
-        this.lastSeq = Math.max(this.lastSeq, record.seq);
+        await this.observe(record); // what the past found is not raised now
         if (++n % 1000 === 0) await new Promise((r) => setImmediate(r)); // others get the event loop too
       }
       return n;
@@ -99,16 +92,29 @@ export class AnalyticsEngine {
       const batch = this.queue;
       this.queue = [];
       for (const record of batch) {
-        for (const d of this.detectors) {
+        for (const f of await this.observe(record)) {
           try {
-            for (const f of await d.observe(record)) await this.raise(f);
+            await this.raise(f);
           } catch (err) {
             this.deps.onError?.(err as Error);
           }
         }
-        this.lastSeq = Math.max(this.lastSeq, record.seq);
       }
     }
+  }
+
+  /** Every detector's findings on one record (a failing detector is reported, the others go on). */
+  private async observe(record: AuditRecord): Promise<Finding[]> {
+    const found: Finding[] = [];
+    for (const d of this.detectors) {
+      try {
+        found.push(...(await d.observe(record)));
+      } catch (err) {
+        this.deps.onError?.(err as Error);
+      }
+    }
+    this.lastSeq = Math.max(this.lastSeq, record.seq);
+    return found;
   }
 
   private async raise(f: Finding): Promise<StoredAlert> {

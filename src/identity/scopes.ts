@@ -57,6 +57,13 @@ export class ScopeStore {
     if (Number(r.numUpdatedRows) !== 1) throw new PacsGuardError('PG_ERR_NOT_FOUND', `no user '${username}'`);
   }
 
+  /** Whether a person looks after a patient now (one row; the detectors ask this on every read). */
+  async inCare(username: string, patientId: string): Promise<boolean> {
+    const row = await this.db.selectFrom('care_relationships').select('id')
+      .where('username', '=', username).where('patient_id', '=', patientId).where('ended_at', 'is', null).executeTakeFirst();
+    return row !== undefined;
+  }
+
   /** Records the departments a person works in (replacing earlier ones); the snooping detector compares them. */
   async setDepartments(username: string, departments: readonly string[]): Promise<void> {
     const value = [...new Set(departments.map((d) => d.trim()).filter((d) => d !== ''))].join('\n');

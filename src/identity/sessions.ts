@@ -37,6 +37,11 @@ export type RefreshResult =
   | ({ readonly ok: true } & IssuedSession)
   | { readonly ok: false; readonly reason: RefreshRefusal; readonly sessionId?: string; readonly userId?: number; readonly detail: string };
 
+/** Why and since when a session waits for the second factor, as its refusals say (null: it does not). */
+function stepUpNote(since: string | null | undefined, reason: string | undefined): string | null {
+  return since ? `since ${since} (${reason || 'no reason'})` : null;
+}
+
 interface Cached {
   userId: number;
   absoluteExpiresAt: number;
@@ -132,7 +137,7 @@ export class SessionStore {
         idleExpiresAt: Math.max(idle, entry?.idleExpiresAt ?? 0),
         persistedIdleExpiresAt: idle,
         revoked: row.revoked_at ? `session revoked at ${row.revoked_at} (${row.revoked_reason || 'no reason'})` : null,
-        stepUp: row.step_up_since ? `since ${row.step_up_since} (${row.step_up_reason || 'no reason'})` : null,
+        stepUp: stepUpNote(row.step_up_since, row.step_up_reason),
         readAt: t,
       };
       this.remember(sessionId, entry);
@@ -206,7 +211,7 @@ export class SessionStore {
     const absolute = Date.parse(row.absolute_expires_at);
     this.remember(row.family, {
       userId: row.user_id, absoluteExpiresAt: absolute, idleExpiresAt: idle.getTime(), persistedIdleExpiresAt: idle.getTime(), revoked: null,
-      stepUp: row.step_up_since ? `since ${row.step_up_since} (${row.step_up_reason || 'no reason'})` : null, readAt: t,
+      stepUp: stepUpNote(row.step_up_since, row.step_up_reason), readAt: t,
     });
     return { ok: true, sessionId: row.family, userId: row.user_id, refreshToken: next, absoluteExpiresAt: new Date(absolute) };
   }
@@ -231,7 +236,7 @@ export class SessionStore {
     const r = await this.db.updateTable('sessions').set({ step_up_since: now.toISOString(), step_up_reason: reason })
       .where('user_id', '=', userId).where('revoked_at', 'is', null).where('rotated_at', 'is', null)
       .executeTakeFirst();
-    for (const entry of this.cache.values()) if (entry.userId === userId) entry.stepUp = `since ${now.toISOString()} (${reason})`;
+    for (const entry of this.cache.values()) if (entry.userId === userId) entry.stepUp = stepUpNote(now.toISOString(), reason);
     return Number(r.numUpdatedRows);
   }
 

@@ -98,11 +98,17 @@ export class UserStore {
     const now = opts.now ?? new Date();
     const first = await this.firstFactor(username, password, now, opts.sourceAddress ?? '');
     if (!first.ok) return first.result;
-    const { row: r, fail } = first;
+    return this.claimTotp(first.row, totp, first.fail, now);
+  }
+
+  /**
+   * The TOTP half of a sign-in: the code must match a time step later than the last one accepted, and
+   * the step is claimed atomically (of two sign-ins racing with one code, only one gets it).
+   */
+  private async claimTotp(r: Selectable<UsersTable>, totp: string, fail: (reason: LoginFailure) => LoginResult, now: Date): Promise<LoginResult> {
     const step = matchTotpStep(r.totp_secret, totp, now);
     const replay = step !== null && r.totp_last_step !== null && step <= r.totp_last_step;
     if (step === null || replay) return this.failSecondFactor(r, replay ? 'totp-replay' : 'bad-totp', fail, now);
-    // The step is claimed atomically: of two logins racing with one code, only one gets it.
     const claimed = await this.db.updateTable('users')
       .set({ failed_logins: 0, locked_until: null, last_login_at: now.toISOString(), totp_last_step: step })
       .where('id', '=', r.id)
@@ -144,17 +150,7 @@ export class UserStore {
     const r = await this.db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
     if (!r || r.disabled === 1) return { ok: false, reason: 'disabled', username: r?.username ?? String(userId) };
     if (r.locked_until && new Date(r.locked_until) > now) return { ok: false, reason: 'locked', username: r.username, detail: `account locked until ${r.locked_until}` };
-    const fail = this.failureFor(r.username, opts.sourceAddress ?? '', now);
-    const step = matchTotpStep(r.totp_secret, totp, now);
-    const replay = step !== null && r.totp_last_step !== null && step <= r.totp_last_step;
-    if (step === null || replay) return this.failSecondFactor(r, replay ? 'totp-replay' : 'bad-totp', fail, now);
-    const claimed = await this.db.updateTable('users')
-      .set({ failed_logins: 0, locked_until: null, last_login_at: now.toISOString(), totp_last_step: step })
-      .where('id', '=', r.id)
-      .where((eb) => eb.or([eb('totp_last_step', 'is', null), eb('totp_last_step', '<', step)]))
-      .executeTakeFirst();
-    if (Number(claimed.numUpdatedRows) !== 1) return fail('totp-replay');
-    return { ok: true, user: { id: r.id, username: r.username, role: r.role as PersonRole, disabled: false } };
+    return this.claimTotp(r, totp, this.failureFor(r.username, opts.sourceAddress ?? '', now), now);
   }
 
   /** Source lock, existence, disabled, locked, dormant and password: what every login checks first. */

@@ -117,11 +117,11 @@ export async function openServices(dataDir: string, overrides: { index?: string 
       new LoginBurstDetector(a.loginBurst.failures, a.loginBurst.windowSeconds),
       new DeniedBurstDetector(a.deniedBurst.refusals, a.deniedBurst.windowSeconds),
       new DeviceMisuseDetector(),
-      new VipAccessDetector(new Set(a.vipPatients), async (username, patientId) => (await scopes.scopeOf(username)).patientIds.has(patientId)),
+      new VipAccessDetector(new Set(a.vipPatients), (username, patientId) => scopes.inCare(username, patientId)),
       new DepartmentSnoopingDetector({
         departmentsOf: (username) => scopes.departmentsOf(username),
         studyDepartments: (uids) => index.studyDepartments(uids),
-        inCare: async (username, patientId) => (await scopes.scopeOf(username)).patientIds.has(patientId),
+        inCare: (username, patientId) => scopes.inCare(username, patientId),
       }, SCOPED_ROLES),
       new RansomwareDetector(),
       new BulkRetrievalDetector(baselines, a.bulkRetrieval),

@@ -5,7 +5,7 @@ import { PacsGuardError } from '../../errors.js';
 import { generatePassword, generateTotpSecret, PERSON_ROLES, totpEnrolmentUri, type IssuedSession, type LoginResult, type PersonRole } from '../../identity/index.js';
 import { perform, withSecurityAlerts, type Operated, type SecurityAlert } from '../path.js';
 import type { Services } from '../services.js';
-import { contextOf, cookiesOf, CSRF_COOKIE, CSRF_HEADER, REFRESH_COOKIE, SESSION_COOKIE } from './context.js';
+import { contextOf, cookiesOf, credentialsOf, CSRF_COOKIE, CSRF_HEADER, REFRESH_COOKIE, SESSION_COOKIE } from './context.js';
 
 const loginBody = z.object({
   username: z.string().min(1).max(64),
@@ -170,11 +170,11 @@ export async function registerApiRoutes(app: FastifyInstance, services: Services
     const sourceAddress = request.socket.remoteAddress ?? '';
     return perform(services, ctx, async () => {
       const body = parseBody(stepUpBody, request.body);
-      const m = /^Bearer\s+([A-Za-z0-9\-_.~+/]+=*)\s*$/i.exec(request.headers.authorization ?? '');
-      if (!m) throw new PacsGuardError('PG_ERR_AUTH_REQUIRED', 'step-up takes the bearer token of the waiting session');
+      const credentials = credentialsOf(request);
+      if (credentials.kind !== 'bearer') throw new PacsGuardError('PG_ERR_AUTH_REQUIRED', 'step-up takes the bearer token of the waiting session');
       let claims;
       try {
-        claims = await services.tokens.verify(m[1] as string);
+        claims = await services.tokens.verify(credentials.token);
       } catch (err) {
         throw new PacsGuardError('PG_ERR_AUTH_FAILED', 'token invalid; sign in again', { auditDetail: `step-up refused: ${(err as PacsGuardError).detail ?? 'invalid token'}` });
       }
