@@ -64,9 +64,12 @@ export class Ingest {
     private readonly guard: IngestGuard | null = null,
   ) {}
 
-  /** Ingests one instance; throws a PacsGuardError (QuarantinedError for an executable preamble) if refused. */
-  async ingest(bytes: Uint8Array, ctx: IngestContext): Promise<IngestResult> {
-    const [result] = await this.ingestMany([bytes], ctx);
+  /**
+   * Ingests one instance; throws a PacsGuardError (QuarantinedError for an executable preamble) if refused.
+   * `beforeCommit` as for ingestMany.
+   */
+  async ingest(bytes: Uint8Array, ctx: IngestContext, beforeCommit?: (result: IngestResult) => void): Promise<IngestResult> {
+    const [result] = await this.ingestMany([bytes], ctx, beforeCommit ? (results) => beforeCommit(results[0] as IngestResult) : undefined);
     if (result instanceof Error) throw result;
     return result as IngestResult;
   }
@@ -75,8 +78,15 @@ export class Ingest {
    * Ingests a batch (one STOW-RS request): each instance is validated on its own, the blobs are written
    * concurrently (their fsyncs overlap), and all index rows go in one transaction (one commit). Every
    * returned result is durable; a refused instance comes back as its PacsGuardError, in the same place.
+   * `beforeCommit` is given the results as they will be, inside the index transaction just before its
+   * COMMIT, when anything is to be committed at all (see BeforeCommit): the caller's audit event is written
+   * while the index syncs. Should the COMMIT then fail, ingestMany returns every written instance as failed.
    */
-  async ingestMany(items: readonly Uint8Array[], ctx: IngestContext): Promise<Array<IngestResult | PacsGuardError>> {
+  async ingestMany(
+    items: readonly Uint8Array[],
+    ctx: IngestContext,
+    beforeCommit?: (results: ReadonlyArray<IngestResult | PacsGuardError>) => void,
+  ): Promise<Array<IngestResult | PacsGuardError>> {
     const results: Array<IngestResult | PacsGuardError> = new Array(items.length);
     const refusal = this.guard?.refusal(ctx.receivedBy);
     if (refusal) return results.fill(refusal);
@@ -107,19 +117,23 @@ export class Ingest {
       }
     });
     written.sort((a, b) => a.at - b.at);
+    const fill = (outcomes: readonly RecordOutcome[]) => written.forEach((w, i) => {
+      results[w.at] = {
+        outcome: outcomes[i] as RecordOutcome,
+        sopClassUid: w.parsed.sopClassUid,
+        sopUid: w.parsed.sopInstanceUid,
+        studyUid: w.parsed.studyInstanceUid,
+        seriesUid: w.parsed.seriesInstanceUid,
+        patientId: w.parsed.attributes.patientId,
+        sha256: w.sha256,
+      };
+    });
     try {
-      const outcomes = await this.index.recordInstances(written.map((w) => toRecord(w.parsed, w.sha256, w.bytes.length, ctx.receivedBy)));
-      written.forEach((w, i) => {
-        results[w.at] = {
-          outcome: outcomes[i] as RecordOutcome,
-          sopClassUid: w.parsed.sopClassUid,
-          sopUid: w.parsed.sopInstanceUid,
-          studyUid: w.parsed.studyInstanceUid,
-          seriesUid: w.parsed.seriesInstanceUid,
-          patientId: w.parsed.attributes.patientId,
-          sha256: w.sha256,
-        };
-      });
+      const records = written.map((w) => toRecord(w.parsed, w.sha256, w.bytes.length, ctx.receivedBy));
+      fill(await this.index.recordInstances(records, beforeCommit ? (outcomes) => {
+        fill(outcomes);
+        beforeCommit(results);
+      } : undefined));
     } catch (err) {
       // The blobs stay (content-addressed, harmless, reused by a retry); nothing is acknowledged.
       const e = err instanceof PacsGuardError ? err : new PacsGuardError('PG_ERR_STORAGE_FAILED', `index write failed: ${(err as Error).message}`, { cause: err });

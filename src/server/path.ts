@@ -174,31 +174,70 @@ export async function admit(
   return { protocol: req.protocol, action: req.action, eventType: req.eventType, subject, zone, decision, resource, detail };
 }
 
+/** What an operation's audit event says of it: an Operated without its value. */
+export type OperatedOutcome = Omit<Operated<unknown>, 'value'>;
+
+/**
+ * Hands an operation the means to write its audit event before its own last sync, for an operation whose
+ * outcome is settled before it is durable (ingest: inside the index transaction, just before COMMIT), so
+ * the trail's sync and the operation's run side by side. The response still waits for both.
+ */
+export interface EarlyAudit {
+  /**
+   * Starts appending the operation's event (its security alerts first) now. At most once; `perform` then
+   * waits for that append rather than writing the event from the operation's result, which must say the same.
+   */
+  record(outcome: OperatedOutcome): void;
+}
+
 /** Steps 4–7: operate, audit (durably, before the response), and hand back the value to respond with. */
-export async function perform<T>(services: PathServices, ctx: PathContext, operate: () => Promise<Operated<T>>): Promise<T> {
+export async function perform<T>(services: PathServices, ctx: PathContext, operate: (early: EarlyAudit) => Promise<Operated<T>>): Promise<T> {
   let result: Operated<T>;
+  // Set by early.record (a holder, since the operation sets it from within).
+  const pending = { recorded: null as Promise<unknown> | null };
+  const operationEvent = (r: OperatedOutcome) => auditEvent(
+    { ...ctx, detail: { ...ctx.detail, ...r.detail } },
+    r.outcome ?? 0,
+    r.reason ?? ctx.decision.reason,
+    undefined,
+    r.objects,
+  );
+  const alertEvents = (alerts: readonly SecurityAlert[]) => alerts.map((alert) =>
+    auditEvent({ ...ctx, eventType: 'Security Alert', detail: { ...ctx.detail, ...alert.detail } }, 8, alert.reason, alert.code, alert.objects));
+  const early: EarlyAudit = {
+    record(outcome) {
+      if (pending.recorded) throw new PacsGuardError('PG_ERR_INTERNAL', 'an operation recorded its audit event twice');
+      // Appended in this order at once (the log queues synchronously); awaited below, never left unhandled.
+      const appends = [...alertEvents(outcome.securityAlerts ?? []), operationEvent(outcome)].map((e) => services.audit.append(e));
+      pending.recorded = Promise.all(appends);
+      pending.recorded.catch(() => undefined);
+    },
+  };
   services.audit.ensureWritable();
   try {
-    result = await operate();
+    result = await operate(early);
   } catch (err) {
     const e = asPacsGuardError(err);
-    for (const alert of (typeof err === 'object' && err !== null ? alertsOfError.get(err) : undefined) ?? []) {
-      await services.audit.append(auditEvent({ ...ctx, eventType: 'Security Alert', detail: { ...ctx.detail, ...alert.detail } }, 8, alert.reason, alert.code, alert.objects));
+    const recorded = pending.recorded;
+    if (recorded) {
+      // The event already says what the operation was about to do; this one says that it failed after all.
+      await recorded.catch(() => undefined);
+      await services.audit.append(auditEvent(ctx, 12, `failed after its event was recorded: ${e.auditDetail}`, e.code));
+      audited.add(e);
+      throw e;
     }
+    const alerts = (typeof err === 'object' && err !== null ? alertsOfError.get(err) : undefined) ?? [];
+    for (const event of alertEvents(alerts)) await services.audit.append(event);
     await services.audit.append(auditEvent(ctx, e.spec.http >= 500 ? 12 : 8, e.auditDetail, e.code));
     audited.add(e);
     throw e;
   }
-  for (const alert of result.securityAlerts ?? []) {
-    await services.audit.append(auditEvent({ ...ctx, eventType: 'Security Alert', detail: { ...ctx.detail, ...alert.detail } }, 8, alert.reason, alert.code, alert.objects));
+  if (pending.recorded) {
+    await pending.recorded;
+    return result.value;
   }
-  await services.audit.append(auditEvent(
-    { ...ctx, detail: { ...ctx.detail, ...result.detail } },
-    result.outcome ?? 0,
-    result.reason ?? ctx.decision.reason,
-    undefined,
-    result.objects,
-  ));
+  for (const event of alertEvents(result.securityAlerts ?? [])) await services.audit.append(event);
+  await services.audit.append(operationEvent(result));
   return result.value;
 }
 

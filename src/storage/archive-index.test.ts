@@ -117,4 +117,26 @@ describe.each([
     expect(instances.map((r) => r.values.SOPInstanceUID)).toEqual(['9.1.1', '9.1.2']);
     expect(await index.search({ level: 'study', filters: filters([['StudyInstanceUID', { kind: 'single', value: '9.2' }]]), limit: 10, offset: 0 })).toEqual([]);
   });
+  it('shows each request its own outcomes once, before the commit, also when a shared transaction is retried', async () => {
+    const bad = record({ sopUid: '10.1.3', studyUid: '10.2', seriesUid: '10.2.0' }, { sha: 'b'.repeat(64), patientId: 'P10' });
+    const requests = [
+      [record({ sopUid: '10.1.1', studyUid: '10.1', seriesUid: '10.1.0' }, { sha: 'c'.repeat(64), patientId: 'P10' })],
+      [{ ...bad, sopClassUid: null as unknown as string }],
+      [record({ sopUid: '10.1.1', studyUid: '10.1', seriesUid: '10.1.0' }, { sha: 'd'.repeat(64), patientId: 'P10' }),
+        record({ sopUid: '10.1.2', studyUid: '10.1', seriesUid: '10.1.0' }, { sha: 'e'.repeat(64), patientId: 'P10' })],
+    ];
+    const seen: Array<Array<{ kind: string; version: number }>> = [[], [], []];
+    const settled: boolean[] = [false, false, false];
+    const results = await Promise.allSettled(requests.map((r, i) => index.recordInstances(r, (outcomes) => {
+      // Inside the transaction: the request has not been answered yet.
+      expect(settled[i]).toBe(false);
+      seen[i]?.push(...outcomes);
+    }).finally(() => {
+      settled[i] = true;
+    })));
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    // The shared transaction failed on the bad request's row, before any hook ran: each hook ran once, in its retry.
+    expect(seen).toEqual([[{ kind: 'stored', version: 1 }], [], [{ kind: 'new-version', version: 2, previousSha256: 'c'.repeat(64) }, { kind: 'stored', version: 1 }]]);
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value : null))).toEqual([seen[0], null, seen[2]]);
+  });
 });

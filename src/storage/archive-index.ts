@@ -121,9 +121,23 @@ export interface StoredInstance {
 
 type DB = Kysely<IndexSchema>;
 
+/**
+ * Called inside the transaction with a request's outcomes, after every row is written and before the
+ * COMMIT: what must be durable beside the rows (the request's audit event) starts its own sync here, so
+ * the two syncs overlap instead of following one another.
+ */
+export type BeforeCommit = (outcomes: RecordOutcome[]) => void;
+
+interface QueuedRecords {
+  readonly records: readonly InstanceRecord[];
+  readonly beforeCommit?: BeforeCommit;
+  readonly resolve: (o: RecordOutcome[]) => void;
+  readonly reject: (e: unknown) => void;
+}
+
 /** The archive's queries over the index: record an instance, search, and find what to retrieve. */
 export class ArchiveIndex {
-  private queued: Array<{ records: readonly InstanceRecord[]; resolve: (o: RecordOutcome[]) => void; reject: (e: unknown) => void }> = [];
+  private queued: QueuedRecords[] = [];
   private committing: Promise<void> | null = null;
 
   constructor(private readonly db: DB) {}
@@ -140,11 +154,12 @@ export class ArchiveIndex {
   /**
    * Records several instances in one transaction, in order (so a batch may carry two versions of one
    * instance): one commit, one sync, for a whole STOW-RS request, shared with concurrent requests.
+   * `beforeCommit` sees the outcomes just before the COMMIT, at most once (see BeforeCommit).
    */
-  recordInstances(records: readonly InstanceRecord[]): Promise<RecordOutcome[]> {
+  recordInstances(records: readonly InstanceRecord[], beforeCommit?: BeforeCommit): Promise<RecordOutcome[]> {
     if (records.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
-      this.queued.push({ records, resolve, reject });
+      this.queued.push({ records, resolve, reject, ...(beforeCommit ? { beforeCommit } : {}) });
       this.committing ??= this.commitQueued();
     });
   }
@@ -152,23 +167,21 @@ export class ArchiveIndex {
   /**
    * Group commit: requests that arrive while a transaction commits (other associations, other STOW-RS
    * requests) go into the next one together, so concurrent ingest shares syncs instead of queueing for
-   * one each. If a shared transaction fails, each request is retried alone, so one bad batch fails only itself.
+   * one each. If a shared transaction fails while writing rows, each request is retried alone, so one bad
+   * batch fails only itself; one that fails at its COMMIT, after the hooks ran, fails every request in it.
    */
   private async commitQueued(): Promise<void> {
     try {
       while (this.queued.length > 0) {
         const group = this.queued;
         this.queued = [];
+        const state = { hooksRan: false };
         try {
-          const outcomes = await this.transact(group.flatMap((g) => g.records));
-          let at = 0;
-          for (const g of group) {
-            g.resolve(outcomes.slice(at, at + g.records.length));
-            at += g.records.length;
-          }
+          const outcomes = await this.transact(group, state);
+          group.forEach((g, i) => g.resolve(outcomes[i] as RecordOutcome[]));
         } catch (err) {
-          if (group.length === 1) group[0]?.reject(err);
-          else for (const g of group) await this.transact(g.records).then(g.resolve, g.reject);
+          if (group.length === 1 || state.hooksRan) for (const g of group) g.reject(err);
+          else for (const g of group) await this.transact([g], { hooksRan: false }).then((o) => g.resolve(o[0] as RecordOutcome[]), g.reject);
         }
       }
     } finally {
@@ -176,11 +189,18 @@ export class ArchiveIndex {
     }
   }
 
-  private transact(records: readonly InstanceRecord[]): Promise<RecordOutcome[]> {
+  /** One transaction for the requests' rows; their hooks run once all rows are written, then it commits. */
+  private transact(requests: readonly QueuedRecords[], state: { hooksRan: boolean }): Promise<RecordOutcome[][]> {
     return this.db.transaction().execute(async (trx) => {
-      const out: RecordOutcome[] = [];
       const parents: ParentCache = { patients: new Map(), studies: new Map(), series: new Map() };
-      for (const r of records) out.push(await recordOne(trx, r, parents));
+      const out: RecordOutcome[][] = [];
+      for (const g of requests) {
+        const outcomes: RecordOutcome[] = [];
+        for (const r of g.records) outcomes.push(await recordOne(trx, r, parents));
+        out.push(outcomes);
+      }
+      state.hooksRan = true;
+      requests.forEach((g, i) => g.beforeCommit?.(out[i] as RecordOutcome[]));
       return out;
     });
   }

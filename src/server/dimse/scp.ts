@@ -6,7 +6,7 @@ import type { AuditEventType } from '../../audit/index.js';
 import type { Config } from '../../config.js';
 import { asPacsGuardError, PacsGuardError } from '../../errors.js';
 import type { Action, Resource } from '../../policy/index.js';
-import { admit, auditRejection, perform, wasAudited, type Credentials, type Operated, type PathContext } from '../path.js';
+import { admit, auditRejection, perform, wasAudited, type Credentials, type EarlyAudit, type Operated, type PathContext } from '../path.js';
 import type { Services } from '../services.js';
 import { negotiatePresentationContexts } from './association.js';
 import { DatasetCollector, EncodedDataset } from './encoded.js';
@@ -236,14 +236,14 @@ export class AssociationScp extends dimse.Scp {
    */
   private async onPath<T>(
     request: { action: Action; eventType: AuditEventType; resource?: Resource; detail?: Record<string, string | number | boolean> },
-    operate: (ctx: PathContext) => Promise<Operated<T>>,
+    operate: (ctx: PathContext, early: EarlyAudit) => Promise<Operated<T>>,
   ): Promise<{ ok: true; value: T } | { ok: false; error: PacsGuardError }> {
     try {
       const ctx = await admit(this.ctx.services, {
         protocol: 'dimse', sourceAddress: this.peer.address, credentials: this.credentials, action: request.action,
         eventType: request.eventType, resource: request.resource, detail: this.detail(request.detail),
       });
-      return { ok: true, value: await perform(this.ctx.services, ctx, () => operate(ctx)) };
+      return { ok: true, value: await perform(this.ctx.services, ctx, (early) => operate(ctx, early)) };
     } catch (err) {
       const error = asPacsGuardError(err);
       if (!wasAudited(err)) await this.auditFailure(request.action, request.eventType, error);
@@ -346,7 +346,7 @@ export class AssociationScp extends dimse.Scp {
       const sopUid = request.getAffectedSopInstanceUid();
       const result = await this.onPath(
         { action: 'dimse.store', eventType: 'DICOM Instances Transferred', resource: { sopUid }, detail: { sopClassUid: request.getAffectedSopClassUid() ?? '' } },
-        (ctx) => storeInstance(this.ctx.services, ctx, request, this.callingAe),
+        (ctx, early) => storeInstance(this.ctx.services, ctx, request, this.callingAe, early),
       );
       this.collector?.release();
       this.collector = undefined;

@@ -1,8 +1,8 @@
 import type dimse from 'dcmjs-dimse';
-import { QuarantinedError } from '../../archive/index.js';
+import { QuarantinedError, type IngestResult } from '../../archive/index.js';
 import { asPacsGuardError, PacsGuardError } from '../../errors.js';
 import { subjectLabel } from '../../identity/index.js';
-import type { Operated, PathContext } from '../path.js';
+import type { EarlyAudit, Operated, OperatedOutcome, PathContext } from '../path.js';
 import type { Services } from '../services.js';
 import { EncodedDataset, part10FromNetwork } from './encoded.js';
 
@@ -16,9 +16,16 @@ export interface StoreOutcome {
  * C-STORE through the same ingest as STOW-RS: the received dataset (never parsed here) is wrapped in
  * file meta information and ingested (validated, preamble-sanitised, hashed, written and indexed);
  * the success status goes back only once ingest says it is durable. A refused instance answers with its
- * error's DICOM status; a server failure throws, so the path audits it as one.
+ * error's DICOM status; a server failure throws, so the path audits it as one. The audit event of a
+ * stored instance is recorded just before the index commits (see EarlyAudit).
  */
-export async function storeInstance(services: Services, ctx: PathContext, request: dimse.requests.CStoreRequest, callingAe: string): Promise<Operated<StoreOutcome>> {
+export async function storeInstance(
+  services: Services,
+  ctx: PathContext,
+  request: dimse.requests.CStoreRequest,
+  callingAe: string,
+  early: EarlyAudit,
+): Promise<Operated<StoreOutcome>> {
   const dataset = request.getDataset();
   if (!(dataset instanceof EncodedDataset)) throw new PacsGuardError('PG_ERR_INTERNAL', 'C-STORE dataset was not collected by the listener');
   const file = part10FromNetwork(dataset.parts, {
@@ -28,13 +35,8 @@ export async function storeInstance(services: Services, ctx: PathContext, reques
     sourceAe: callingAe,
   });
   try {
-    const r = await services.ingest.ingest(file, { receivedBy: subjectLabel(ctx.subject) });
-    return {
-      value: { status: 0x0000 },
-      reason: r.outcome.kind === 'duplicate' ? 'identical re-send of a stored instance' : r.outcome.kind === 'new-version' ? `stored as version ${r.outcome.version}` : 'stored',
-      objects: { studyUids: [r.studyUid], patientIds: [r.patientId], seriesUid: r.seriesUid, sopUid: r.sopUid, instanceCount: 1 },
-      detail: { bytes: file.length, outcome: r.outcome.kind },
-    };
+    const r = await services.ingest.ingest(file, { receivedBy: subjectLabel(ctx.subject) }, (settled) => early.record(storedOutcome(settled, file.length)));
+    return { value: { status: 0x0000 }, ...storedOutcome(r, file.length) };
   } catch (err) {
     const e = asPacsGuardError(err);
     if (e.spec.http >= 500) throw e;
@@ -48,4 +50,13 @@ export async function storeInstance(services: Services, ctx: PathContext, reques
         : [],
     };
   }
+}
+
+/** What the audit event of a stored instance says. */
+function storedOutcome(r: IngestResult, bytes: number): OperatedOutcome {
+  return {
+    reason: r.outcome.kind === 'duplicate' ? 'identical re-send of a stored instance' : r.outcome.kind === 'new-version' ? `stored as version ${r.outcome.version}` : 'stored',
+    objects: { studyUids: [r.studyUid], patientIds: [r.patientId], seriesUid: r.seriesUid, sopUid: r.sopUid, instanceCount: 1 },
+    detail: { bytes, outcome: r.outcome.kind },
+  };
 }

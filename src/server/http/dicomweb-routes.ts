@@ -7,7 +7,7 @@ import { deidentifyPart10, toExplicitLittleEndian, type DicomJson } from '../../
 import { PacsGuardError } from '../../errors.js';
 import { subjectLabel } from '../../identity/index.js';
 import type { QueryLevel, StoredInstance } from '../../storage/index.js';
-import { perform, type Operated } from '../path.js';
+import { perform, type EarlyAudit, type Operated, type SecurityAlert } from '../path.js';
 import type { Services } from '../services.js';
 import { breakGlassDetail, enforceScope, scopeFor, searchScope } from '../scope.js';
 import { isResearcher, ResearchView } from '../research.js';
@@ -121,14 +121,14 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
   const stow = async (request: FastifyRequest, reply: FastifyReply) => {
     const ctx = contextOf(request);
     const { study } = uidParams(request);
-    const response = await perform(services, { ...ctx, resource: study ? { studyUid: study } : {} }, async () => {
+    const response = await perform(services, { ...ctx, resource: study ? { studyUid: study } : {} }, async (early) => {
       const { type, boundary } = parseMultipartRelated(request.headers['content-type']);
       if (type !== undefined && type !== 'application/dicom') {
         throw new PacsGuardError('PG_ERR_HTTP_BAD_CONTENT_TYPE', `STOW-RS accepts type="application/dicom" parts; got type="${type}"`);
       }
       if (!Buffer.isBuffer(request.body)) throw new PacsGuardError('PG_ERR_HTTP_BAD_MULTIPART', 'request has no body');
       const parts = splitMultipart(request.body, boundary);
-      return storeParts(services, parts.map((p) => ({ contentType: p.headers.get('content-type'), body: p.body })), study, base(request), subjectLabel(ctx.subject));
+      return storeParts(services, parts.map((p) => ({ contentType: p.headers.get('content-type'), body: p.body })), study, base(request), subjectLabel(ctx.subject), early);
     });
     return reply.code(response.status).type(DICOM_JSON).send(response.body);
   };
@@ -315,6 +315,7 @@ interface StowResponse {
 /**
  * Stores each part through the archive's ingest and builds the per-instance response: 200 when all were
  * stored, 202 when some failed, 409 when none was. Each failure carries its FailureReason (PS3.18 Table 10.5.3-1).
+ * The audit event is recorded from the same results just before the index commits (see EarlyAudit).
  */
 async function storeParts(
   services: Services,
@@ -322,19 +323,34 @@ async function storeParts(
   studyUid: string | undefined,
   base: string,
   receivedBy: string,
+  early: EarlyAudit,
 ): Promise<Operated<StowResponse>> {
-  const stored: IngestResult[] = [];
-  const failed: Array<{ reason: number; detail: string; sopClassUid?: string; sopUid?: string }> = [];
-  const alerts: NonNullable<Operated<unknown>['securityAlerts']>[number][] = [];
+  const refusedParts: StowFailure[] = [];
   const accepted: Buffer[] = [];
   for (const part of parts) {
     if (part.contentType !== undefined && !/^application\/dicom\s*(;|$)/i.test(part.contentType)) {
-      failed.push({ reason: 0xc000, detail: `part Content-Type ${part.contentType} is not application/dicom` });
+      refusedParts.push({ reason: 0xc000, detail: `part Content-Type ${part.contentType} is not application/dicom` });
     } else {
       accepted.push(part.body);
     }
   }
-  const results = await services.ingest.ingestMany(accepted, { receivedBy, expectedStudyUid: studyUid });
+  const summarise = (results: ReadonlyArray<IngestResult | PacsGuardError>) => stowOutcome(results, refusedParts, studyUid, base);
+  const results = await services.ingest.ingestMany(accepted, { receivedBy, expectedStudyUid: studyUid }, (settled) => early.record(summarise(settled)));
+  return summarise(results);
+}
+
+interface StowFailure { readonly reason: number; readonly detail: string; readonly sopClassUid?: string; readonly sopUid?: string }
+
+/** What a STOW-RS request came to, from ingest's results: its response and what its audit event says. */
+function stowOutcome(
+  results: ReadonlyArray<IngestResult | PacsGuardError>,
+  refusedParts: readonly StowFailure[],
+  studyUid: string | undefined,
+  base: string,
+): Operated<StowResponse> {
+  const stored: IngestResult[] = [];
+  const failed: StowFailure[] = [...refusedParts];
+  const alerts: SecurityAlert[] = [];
   for (const r of results) {
     if (!(r instanceof PacsGuardError)) {
       stored.push(r);
