@@ -9,7 +9,7 @@ import type { Action, Resource } from '../../policy/index.js';
 import { admit, auditRejection, perform, wasAudited, type Credentials, type EarlyAudit, type Operated, type PathContext } from '../path.js';
 import type { Services } from '../services.js';
 import { negotiatePresentationContexts } from './association.js';
-import { DatasetCollector, EncodedDataset } from './encoded.js';
+import { DatasetCollector, EncodedCommandDataset, EncodedDataset } from './encoded.js';
 import { findResponses } from './find.js';
 import type { AssociationSlots, ByteBudget, PduViolation } from './limits.js';
 import { retrieveByGet, retrieveByMove } from './retrieve.js';
@@ -48,6 +48,14 @@ type AnyRequest = dimse.requests.Request;
  * translates between DIMSE messages and those calls, and keeps the protocol honest (one operation at a
  * time, as we negotiate no asynchronous operations).
  */
+// dcmjs-dimse's own sender, which AssociationScp._sendDimse hands each message to.
+export const librarySendDimse = (dimse.Scp.prototype as unknown as { _sendDimse?: (message: SentMessage) => void })._sendDimse as (this: dimse.Scp, message: SentMessage) => void;
+
+/** What dcmjs-dimse's sender is given: a request or response (and its presentation context). */
+interface SentMessage {
+  readonly command: { getCommandDataset(): dimse.Dataset; setCommandDataset(dataset: dimse.Dataset): void };
+}
+
 export class AssociationScp extends dimse.Scp {
   private readonly id = randomBytes(6).toString('hex');
   private credentials: Credentials = { kind: 'none' };
@@ -220,6 +228,17 @@ export class AssociationScp extends dimse.Scp {
 
   override associationReleaseRequested(): void {
     if (!this.closed) this.sendAssociationReleaseResponse();
+  }
+
+  /**
+   * Every DIMSE message we send passes here (responses given to the library's callbacks and sendResponse
+   * alike): its command set is encoded by encodeCommandSet rather than dcmjs's general writer. dcmjs-dimse
+   * declares no such hook; the tests check that this method is still the one it sends through.
+   */
+  _sendDimse(message: SentMessage): void {
+    const command = message.command.getCommandDataset();
+    if (!(command instanceof EncodedCommandDataset)) message.command.setCommandDataset(new EncodedCommandDataset(command.getElements()));
+    librarySendDimse.call(this, message);
   }
 
   override abort(): void {
