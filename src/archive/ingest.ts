@@ -2,7 +2,7 @@ import { open, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inspectPreamble, parsePart10, sanitizePreamble, type ParsedInstance } from '../dicom/index.js';
 import { PacsGuardError, asPacsGuardError } from '../errors.js';
-import { fsyncDir, sha256Hex, type ArchiveIndex, type BlobStore, type InstanceRecord, type RecordOutcome } from '../storage/index.js';
+import { fsyncDir, sha256Hex, type ArchiveIndex, type BlobStore, type InstanceRecord, type RecordOutcome, type StagedBlob } from '../storage/index.js';
 
 /** What became of one received instance. */
 export interface IngestResult {
@@ -45,6 +45,14 @@ async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: 
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
+/** An instance that passed validation, at its place in the batch, with its staged blob if it has one. */
+interface Prepared {
+  readonly at: number;
+  readonly parsed: ParsedInstance;
+  readonly bytes: Buffer;
+  readonly staged?: StagedBlob;
+}
+
 /** Raised when a preamble held executable content: the original bytes are in quarantine, never served. */
 export class QuarantinedError extends PacsGuardError {
   constructor(readonly quarantineFile: string, readonly threat: string, readonly sha256: string) {
@@ -66,10 +74,10 @@ export class Ingest {
 
   /**
    * Ingests one instance; throws a PacsGuardError (QuarantinedError for an executable preamble) if refused.
-   * `beforeCommit` as for ingestMany.
+   * `beforeCommit` and `staged` as for ingestMany.
    */
-  async ingest(bytes: Uint8Array, ctx: IngestContext, beforeCommit?: (result: IngestResult) => void): Promise<IngestResult> {
-    const [result] = await this.ingestMany([bytes], ctx, beforeCommit ? (results) => beforeCommit(results[0] as IngestResult) : undefined);
+  async ingest(bytes: Uint8Array, ctx: IngestContext, beforeCommit?: (result: IngestResult) => void, staged?: StagedBlob): Promise<IngestResult> {
+    const [result] = await this.ingestMany([bytes], ctx, beforeCommit ? (results) => beforeCommit(results[0] as IngestResult) : undefined, [staged]);
     if (result instanceof Error) throw result;
     return result as IngestResult;
   }
@@ -81,16 +89,20 @@ export class Ingest {
    * `beforeCommit` is given the results as they will be, inside the index transaction just before its
    * COMMIT, when anything is to be committed at all (see BeforeCommit): the caller's audit event is written
    * while the index syncs. Should the COMMIT then fail, ingestMany returns every written instance as failed.
+   * `staged[i]`, when given, is item i already written to the blob store as it arrived (BlobStore.stage):
+   * it is placed instead of written again if the item is stored as received. The caller discards it in
+   * any case afterwards (a no-op once placed).
    */
   async ingestMany(
     items: readonly Uint8Array[],
     ctx: IngestContext,
     beforeCommit?: (results: ReadonlyArray<IngestResult | PacsGuardError>) => void,
+    staged: ReadonlyArray<StagedBlob | undefined> = [],
   ): Promise<Array<IngestResult | PacsGuardError>> {
     const results: Array<IngestResult | PacsGuardError> = new Array(items.length);
     const refusal = this.guard?.refusal(ctx.receivedBy);
     if (refusal) return results.fill(refusal);
-    let prepared: Array<{ at: number; parsed: ParsedInstance; bytes: Buffer }> = [];
+    let prepared: Prepared[] = [];
     let blocked: PacsGuardError | null = null;
     for (let at = 0; at < items.length; at++) {
       if (blocked) {
@@ -98,7 +110,12 @@ export class Ingest {
         continue;
       }
       try {
-        prepared.push({ at, ...(await this.prepare(items[at] as Uint8Array, ctx)) });
+        const item = items[at] as Uint8Array;
+        const p = await this.prepare(item, ctx);
+        // Staged bytes serve only if they are the bytes to store: the preamble was left as it was.
+        const asReceived = p.bytes.buffer === item.buffer && p.bytes.byteOffset === item.byteOffset && p.bytes.length === item.length;
+        const stagedItem = staged[at];
+        prepared.push({ at, ...p, ...(stagedItem && asReceived && stagedItem.size === item.length ? { staged: stagedItem } : {}) });
       } catch (err) {
         const e = asPacsGuardError(err);
         results[at] = e;
@@ -108,10 +125,10 @@ export class Ingest {
     }
     if (this.guard && prepared.length > 0) prepared = await this.vetOverwrites(prepared, results, ctx.receivedBy, blocked);
     if (prepared.length > 0) prepared = await this.refuseDeletedStudies(prepared, results);
-    const written: Array<{ at: number; parsed: ParsedInstance; bytes: Buffer; sha256: string }> = [];
+    const written: Array<Prepared & { sha256: string }> = [];
     await forEachLimited(prepared, BLOB_WRITE_CONCURRENCY, async (p) => {
       try {
-        written.push({ ...p, sha256: (await this.blobs.put(p.bytes)).sha256 });
+        written.push({ ...p, sha256: (await (p.staged ? this.blobs.place(p.staged) : this.blobs.put(p.bytes))).sha256 });
       } catch (err) {
         results[p.at] = asPacsGuardError(err);
       }
@@ -147,9 +164,9 @@ export class Ingest {
    * clear reason rather than stored out of sight; restoring the study is a decision of two people.
    */
   private async refuseDeletedStudies(
-    prepared: Array<{ at: number; parsed: ParsedInstance; bytes: Buffer }>,
+    prepared: Prepared[],
     results: Array<IngestResult | PacsGuardError>,
-  ): Promise<Array<{ at: number; parsed: ParsedInstance; bytes: Buffer }>> {
+  ): Promise<Prepared[]> {
     const deleted = await this.index.deletedStudies([...new Set(prepared.map((p) => p.parsed.studyInstanceUid))]);
     if (deleted.size === 0) return prepared;
     return prepared.filter((p) => {
@@ -164,11 +181,11 @@ export class Ingest {
    * is counted before it is written, and once the subject passes its limit the rest are refused.
    */
   private async vetOverwrites(
-    prepared: Array<{ at: number; parsed: ParsedInstance; bytes: Buffer }>,
+    prepared: Prepared[],
     results: Array<IngestResult | PacsGuardError>,
     subject: string,
     alreadyBlocked: PacsGuardError | null,
-  ): Promise<Array<{ at: number; parsed: ParsedInstance; bytes: Buffer }>> {
+  ): Promise<Prepared[]> {
     const guard = this.guard as IngestGuard;
     const current = await this.index.currentBlobs(prepared.map((p) => p.parsed.sopInstanceUid));
     const kept: typeof prepared = [];

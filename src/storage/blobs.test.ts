@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -61,6 +61,62 @@ describe('FileBlobStore', () => {
     writeFileSync(join(root, 'tmp', 'abc.123.tmp'), 'half a blob');
     expect(await store.cleanTemporaryFiles()).toBe(1);
     expect(existsSync(join(root, 'tmp', 'abc.123.tmp'))).toBe(false);
+  });
+
+  describe('staged blobs (written as the bytes arrive)', () => {
+    const pieces = (seed: number, count: number): Buffer[] =>
+      Array.from({ length: count }, (_, i) => Buffer.alloc(1 + ((i * 7919 + seed) % 16_384), (i + seed) % 251));
+
+    it('places exactly the bytes appended, at their address, read-only, and leaves nothing in tmp/', async () => {
+      const parts = pieces(1, 300);
+      const staged = store.stage();
+      // Appended in bursts with waits between, as PDVs arrive: writes overlap the appends.
+      for (let i = 0; i < parts.length; i++) {
+        staged.append(parts[i]!);
+        if (i % 37 === 0) await new Promise((r) => setImmediate(r));
+      }
+      const whole = Buffer.concat(parts);
+      expect(staged.size).toBe(whole.length);
+      const placed = await store.place(staged);
+      expect(placed).toEqual({ sha256: sha256Hex(whole), size: whole.length, existed: false });
+      expect((await store.get(placed.sha256)).equals(whole)).toBe(true);
+      expect(statSync(store.pathOf(placed.sha256)).mode & 0o777).toBe(0o440);
+      await staged.discard(); // after placing: nothing happens
+      expect(await store.has(placed.sha256)).toBe(true);
+      expect(readdirSync(join(root, 'tmp'))).toEqual([]);
+    });
+
+    it('drops the staged copy of content the store already holds, and a discarded one', async () => {
+      const parts = pieces(2, 20);
+      await store.put(Buffer.concat(parts));
+      const again = store.stage();
+      parts.forEach((p) => again.append(p));
+      expect((await store.place(again)).existed).toBe(true);
+      const dropped = store.stage();
+      parts.forEach((p) => dropped.append(p));
+      await dropped.discard();
+      await expect(store.place(dropped)).rejects.toMatchObject({ code: 'PG_ERR_INTERNAL' });
+      expect(readdirSync(join(root, 'tmp'))).toEqual([]);
+    });
+
+    it('refuses to place a blob twice or to append after placing', async () => {
+      const staged = store.stage();
+      staged.append(Buffer.from('one piece'));
+      await store.place(staged);
+      await expect(store.place(staged)).rejects.toMatchObject({ code: 'PG_ERR_INTERNAL' });
+      expect(() => staged.append(Buffer.from('late'))).toThrow(/finished staged blob/);
+    });
+
+    it('fails placing, and leaves no file, when the staged writes failed', async () => {
+      // The temporary folder gone (even root cannot create a file in a folder that is not there).
+      rmSync(join(root, 'tmp'), { recursive: true });
+      const staged = store.stage();
+      staged.append(Buffer.from('cannot be written'));
+      await expect(store.place(staged)).rejects.toMatchObject({ code: expect.stringMatching(/^PG_ERR_/) });
+      mkdirSync(join(root, 'tmp'));
+      expect(readdirSync(join(root, 'tmp'))).toEqual([]);
+      expect(readdirSync(root).filter((d) => d !== 'tmp').every((d) => readdirSync(join(root, d)).length === 0)).toBe(true);
+    });
   });
 
   it('rejects addresses that are not SHA-256 hex (no path tricks)', () => {

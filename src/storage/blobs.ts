@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsConstants, existsSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { PacsGuardError, asPacsGuardError } from '../errors.js';
 
 /** Where a blob went and whether it was already there (content addressing makes re-sends free). */
@@ -15,6 +15,13 @@ export interface PutResult {
 export interface BlobStore {
   /** Writes the bytes durably (data and directory entry on disk) and returns their address. */
   put(bytes: Uint8Array): Promise<PutResult>;
+  /**
+   * Starts a blob whose bytes arrive in pieces (a C-STORE dataset, PDV by PDV): each piece is hashed
+   * and written to a temporary file as it comes, so that once the last one is in only the syncs are left.
+   */
+  stage(): StagedBlob;
+  /** Puts a staged blob of this store in place, once every piece is appended, as durably as `put` does. */
+  place(staged: StagedBlob): Promise<PutResult>;
   /** Reads a blob and refuses to return it unless its SHA-256 still matches its address. */
   get(sha256: string): Promise<Buffer>;
   has(sha256: string): Promise<boolean>;
@@ -24,6 +31,16 @@ export interface BlobStore {
   remove(sha256: string): Promise<boolean>;
   /** Removes temporary files left by a crash mid-write; run before serving. */
   cleanTemporaryFiles(): Promise<number>;
+}
+
+/** A blob being written as its bytes arrive; see BlobStore.stage. Placed or discarded exactly once. */
+export interface StagedBlob {
+  /** Adds the next piece (hashed now, written in order in the background); the piece must not change later. */
+  append(piece: Uint8Array): void;
+  /** Bytes appended so far. */
+  readonly size: number;
+  /** Removes the temporary file; a no-op once the blob was placed or discarded. */
+  discard(): Promise<void>;
 }
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
@@ -82,35 +99,91 @@ export class FileBlobStore implements BlobStore {
     }
   }
 
-  /**
-   * Temporary file, rename into place, then the file's data sync and its folder's sync together: the
-   * two syncs overlap (one journal commit on most filesystems) instead of following each other, and
-   * `put` resolves only when both are done, so nothing refers to the blob before it is durable. A crash
-   * between rename and sync can leave a torn file at the address: `holds` finds it and it is rewritten.
-   */
+  /** Writes a temporary file (read-only from birth), then puts it in place as `sync` says. */
   private async write(sha256: string, bytes: Uint8Array): Promise<PutResult> {
     const finalPath = this.pathOf(sha256);
     if (await holds(finalPath, sha256)) return { sha256, size: bytes.length, existed: true };
-    const dir = join(this.root, sha256.slice(0, 2));
     const tmpPath = join(this.tmpDir, `${sha256}.${randomBytes(6).toString('hex')}.tmp`);
-    let renamed = false;
+    let fh: FileHandle;
     try {
       // Read-only from birth: nothing in PacsGuard ever writes to a stored blob again.
-      const fh = await open(tmpPath, 'wx', 0o440);
+      fh = await open(tmpPath, 'wx', 0o440);
+    } catch (err) {
+      throw asPacsGuardError(err);
+    }
+    try {
+      await fh.writeFile(bytes);
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      await rm(tmpPath, { force: true }).catch(() => undefined);
+      throw asPacsGuardError(err);
+    }
+    await this.sync(tmpPath, finalPath, fh, sha256, () => fh.close());
+    return { sha256, size: bytes.length, existed: false };
+  }
+
+  /**
+   * Renames a written temporary file to its address, then syncs the file's data and its folder together:
+   * the two syncs overlap (one journal commit on most filesystems) instead of following each other, and
+   * this resolves only when both are done, so nothing refers to the blob before it is durable. A crash
+   * between rename and sync can leave a torn file at the address: `holds` finds it and it is rewritten.
+   * `close` releases the file handle (always called); on failure neither file is left behind.
+   */
+  private async sync(tmpPath: string, finalPath: string, fh: FileHandle, sha256: string, close: () => Promise<void>): Promise<void> {
+    let renamed = false;
+    try {
       try {
-        await fh.writeFile(bytes);
         await rename(tmpPath, finalPath);
         renamed = true;
-        await Promise.all([fh.datasync(), fsyncDir(dir)]);
+        await Promise.all([fh.datasync(), fsyncDir(join(this.root, sha256.slice(0, 2)))]);
       } finally {
-        await fh.close();
+        await close();
       }
     } catch (err) {
       // A file whose sync failed must not stay at its address: a retry would find it and trust it.
       await rm(renamed ? finalPath : tmpPath, { force: true }).catch(() => undefined);
       throw asPacsGuardError(err);
     }
-    return { sha256, size: bytes.length, existed: false };
+  }
+
+  stage(): StagedBlob {
+    return new StagedFile(join(this.tmpDir, `staged.${randomBytes(8).toString('hex')}.tmp`));
+  }
+
+  async place(staged: StagedBlob): Promise<PutResult> {
+    if (!(staged instanceof StagedFile) || dirname(staged.path) !== this.tmpDir) throw new PacsGuardError('PG_ERR_INTERNAL', 'a staged blob of another store');
+    let written: Awaited<ReturnType<StagedFile['written']>>;
+    try {
+      written = await staged.written();
+    } catch (err) {
+      await staged.discard();
+      throw err;
+    }
+    const { sha256, size, fh } = written;
+    const inFlight = this.writing.get(sha256);
+    if (inFlight) {
+      await staged.discard();
+      await inFlight;
+      return { sha256, size, existed: true };
+    }
+    const placing = (async (): Promise<PutResult> => {
+      const finalPath = this.pathOf(sha256);
+      if (await holds(finalPath, sha256)) {
+        await staged.discard();
+        return { sha256, size, existed: true };
+      }
+      await this.sync(staged.path, finalPath, fh, sha256, () => staged.settle());
+      return { sha256, size, existed: false };
+    })();
+    this.writing.set(sha256, placing);
+    try {
+      return await placing;
+    } catch (err) {
+      await staged.discard();
+      throw err;
+    } finally {
+      this.writing.delete(sha256);
+    }
   }
 
   async get(sha256: string): Promise<Buffer> {
@@ -197,5 +270,99 @@ export async function fsyncDir(dir: string): Promise<void> {
     await fh.sync();
   } finally {
     await fh.close();
+  }
+}
+
+/**
+ * A staged blob in the store's tmp/ folder: pieces are hashed as they are appended and written in order
+ * by one write at a time, each taking every piece that arrived meanwhile (one writev), so a dataset
+ * arriving in 16 KB PDVs costs a few writes, not one per PDV.
+ */
+class StagedFile implements StagedBlob {
+  private readonly hash = createHash('sha256');
+  private readonly pending: Uint8Array[] = [];
+  private opening: Promise<FileHandle> | null = null;
+  private writing: Promise<void> | null = null;
+  private failure: unknown = null;
+  private state: 'open' | 'finished' | 'settled' = 'open';
+  size = 0;
+
+  constructor(readonly path: string) {}
+
+  append(piece: Uint8Array): void {
+    if (this.state !== 'open') throw new PacsGuardError('PG_ERR_INTERNAL', 'a piece appended to a finished staged blob');
+    if (piece.length === 0) return;
+    this.hash.update(piece);
+    this.size += piece.length;
+    this.pending.push(piece);
+    this.opening ??= open(this.path, 'wx', 0o440);
+    this.writing ??= this.drain();
+  }
+
+  /** Writes what is pending until nothing is; a failure is kept for `written` and stops the writing. */
+  private async drain(): Promise<void> {
+    try {
+      const fh = await (this.opening as Promise<FileHandle>);
+      while (this.pending.length > 0 && this.failure === null) {
+        const pieces = this.pending.splice(0);
+        await writeAll(fh, pieces);
+      }
+    } catch (err) {
+      this.failure = err;
+      this.pending.length = 0;
+    } finally {
+      this.writing = null;
+    }
+  }
+
+  /** Waits for every write; the blob's address, size and open file. Rejects if any write failed. */
+  async written(): Promise<{ sha256: string; size: number; fh: FileHandle }> {
+    if (this.state !== 'open') throw new PacsGuardError('PG_ERR_INTERNAL', 'a staged blob placed twice');
+    this.state = 'finished';
+    this.opening ??= open(this.path, 'wx', 0o440);
+    while (this.writing) await this.writing;
+    try {
+      const fh = await this.opening;
+      if (this.failure !== null) throw this.failure;
+      return { sha256: this.hash.digest('hex'), size: this.size, fh };
+    } catch (err) {
+      throw asPacsGuardError(err);
+    }
+  }
+
+  /** Closes the file (placing is done with it). */
+  async settle(): Promise<void> {
+    if (this.state === 'settled') return;
+    this.state = 'settled';
+    const fh = await this.opening?.catch(() => null);
+    await fh?.close().catch(() => undefined);
+  }
+
+  async discard(): Promise<void> {
+    if (this.state === 'settled') return;
+    this.state = 'settled';
+    while (this.writing) await this.writing.catch(() => undefined);
+    const fh = await this.opening?.catch(() => null);
+    if (!fh) return;
+    await fh.close().catch(() => undefined);
+    await rm(this.path, { force: true }).catch(() => undefined);
+  }
+}
+
+/** fh.writev until every byte of `pieces` is written (a writev may write fewer bytes than asked). */
+async function writeAll(fh: FileHandle, pieces: Uint8Array[]): Promise<void> {
+  let rest = pieces;
+  while (rest.length > 0) {
+    const { bytesWritten } = await fh.writev(rest);
+    let done = bytesWritten;
+    const next: Uint8Array[] = [];
+    for (const p of rest) {
+      if (done >= p.length) done -= p.length;
+      else {
+        next.push(p.subarray(done));
+        done = 0;
+      }
+    }
+    rest = next;
   }
 }

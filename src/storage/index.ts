@@ -1,4 +1,4 @@
-export { FileBlobStore, sha256Hex, fsyncDir, type BlobStore, type PutResult } from './blobs.js';
+export { FileBlobStore, sha256Hex, fsyncDir, type BlobStore, type PutResult, type StagedBlob } from './blobs.js';
 export { BlobReplicas } from './replicas.js';
 export { openIndexDatabase, type IndexDatabase } from './db.js';
 export {

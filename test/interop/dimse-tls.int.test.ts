@@ -1,10 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { parsePart10 } from '../../src/dicom/index.js';
 import { aeTitleUri, CertificateAuthority } from '../../src/identity/index.js';
+import { datasetOfPart10 } from '../../src/server/dimse/encoded.js';
 import { dcmtkAvailable, runDcmtk, tlsArgs, writeInstances } from '../support/dcmtk.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { makeInstance, makeStudy } from '../support/synth.js';
@@ -60,8 +62,19 @@ describe.skipIf(!dcmtkAvailable())('DICOM over mutual TLS with enrolled device c
   it('stores instances with C-STORE through the same ingest as STOW, durable and retrievable byte for byte', async () => {
     const instances = makeStudy({ seed: 41, series: 1, instancesPerSeries: 3, modality: 'CT', rows: 64, columns: 64 });
     const files = writeInstances(join(dir, 'store'), instances);
-    const r = await runDcmtk('storescu', ['-aet', 'CT01', '-aec', 'PACSGUARD', ...tlsArgs(ct()), '127.0.0.1', tlsPort, ...files]);
+    // Each dataset is written to a staged blob as its PDVs arrive, and that blob is what gets stored.
+    const place = vi.spyOn(pg.server.services.blobs, 'place');
+    const put = vi.spyOn(pg.server.services.blobs, 'put');
+    const calls = { place: 0, put: 0 };
+    const r = await runDcmtk('storescu', ['-aet', 'CT01', '-aec', 'PACSGUARD', ...tlsArgs(ct()), '127.0.0.1', tlsPort, ...files]).finally(() => {
+      calls.place = place.mock.calls.length;
+      calls.put = put.mock.calls.length;
+      place.mockRestore();
+      put.mockRestore();
+    });
     expect(r.code, r.stderr).toBe(0);
+    expect(calls).toEqual({ place: 3, put: 0 });
+    expect(readdirSync(join(pg.dataDir, 'blobs', 'tmp'))).toEqual([]);
     const counts = await pg.server.services.index.counts();
     expect(counts.instances).toBeGreaterThanOrEqual(3);
     const stored = auditOf(pg.dataDir).filter((e) => e.action === 'dimse.store' && e.outcome === 0);
@@ -69,6 +82,14 @@ describe.skipIf(!dcmtkAvailable())('DICOM over mutual TLS with enrolled device c
     // The dataset that arrived is the dataset stored (only the file meta information is ours).
     const rows = await pg.server.services.index.search({ level: 'instance', filters: new Map([['PatientID', { kind: 'single', value: 'PAT-41' }]]), limit: 10, offset: 0 });
     expect(rows).toHaveLength(3);
+    for (const sent of instances) {
+      const { sopInstanceUid, studyInstanceUid } = parsePart10(sent);
+      const [row] = await pg.server.services.index.findInstances(studyInstanceUid, undefined, sopInstanceUid);
+      const stored = await pg.server.services.blobs.get(row!.blobSha256);
+      const { dataset } = datasetOfPart10(sent);
+      expect(stored.subarray(stored.length - dataset.length).equals(dataset)).toBe(true);
+      expect(parsePart10(stored).sopInstanceUid).toBe(sopInstanceUid);
+    }
   });
 
   it('stores compressed and other transfer syntaxes as received', async () => {

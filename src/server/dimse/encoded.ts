@@ -1,5 +1,6 @@
 import dimse from 'dcmjs-dimse';
 import { Writable } from 'node:stream';
+import type { StagedBlob } from '../../storage/index.js';
 
 /**
  * Datasets as the bytes they are on the wire. A C-STORE dataset goes to ingest as received (wrapped in
@@ -15,8 +16,12 @@ export const IMPLEMENTATION_VERSION = 'PACSGUARD_010';
 export class EncodedDataset extends dimse.Dataset {
   private joined: Buffer | undefined;
 
-  /** `bytes` may be the chunks as received: they are joined only if someone asks for them whole. */
-  constructor(bytes: Buffer | readonly Buffer[], transferSyntaxUid: string) {
+  /**
+   * `bytes` may be the chunks as received: they are joined only if someone asks for them whole. A received
+   * C-STORE dataset also carries the Part 10 header the listener made for it and, when it was staged, the
+   * blob it was written to as it arrived (header first).
+   */
+  constructor(bytes: Buffer | readonly Buffer[], transferSyntaxUid: string, readonly received?: { header: Buffer; staged?: StagedBlob }) {
     super({}, transferSyntaxUid);
     this.parts = Buffer.isBuffer(bytes) ? [bytes] : bytes;
   }
@@ -35,7 +40,9 @@ export class EncodedDataset extends dimse.Dataset {
 
 /**
  * Collects one C-STORE dataset as it arrives, refusing to grow past `maxBytes` (the listener aborts the
- * association then). Chunks are kept as received and copied once, into the Part 10 file ingest stores.
+ * association then). Chunks are kept as received and copied once, into the Part 10 file ingest parses;
+ * with a `staged` blob (begun with the file's header), each chunk also goes to it as it arrives, so the
+ * file is hashed and written while the rest is still on the wire.
  */
 export class DatasetCollector extends Writable {
   private readonly chunks: Buffer[] = [];
@@ -49,6 +56,7 @@ export class DatasetCollector extends Writable {
     private readonly maxBytes: number,
     private readonly discard = false,
     private readonly budget?: { take(n: number): boolean; give(n: number): void; readonly limit: number },
+    private staged?: StagedBlob,
   ) {
     // A synchronous sink: write() never reports back-pressure, which dcmjs-dimse would wait on in a way
     // that lets the next PDU overtake this one.
@@ -64,6 +72,7 @@ export class DatasetCollector extends Writable {
       } else {
         this.held += chunk.length;
         this.chunks.push(chunk);
+        this.staged?.append(chunk);
       }
     }
     callback();
@@ -76,10 +85,25 @@ export class DatasetCollector extends Writable {
     this.release();
   }
 
-  /** Returns the bytes held to the shared budget (once the dataset is ingested, or dropped). */
+  /** The staged blob, handed to whoever stores the dataset (it is then theirs to place or discard). */
+  takeStaged(): StagedBlob | undefined {
+    const staged = this.overflowed ? undefined : this.staged;
+    this.staged = undefined;
+    return staged;
+  }
+
+  /** Drops the staged blob if nobody took it (the association ended mid-dataset, or it overflowed). */
+  async discardStaged(): Promise<void> {
+    const staged = this.staged;
+    this.staged = undefined;
+    await staged?.discard();
+  }
+
+  /** Returns the bytes held to the shared budget (once the dataset is ingested, or dropped), and drops a staged blob nobody took. */
   release(): void {
     if (this.held > 0) this.budget?.give(this.held);
     this.held = 0;
+    void this.discardStaged();
   }
 
   get receivedBytes(): number {
@@ -187,12 +211,20 @@ function padded(text: string, pad: '\0' | ' '): Buffer {
   return Buffer.from(text.length % 2 === 1 ? text + pad : text, 'latin1');
 }
 
+/** What the file meta information of a received instance says (see part10Header). */
+export interface NetworkMeta {
+  readonly sopClassUid: string;
+  readonly sopInstanceUid: string;
+  readonly transferSyntaxUid: string;
+  readonly sourceAe: string;
+}
+
 /**
- * A Part 10 file (PS3.10 §7.1) around a dataset received over the network: empty preamble, `DICM`, and
- * file meta information naming the SOP class and instance from the C-STORE command, the negotiated
- * transfer syntax, and the sending AE title (provenance kept in the file itself).
+ * The start of a Part 10 file (PS3.10 §7.1) around a dataset received over the network: empty preamble,
+ * `DICM`, and file meta information naming the SOP class and instance from the C-STORE command, the
+ * negotiated transfer syntax, and the sending AE title (provenance kept in the file itself).
  */
-export function part10FromNetwork(dataset: Buffer | readonly Buffer[], meta: { sopClassUid: string; sopInstanceUid: string; transferSyntaxUid: string; sourceAe: string }): Buffer {
+export function part10Header(meta: NetworkMeta): Buffer {
   const body = Buffer.concat([
     element(0x0002, 0x0001, 'OB', Buffer.from([0, 1])),
     element(0x0002, 0x0002, 'UI', padded(meta.sopClassUid, '\0')),
@@ -204,7 +236,12 @@ export function part10FromNetwork(dataset: Buffer | readonly Buffer[], meta: { s
   ]);
   const groupLength = Buffer.alloc(4);
   groupLength.writeUInt32LE(body.length, 0);
-  return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM', 'latin1'), element(0x0002, 0x0000, 'UL', groupLength), body, ...(Buffer.isBuffer(dataset) ? [dataset] : dataset)]);
+  return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM', 'latin1'), element(0x0002, 0x0000, 'UL', groupLength), body]);
+}
+
+/** The Part 10 file of a dataset received over the network: part10Header, then the dataset. */
+export function part10FromNetwork(dataset: Buffer | readonly Buffer[], meta: NetworkMeta): Buffer {
+  return Buffer.concat([part10Header(meta), ...(Buffer.isBuffer(dataset) ? [dataset] : dataset)]);
 }
 
 const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);

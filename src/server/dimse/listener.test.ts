@@ -1,6 +1,6 @@
 import dimse from 'dcmjs-dimse';
 import fc from 'fast-check';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { CertificateAuthority } from '../../identity/index.js';
@@ -244,7 +244,16 @@ describe('DICOM listener under bad input', () => {
     expect(status).not.toBe(0);
     expect(status).not.toBe(-1);
     await expectAudited(/"action":"dimse.store","outcome":8/);
+    // The dataset was staged in the blob store as it arrived; refused, its staged copy is gone.
+    await expectNoStagedBlobs();
   });
+
+  /** Waits (briefly: discarding runs after the response) for the blob store's tmp/ folder to be empty. */
+  const expectNoStagedBlobs = async () => {
+    const tmp = join(pg.dataDir, 'blobs', 'tmp');
+    for (let i = 0; i < 40 && readdirSync(tmp).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(readdirSync(tmp)).toEqual([]);
+  };
 
   const storeRaw = (bytes: Buffer, sopUid: string) => new Promise<string>((resolve) => {
     const client = new dimse.Client();
@@ -264,6 +273,7 @@ describe('DICOM listener under bad input', () => {
     await expectAudited(/held over all associations would pass 204800 bytes/);
     // The budget is whole again afterwards: a small dataset is received (and refused by ingest, as garbage).
     expect(await storeRaw(Buffer.alloc(10 * 1024, 0x43), '2.25.91012')).toBe('response');
+    await expectNoStagedBlobs();
   });
 
   it('aborts an association whose dataset exceeds the configured maximum', async () => {
@@ -282,5 +292,6 @@ describe('DICOM listener under bad input', () => {
     expect(outcome).toBe('closed');
     await expectAudited(/over the limit of 262144 bytes|would pass 204800 bytes/);
     expect(await echo(port)).toBe(0);
+    await expectNoStagedBlobs();
   });
 });

@@ -9,7 +9,8 @@ import type { Action, Resource } from '../../policy/index.js';
 import { admit, auditRejection, perform, wasAudited, type Credentials, type EarlyAudit, type Operated, type PathContext } from '../path.js';
 import type { Services } from '../services.js';
 import { negotiatePresentationContexts } from './association.js';
-import { DatasetCollector, EncodedCommandDataset, EncodedDataset } from './encoded.js';
+import type { StagedBlob } from '../../storage/index.js';
+import { DatasetCollector, EncodedCommandDataset, EncodedDataset, part10Header } from './encoded.js';
 import { findResponses } from './find.js';
 import type { AssociationSlots, ByteBudget, PduViolation } from './limits.js';
 import { retrieveByGet, retrieveByMove } from './retrieve.js';
@@ -68,6 +69,8 @@ export class AssociationScp extends dimse.Scp {
   private aborting = false;
   /** The C-STORE dataset being received, holding bytes against the listener's shared budget. */
   private collector: DatasetCollector | undefined;
+  /** The Part 10 header of the C-STORE dataset being received. */
+  private header: Buffer | undefined;
   private storeAllowed = false;
 
   constructor(socket: Socket | TLSSocket, private readonly ctx: ListenerContext, private readonly peer: Peer) {
@@ -345,9 +348,26 @@ export class AssociationScp extends dimse.Scp {
     })();
   }
 
-  override createStoreWritableStream(): DatasetCollector {
+  /**
+   * The dataset of a C-STORE is collected as it arrives and, when this device may store at all, also
+   * written to a staged blob behind the Part 10 header it will have: hashing and writing overlap the
+   * transfer, and ingest is left with parsing, the syncs and the index (it places the staged blob when
+   * it stores the file as received, and writes the file itself otherwise).
+   */
+  override createStoreWritableStream(context: dimse.association.PresentationContext, request: dimse.requests.CStoreRequest): DatasetCollector {
     this.collector?.release();
-    this.collector = new DatasetCollector(this.ctx.limits.maxDatasetBytes, !this.storeAllowed, this.ctx.budget);
+    this.header = part10Header({
+      sopClassUid: request.getAffectedSopClassUid() ?? '',
+      sopInstanceUid: request.getAffectedSopInstanceUid() ?? '',
+      transferSyntaxUid: context.getAcceptedTransferSyntaxUid() ?? '',
+      sourceAe: this.callingAe,
+    });
+    let staged: StagedBlob | undefined;
+    if (this.storeAllowed) {
+      staged = this.ctx.services.blobs.stage();
+      staged.append(this.header);
+    }
+    this.collector = new DatasetCollector(this.ctx.limits.maxDatasetBytes, !this.storeAllowed, this.ctx.budget, staged);
     return this.collector;
   }
 
@@ -356,7 +376,8 @@ export class AssociationScp extends dimse.Scp {
       void this.protocolFailure(writable.overflowReason);
       return;
     }
-    callback(new EncodedDataset(writable.take(), context.getAcceptedTransferSyntaxUid() ?? ''));
+    const staged = writable.takeStaged();
+    callback(new EncodedDataset(writable.take(), context.getAcceptedTransferSyntaxUid() ?? '', { header: this.header ?? Buffer.alloc(0), ...(staged ? { staged } : {}) }));
   }
 
   override cStoreRequest(request: dimse.requests.CStoreRequest, callback: (response: dimse.responses.CStoreResponse) => void): void {
@@ -367,6 +388,9 @@ export class AssociationScp extends dimse.Scp {
         { action: 'dimse.store', eventType: 'DICOM Instances Transferred', resource: { sopUid }, detail: { sopClassUid: request.getAffectedSopClassUid() ?? '' } },
         (ctx, early) => storeInstance(this.ctx.services, ctx, request, this.callingAe, early),
       );
+      // Refused, denied or failed: the staged copy goes (once placed, this does nothing).
+      const dataset = request.getDataset();
+      if (dataset instanceof EncodedDataset) void dataset.received?.staged?.discard();
       this.collector?.release();
       this.collector = undefined;
       const response = CStoreResponse.fromRequest(request);

@@ -28,14 +28,17 @@ export async function storeInstance(
 ): Promise<Operated<StoreOutcome>> {
   const dataset = request.getDataset();
   if (!(dataset instanceof EncodedDataset)) throw new PacsGuardError('PG_ERR_INTERNAL', 'C-STORE dataset was not collected by the listener');
-  const file = part10FromNetwork(dataset.parts, {
-    sopClassUid: request.getAffectedSopClassUid() ?? '',
-    sopInstanceUid: request.getAffectedSopInstanceUid() ?? '',
-    transferSyntaxUid: dataset.getTransferSyntaxUid(),
-    sourceAe: callingAe,
-  });
+  // The listener made the header (and staged the file) as the dataset arrived; the same meta otherwise.
+  const file = dataset.received
+    ? Buffer.concat([dataset.received.header, ...dataset.parts])
+    : part10FromNetwork(dataset.parts, {
+      sopClassUid: request.getAffectedSopClassUid() ?? '',
+      sopInstanceUid: request.getAffectedSopInstanceUid() ?? '',
+      transferSyntaxUid: dataset.getTransferSyntaxUid(),
+      sourceAe: callingAe,
+    });
   try {
-    const r = await services.ingest.ingest(file, { receivedBy: subjectLabel(ctx.subject) }, (settled) => early.record(storedOutcome(settled, file.length)));
+    const r = await services.ingest.ingest(file, { receivedBy: subjectLabel(ctx.subject) }, (settled) => early.record(storedOutcome(settled, file.length)), dataset.received?.staged);
     return { value: { status: 0x0000 }, ...storedOutcome(r, file.length) };
   } catch (err) {
     const e = asPacsGuardError(err);
