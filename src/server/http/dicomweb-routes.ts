@@ -13,6 +13,7 @@ import { breakGlassDetail, enforceScope, scopeFor, searchScope } from '../scope.
 import { isResearcher, ResearchView } from '../research.js';
 import { contextOf, dicomwebBase } from './context.js';
 import { joinMultipart, parseMultipartRelated, splitMultipart } from './multipart.js';
+import { readWholeBody } from './input.js';
 
 const UID = /^[0-9]+(\.[0-9]+)*$/;
 const DICOM_JSON = 'application/dicom+json';
@@ -113,7 +114,9 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
   // DICOMweb takes multipart/related bodies only; anything else (JSON included) is a 415 before it is read.
   app.removeAllContentTypeParsers();
   // STOW bodies are read whole (up to the configured limit) only after the path has admitted the caller.
-  app.addContentTypeParser('multipart/related', { parseAs: 'buffer', bodyLimit: services.config.limits.requestBodyBytes }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('multipart/related', (request, payload, done) => {
+    readWholeBody(payload, request.headers['content-length'], services.config.limits.requestBodyBytes).then((body) => done(null, body), (err: Error) => done(err, undefined));
+  });
   const base = (request: FastifyRequest) => dicomwebBase(request, services.config.publicBaseUrl);
   const limits = { defaultLimit: services.config.limits.queryDefaultLimit, maxLimit: services.config.limits.queryMaxLimit };
 
