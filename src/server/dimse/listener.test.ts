@@ -7,7 +7,7 @@ import { CertificateAuthority } from '../../identity/index.js';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startTestServer, type TestServer } from '../../../test/support/server.js';
-import { DatasetCollector, EncodedDataset } from './encoded.js';
+import { DatasetCollector, EncodedDataset, encodeCommandSet } from './encoded.js';
 import { ByteBudget, PduGuard } from './limits.js';
 
 /** PS3.8 §9.3.2: an A-ASSOCIATE-RQ proposing the given abstract syntaxes with implicit VR little endian. */
@@ -254,6 +254,39 @@ describe('DICOM listener under bad input', () => {
     for (let i = 0; i < 40 && readdirSync(tmp).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(readdirSync(tmp)).toEqual([]);
   };
+
+  it('aborts a C-STORE sent before the previous one was answered, and keeps neither dataset', async () => {
+    const CT = '1.2.840.10008.5.1.4.1.1.2';
+    const pdv = (control: number, bytes: Buffer) => {
+      const head = Buffer.alloc(6);
+      head.writeUInt32BE(bytes.length + 2, 0);
+      head[4] = 1; // the presentation context associateRq proposes first
+      head[5] = control;
+      return Buffer.concat([head, bytes]);
+    };
+    const pData = (item: Buffer) => {
+      const head = Buffer.alloc(6);
+      head[0] = 0x04;
+      head.writeUInt32BE(item.length, 2);
+      return Buffer.concat([head, item]);
+    };
+    const store = (messageId: number) => Buffer.concat([
+      pData(pdv(0x03, encodeCommandSet({ AffectedSOPClassUID: CT, CommandField: 0x0001, MessageID: messageId, Priority: 0, CommandDataSetType: 0x0000, AffectedSOPInstanceUID: `2.25.7700${messageId}` })!)),
+      pData(pdv(0x02, Buffer.alloc(4096, messageId))),
+    ]);
+    const socket = connect({ host: '127.0.0.1', port });
+    const replies: Buffer[] = [];
+    socket.on('data', (c: Buffer) => replies.push(c));
+    socket.on('error', () => undefined);
+    const closed = new Promise((r) => socket.once('close', r));
+    socket.write(associateRq('LEGACY', 'PACSGUARD', [CT]));
+    await vi.waitFor(() => expect(Buffer.concat(replies)[0]).toBe(0x02), { timeout: 3000, interval: 20 });
+    // Two requests in one write: the second arrives while the first is still being stored.
+    socket.write(Buffer.concat([store(1), store(2)]));
+    await closed;
+    await expectAudited(/request 2 sent before the previous one was answered/);
+    await expectNoStagedBlobs();
+  });
 
   const storeRaw = (bytes: Buffer, sopUid: string) => new Promise<string>((resolve) => {
     const client = new dimse.Client();

@@ -381,7 +381,11 @@ export class AssociationScp extends dimse.Scp {
   }
 
   override cStoreRequest(request: dimse.requests.CStoreRequest, callback: (response: dimse.responses.CStoreResponse) => void): void {
-    if (!this.begin(request)) return;
+    if (!this.begin(request)) {
+      const dataset = request.getDataset();
+      if (dataset instanceof EncodedDataset) void dataset.received?.staged?.discard();
+      return;
+    }
     void (async () => {
       const sopUid = request.getAffectedSopInstanceUid();
       const result = await this.onPath(
