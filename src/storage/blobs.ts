@@ -83,26 +83,39 @@ export class FileBlobStore implements BlobStore {
 
   async put(bytes: Uint8Array): Promise<PutResult> {
     const sha256 = sha256Hex(bytes);
-    // The same content written twice at once (a re-send racing its original): the second waits for the
-    // first's syncs rather than trusting a file that is not durable yet.
+    return this.once(sha256, bytes.length, () => this.write(sha256, bytes));
+  }
+
+  /**
+   * Stores content at its address once: content already there (whole) is not stored again, and the same
+   * content stored twice at once (a re-send racing its original) waits for the first's syncs rather than
+   * trusting a file that is not durable yet. `drop` lets go of what the caller prepared when it is not needed.
+   */
+  private async once(sha256: string, size: number, store: () => Promise<void>, drop: () => Promise<void> = async () => undefined): Promise<PutResult> {
     const inFlight = this.writing.get(sha256);
     if (inFlight) {
+      await drop();
       await inFlight;
-      return { sha256, size: bytes.length, existed: true };
+      return { sha256, size, existed: true };
     }
-    const writing = this.write(sha256, bytes);
-    this.writing.set(sha256, writing);
+    const storing = (async (): Promise<PutResult> => {
+      if (await holds(this.pathOf(sha256), sha256)) {
+        await drop();
+        return { sha256, size, existed: true };
+      }
+      await store();
+      return { sha256, size, existed: false };
+    })();
+    this.writing.set(sha256, storing);
     try {
-      return await writing;
+      return await storing;
     } finally {
       this.writing.delete(sha256);
     }
   }
 
   /** Writes a temporary file (read-only from birth), then puts it in place as `sync` says. */
-  private async write(sha256: string, bytes: Uint8Array): Promise<PutResult> {
-    const finalPath = this.pathOf(sha256);
-    if (await holds(finalPath, sha256)) return { sha256, size: bytes.length, existed: true };
+  private async write(sha256: string, bytes: Uint8Array): Promise<void> {
     const tmpPath = join(this.tmpDir, `${sha256}.${randomBytes(6).toString('hex')}.tmp`);
     let fh: FileHandle;
     try {
@@ -118,8 +131,7 @@ export class FileBlobStore implements BlobStore {
       await rm(tmpPath, { force: true }).catch(() => undefined);
       throw asPacsGuardError(err);
     }
-    await this.sync(tmpPath, finalPath, fh, sha256, () => fh.close());
-    return { sha256, size: bytes.length, existed: false };
+    await this.sync(tmpPath, fh, sha256, () => fh.close());
   }
 
   /**
@@ -129,7 +141,8 @@ export class FileBlobStore implements BlobStore {
    * between rename and sync can leave a torn file at the address: `holds` finds it and it is rewritten.
    * `close` releases the file handle (always called); on failure neither file is left behind.
    */
-  private async sync(tmpPath: string, finalPath: string, fh: FileHandle, sha256: string, close: () => Promise<void>): Promise<void> {
+  private async sync(tmpPath: string, fh: FileHandle, sha256: string, close: () => Promise<void>): Promise<void> {
+    const finalPath = this.pathOf(sha256);
     let renamed = false;
     try {
       try {
@@ -152,37 +165,13 @@ export class FileBlobStore implements BlobStore {
 
   async place(staged: StagedBlob): Promise<PutResult> {
     if (!(staged instanceof StagedFile) || dirname(staged.path) !== this.tmpDir) throw new PacsGuardError('PG_ERR_INTERNAL', 'a staged blob of another store');
-    let written: Awaited<ReturnType<StagedFile['written']>>;
     try {
-      written = await staged.written();
+      const { sha256, size, fh } = await staged.written();
+      return await this.once(sha256, size, () => this.sync(staged.path, fh, sha256, () => staged.settle()), () => staged.discard());
     } catch (err) {
+      // A failed write or sync leaves nothing behind (discarding after placing does nothing).
       await staged.discard();
       throw err;
-    }
-    const { sha256, size, fh } = written;
-    const inFlight = this.writing.get(sha256);
-    if (inFlight) {
-      await staged.discard();
-      await inFlight;
-      return { sha256, size, existed: true };
-    }
-    const placing = (async (): Promise<PutResult> => {
-      const finalPath = this.pathOf(sha256);
-      if (await holds(finalPath, sha256)) {
-        await staged.discard();
-        return { sha256, size, existed: true };
-      }
-      await this.sync(staged.path, finalPath, fh, sha256, () => staged.settle());
-      return { sha256, size, existed: false };
-    })();
-    this.writing.set(sha256, placing);
-    try {
-      return await placing;
-    } catch (err) {
-      await staged.discard();
-      throw err;
-    } finally {
-      this.writing.delete(sha256);
     }
   }
 
@@ -295,14 +284,19 @@ class StagedFile implements StagedBlob {
     this.hash.update(piece);
     this.size += piece.length;
     this.pending.push(piece);
-    this.opening ??= open(this.path, 'wx', 0o440);
     this.writing ??= this.drain();
+  }
+
+  /** The temporary file, created (read-only from birth, as `put`'s) on first use. */
+  private opened(): Promise<FileHandle> {
+    this.opening ??= open(this.path, 'wx', 0o440);
+    return this.opening;
   }
 
   /** Writes what is pending until nothing is; a failure is kept for `written` and stops the writing. */
   private async drain(): Promise<void> {
     try {
-      const fh = await (this.opening as Promise<FileHandle>);
+      const fh = await this.opened();
       while (this.pending.length > 0 && this.failure === null) {
         const pieces = this.pending.splice(0);
         await writeAll(fh, pieces);
@@ -319,10 +313,10 @@ class StagedFile implements StagedBlob {
   async written(): Promise<{ sha256: string; size: number; fh: FileHandle }> {
     if (this.state !== 'open') throw new PacsGuardError('PG_ERR_INTERNAL', 'a staged blob placed twice');
     this.state = 'finished';
-    this.opening ??= open(this.path, 'wx', 0o440);
+    const opening = this.opened();
     while (this.writing) await this.writing;
     try {
-      const fh = await this.opening;
+      const fh = await opening;
       if (this.failure !== null) throw this.failure;
       return { sha256: this.hash.digest('hex'), size: this.size, fh };
     } catch (err) {

@@ -21,7 +21,7 @@ export class EncodedDataset extends dimse.Dataset {
    * C-STORE dataset also carries the Part 10 header the listener made for it and, when it was staged, the
    * blob it was written to as it arrived (header first).
    */
-  constructor(bytes: Buffer | readonly Buffer[], transferSyntaxUid: string, readonly received?: { header: Buffer; staged?: StagedBlob }) {
+  constructor(bytes: Buffer | readonly Buffer[], transferSyntaxUid: string, readonly received?: Received) {
     super({}, transferSyntaxUid);
     this.parts = Buffer.isBuffer(bytes) ? [bytes] : bytes;
   }
@@ -38,11 +38,17 @@ export class EncodedDataset extends dimse.Dataset {
   }
 }
 
+/** A received C-STORE dataset's Part 10 header and, when it was staged, the blob it is being written to. */
+export interface Received {
+  readonly header: Buffer;
+  readonly staged?: StagedBlob;
+}
+
 /**
  * Collects one C-STORE dataset as it arrives, refusing to grow past `maxBytes` (the listener aborts the
- * association then). Chunks are kept as received and copied once, into the Part 10 file ingest parses;
- * with a `staged` blob (begun with the file's header), each chunk also goes to it as it arrives, so the
- * file is hashed and written while the rest is still on the wire.
+ * association then). Chunks are kept as received and copied once, into the Part 10 file ingest parses
+ * (`received.header` and the chunks); with a staged blob (begun with that header), each chunk also goes
+ * to it as it arrives, so the file is hashed and written while the rest is still on the wire.
  */
 export class DatasetCollector extends Writable {
   private readonly chunks: Buffer[] = [];
@@ -56,6 +62,7 @@ export class DatasetCollector extends Writable {
     private readonly maxBytes: number,
     private readonly discard = false,
     private readonly budget?: { take(n: number): boolean; give(n: number): void; readonly limit: number },
+    private readonly header: Buffer = Buffer.alloc(0),
     private staged?: StagedBlob,
   ) {
     // A synchronous sink: write() never reports back-pressure, which dcmjs-dimse would wait on in a way
@@ -85,11 +92,11 @@ export class DatasetCollector extends Writable {
     this.release();
   }
 
-  /** The staged blob, handed to whoever stores the dataset (it is then theirs to place or discard). */
-  takeStaged(): StagedBlob | undefined {
+  /** The header and the staged blob, handed to whoever stores the dataset (the blob is then theirs to place or discard). */
+  takeReceived(): Received {
     const staged = this.overflowed ? undefined : this.staged;
     this.staged = undefined;
-    return staged;
+    return { header: this.header, ...(staged ? { staged } : {}) };
   }
 
   /** Drops the staged blob if nobody took it (the association ended mid-dataset, or it overflowed). */
@@ -237,11 +244,6 @@ export function part10Header(meta: NetworkMeta): Buffer {
   const groupLength = Buffer.alloc(4);
   groupLength.writeUInt32LE(body.length, 0);
   return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM', 'latin1'), element(0x0002, 0x0000, 'UL', groupLength), body]);
-}
-
-/** The Part 10 file of a dataset received over the network: part10Header, then the dataset. */
-export function part10FromNetwork(dataset: Buffer | readonly Buffer[], meta: NetworkMeta): Buffer {
-  return Buffer.concat([part10Header(meta), ...(Buffer.isBuffer(dataset) ? [dataset] : dataset)]);
 }
 
 const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);

@@ -6,10 +6,10 @@ import type { AuditEventType } from '../../audit/index.js';
 import type { Config } from '../../config.js';
 import { asPacsGuardError, PacsGuardError } from '../../errors.js';
 import type { Action, Resource } from '../../policy/index.js';
+import type { StagedBlob } from '../../storage/index.js';
 import { admit, auditRejection, perform, wasAudited, type Credentials, type EarlyAudit, type Operated, type PathContext } from '../path.js';
 import type { Services } from '../services.js';
 import { negotiatePresentationContexts } from './association.js';
-import type { StagedBlob } from '../../storage/index.js';
 import { DatasetCollector, EncodedCommandDataset, EncodedDataset, part10Header } from './encoded.js';
 import { findResponses } from './find.js';
 import type { AssociationSlots, ByteBudget, PduViolation } from './limits.js';
@@ -43,12 +43,6 @@ export interface Peer {
 
 type AnyRequest = dimse.requests.Request;
 
-/**
- * One association, from A-ASSOCIATE-RQ to release or abort. Every DIMSE request goes through the one
- * path (admit → perform) with the device's credentials, exactly like an HTTP request; this class only
- * translates between DIMSE messages and those calls, and keeps the protocol honest (one operation at a
- * time, as we negotiate no asynchronous operations).
- */
 // dcmjs-dimse's own sender, which AssociationScp._sendDimse hands each message to.
 export const librarySendDimse = (dimse.Scp.prototype as unknown as { _sendDimse?: (message: SentMessage) => void })._sendDimse as (this: dimse.Scp, message: SentMessage) => void;
 
@@ -57,6 +51,12 @@ interface SentMessage {
   readonly command: { getCommandDataset(): dimse.Dataset; setCommandDataset(dataset: dimse.Dataset): void };
 }
 
+/**
+ * One association, from A-ASSOCIATE-RQ to release or abort. Every DIMSE request goes through the one
+ * path (admit → perform) with the device's credentials, exactly like an HTTP request; this class only
+ * translates between DIMSE messages and those calls, and keeps the protocol honest (one operation at a
+ * time, as we negotiate no asynchronous operations).
+ */
 export class AssociationScp extends dimse.Scp {
   private readonly id = randomBytes(6).toString('hex');
   private credentials: Credentials = { kind: 'none' };
@@ -69,8 +69,6 @@ export class AssociationScp extends dimse.Scp {
   private aborting = false;
   /** The C-STORE dataset being received, holding bytes against the listener's shared budget. */
   private collector: DatasetCollector | undefined;
-  /** The Part 10 header of the C-STORE dataset being received. */
-  private header: Buffer | undefined;
   private storeAllowed = false;
 
   constructor(socket: Socket | TLSSocket, private readonly ctx: ListenerContext, private readonly peer: Peer) {
@@ -356,7 +354,7 @@ export class AssociationScp extends dimse.Scp {
    */
   override createStoreWritableStream(context: dimse.association.PresentationContext, request: dimse.requests.CStoreRequest): DatasetCollector {
     this.collector?.release();
-    this.header = part10Header({
+    const header = part10Header({
       sopClassUid: request.getAffectedSopClassUid() ?? '',
       sopInstanceUid: request.getAffectedSopInstanceUid() ?? '',
       transferSyntaxUid: context.getAcceptedTransferSyntaxUid() ?? '',
@@ -365,9 +363,9 @@ export class AssociationScp extends dimse.Scp {
     let staged: StagedBlob | undefined;
     if (this.storeAllowed) {
       staged = this.ctx.services.blobs.stage();
-      staged.append(this.header);
+      staged.append(header);
     }
-    this.collector = new DatasetCollector(this.ctx.limits.maxDatasetBytes, !this.storeAllowed, this.ctx.budget, staged);
+    this.collector = new DatasetCollector(this.ctx.limits.maxDatasetBytes, !this.storeAllowed, this.ctx.budget, header, staged);
     return this.collector;
   }
 
@@ -376,25 +374,27 @@ export class AssociationScp extends dimse.Scp {
       void this.protocolFailure(writable.overflowReason);
       return;
     }
-    const staged = writable.takeStaged();
-    callback(new EncodedDataset(writable.take(), context.getAcceptedTransferSyntaxUid() ?? '', { header: this.header ?? Buffer.alloc(0), ...(staged ? { staged } : {}) }));
+    callback(new EncodedDataset(writable.take(), context.getAcceptedTransferSyntaxUid() ?? '', writable.takeReceived()));
   }
 
   override cStoreRequest(request: dimse.requests.CStoreRequest, callback: (response: dimse.responses.CStoreResponse) => void): void {
-    if (!this.begin(request)) {
+    // However the request ends (stored, refused, denied, failed or out of turn), its staged copy goes;
+    // once ingest placed it, this does nothing.
+    const dropStaged = () => {
       const dataset = request.getDataset();
       if (dataset instanceof EncodedDataset) void dataset.received?.staged?.discard();
+    };
+    if (!this.begin(request)) {
+      dropStaged();
       return;
     }
     void (async () => {
       const sopUid = request.getAffectedSopInstanceUid();
       const result = await this.onPath(
         { action: 'dimse.store', eventType: 'DICOM Instances Transferred', resource: { sopUid }, detail: { sopClassUid: request.getAffectedSopClassUid() ?? '' } },
-        (ctx, early) => storeInstance(this.ctx.services, ctx, request, this.callingAe, early),
+        (ctx, early) => storeInstance(this.ctx.services, ctx, request, early),
       );
-      // Refused, denied or failed: the staged copy goes (once placed, this does nothing).
-      const dataset = request.getDataset();
-      if (dataset instanceof EncodedDataset) void dataset.received?.staged?.discard();
+      dropStaged();
       this.collector?.release();
       this.collector = undefined;
       const response = CStoreResponse.fromRequest(request);

@@ -4,7 +4,7 @@ import { asPacsGuardError, PacsGuardError } from '../../errors.js';
 import { subjectLabel } from '../../identity/index.js';
 import type { EarlyAudit, Operated, OperatedOutcome, PathContext } from '../path.js';
 import type { Services } from '../services.js';
-import { EncodedDataset, part10FromNetwork } from './encoded.js';
+import { EncodedDataset } from './encoded.js';
 
 /** What a C-STORE comes to: the status to answer with and, on failure, why (ErrorComment). */
 export interface StoreOutcome {
@@ -23,22 +23,14 @@ export async function storeInstance(
   services: Services,
   ctx: PathContext,
   request: dimse.requests.CStoreRequest,
-  callingAe: string,
   early: EarlyAudit,
 ): Promise<Operated<StoreOutcome>> {
   const dataset = request.getDataset();
-  if (!(dataset instanceof EncodedDataset)) throw new PacsGuardError('PG_ERR_INTERNAL', 'C-STORE dataset was not collected by the listener');
-  // The listener made the header (and staged the file) as the dataset arrived; the same meta otherwise.
-  const file = dataset.received
-    ? Buffer.concat([dataset.received.header, ...dataset.parts])
-    : part10FromNetwork(dataset.parts, {
-      sopClassUid: request.getAffectedSopClassUid() ?? '',
-      sopInstanceUid: request.getAffectedSopInstanceUid() ?? '',
-      transferSyntaxUid: dataset.getTransferSyntaxUid(),
-      sourceAe: callingAe,
-    });
+  if (!(dataset instanceof EncodedDataset) || !dataset.received) throw new PacsGuardError('PG_ERR_INTERNAL', 'C-STORE dataset was not collected by the listener');
+  // The listener made the Part 10 header (and staged the file) as the dataset arrived.
+  const file = Buffer.concat([dataset.received.header, ...dataset.parts]);
   try {
-    const r = await services.ingest.ingest(file, { receivedBy: subjectLabel(ctx.subject) }, (settled) => early.record(storedOutcome(settled, file.length)), dataset.received?.staged);
+    const r = await services.ingest.ingest(file, { receivedBy: subjectLabel(ctx.subject) }, (settled) => early.record(storedOutcome(settled, file.length)), dataset.received.staged);
     return { value: { status: 0x0000 }, ...storedOutcome(r, file.length) };
   } catch (err) {
     const e = asPacsGuardError(err);
