@@ -15,7 +15,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { storescu, type Receiver } from './cstore.js';
 import { ctSet } from './dataset.js';
+import { pacsguardCli } from './servers.js';
 import { median } from './workloads.js';
 
 const argv = process.argv.slice(2);
@@ -33,23 +35,13 @@ const ASSOCIATIONS = Number(option('associations', '1'));
 interface Build {
   readonly root: string;
   readonly dataDir: string;
-  readonly port: string;
-  readonly tlsArgs: string[];
+  readonly receiver: Receiver;
   readonly child: ChildProcess;
   seconds: number;
   instances: number;
 }
 
-function cli(root: string, args: string[]): Promise<string> {
-  return new Promise((ok, fail) => {
-    const child = spawn(process.execPath, [join(root, 'bin/pacsguard.js'), ...args], { env: { ...process.env, PACSGUARD_LOG_LEVEL: 'silent' } });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    child.on('exit', (code) => (code === 0 ? ok(out) : fail(new Error(`${root}: pacsguard ${args[0]}: ${err.trim()}`))));
-  });
-}
+const cli = (root: string, args: string[]) => pacsguardCli(args, join(root, 'bin/pacsguard.js'));
 
 async function start(root: string, n: number): Promise<Build> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-compare-'));
@@ -66,16 +58,11 @@ async function start(root: string, n: number): Promise<Build> {
     port = /^dicom-tls:\/\/\S*:(\d+)$/m.exec(readFileSync(outFile, 'utf8'))?.[1] ?? '';
   }
   if (!port) throw new Error(`build ${n} (${root}) did not start listening`);
-  return { root, dataDir, port, child, seconds: 0, instances: 0, tlsArgs: ['+tls', join(certDir, 'key.pem'), join(certDir, 'cert.pem'), '+cf', join(certDir, 'ca.pem')] };
-}
-
-function storescu(b: Build, files: string[]): Promise<void> {
-  return new Promise((ok, fail) => {
-    const child = spawn('storescu', ['-aet', 'BENCHTLS', '-aec', 'PACSGUARD', ...b.tlsArgs, '127.0.0.1', b.port, ...files], { env: { ...process.env, TCP_NODELAY: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-3000)));
-    child.on('exit', (code) => (code === 0 && !/^E:/m.test(err) && !/Status: [^0]/.test(err) ? ok() : fail(new Error(`storescu to ${b.root}: ${err.trim().split('\n').slice(-3).join(' | ')}`))));
-  });
+  const receiver: Receiver = {
+    label: root, host: '127.0.0.1', port: Number(port), calledAe: 'PACSGUARD', callingAe: 'BENCHTLS',
+    tlsArgs: ['+tls', join(certDir, 'key.pem'), join(certDir, 'cert.pem'), '+cf', join(certDir, 'ca.pem')],
+  };
+  return { root, dataDir, receiver, child, seconds: 0, instances: 0 };
 }
 
 const builds: Build[] = [];
@@ -96,7 +83,7 @@ try {
       const groups: string[][] = Array.from({ length: ASSOCIATIONS }, () => []);
       files.forEach((f, i) => groups[i % ASSOCIATIONS]?.push(f));
       const t0 = process.hrtime.bigint();
-      await Promise.all(groups.filter((g) => g.length > 0).map((g) => storescu(b, g)));
+      await Promise.all(groups.filter((g) => g.length > 0).map((g) => storescu(b.receiver, g)));
       seconds[n] = Number(process.hrtime.bigint() - t0) / 1e9;
       if (round > 0) {
         b.seconds += seconds[n] as number;

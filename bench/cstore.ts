@@ -25,7 +25,7 @@ export function cstoreAvailable(): boolean {
   return ['storescu', 'storescp'].every((b) => spawnSync('which', [b]).status === 0);
 }
 
-interface Receiver {
+export interface Receiver {
   readonly label: string;
   readonly host: string;
   readonly port: number;
@@ -36,7 +36,7 @@ interface Receiver {
 }
 
 /** One storescu process sending `files` on one association; rejects unless every store succeeded. */
-function storescu(r: Receiver, files: string[]): Promise<void> {
+export function storescu(r: Receiver, files: string[]): Promise<void> {
   const args = ['-aet', r.callingAe, '-aec', r.calledAe, ...(r.tlsArgs ?? []), r.host, String(r.port), ...files];
   return new Promise((ok, fail) => {
     const child = spawn('storescu', args, { env: { ...process.env, TCP_NODELAY: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });

@@ -96,10 +96,10 @@ export interface PacsGuardServer extends BenchServer {
 
 const BIN = resolve('bin/pacsguard.js');
 
-/** Runs `pacsguard ARGS`; resolves with stdout, rejects with stderr on a non-zero exit. */
-export function pacsguardCli(args: string[]): Promise<string> {
+/** Runs `pacsguard ARGS` (of this checkout, or of the one `bin` names); resolves with stdout, rejects with stderr on a non-zero exit. */
+export function pacsguardCli(args: string[], bin = BIN): Promise<string> {
   return new Promise((ok, fail) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, PACSGUARD_LOG_LEVEL: 'silent' } });
+    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, PACSGUARD_LOG_LEVEL: 'silent' } });
     let out = '';
     let err = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
