@@ -86,6 +86,10 @@ export class AuditQueryIndex {
   private again = false;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
+  private prepared: ReturnType<AuditQueryIndex['prepareStatements']> | null = null;
+  /** The file (inode) and offset this process last left the cursor at. */
+  private left: { file: number; offset: number } | null = null;
+  private lastMinute: { key: string; local: { day: number; minute: number } } | null = null;
 
   private constructor(private readonly logPath: string, path: string, private readonly hours: WorkingHours) {
     this.db = new Database(path);
@@ -248,32 +252,48 @@ export class AuditQueryIndex {
   }
 
   private reset(): void {
+    this.left = null;
     this.db.exec(`DELETE FROM events; DELETE FROM event_patients; DELETE FROM event_studies; DELETE FROM meta WHERE key = 'cursor';`);
   }
 
+  /** The statements every catch-up runs, prepared once (after the schema exists). */
+  private statements(): ReturnType<AuditQueryIndex['prepareStatements']> {
+    return (this.prepared ??= this.prepareStatements());
+  }
+
+  private prepareStatements() {
+    return {
+      readCursor: this.db.prepare(`SELECT value FROM meta WHERE key = 'cursor'`),
+      insertEvent: this.db.prepare(`INSERT OR REPLACE INTO events VALUES (@seq, @offset, @length, @time, @ms, @eventType, @action, @outcome, @code,
+        @subjectKind, @subjectId, @subjectRole, @address, @zone, @protocol, @denied, @breakGlass, @outOfHours)`),
+      insertPatient: this.db.prepare('INSERT OR IGNORE INTO event_patients VALUES (?, ?)'),
+      insertStudy: this.db.prepare('INSERT OR IGNORE INTO event_studies VALUES (?, ?)'),
+      saveCursor: this.db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('cursor', ?)`),
+    };
+  }
+
   private readCursor(): { seq: number; offset: number; hash: string } {
-    const row = this.db.prepare(`SELECT value FROM meta WHERE key = 'cursor'`).get() as { value: string } | undefined;
+    const row = this.statements().readCursor.get() as { value: string } | undefined;
     return row ? (JSON.parse(row.value) as { seq: number; offset: number; hash: string }) : { seq: 0, offset: 0, hash: '' };
   }
 
   private async readNew(): Promise<void> {
     let size: number;
+    let file: number;
     try {
-      size = statSync(this.logPath).size;
+      ({ size, ino: file } = statSync(this.logPath));
     } catch {
       return; // no log yet
     }
     let cursor = this.readCursor();
-    if (size < cursor.offset || !this.continuesAt(cursor)) {
+    // Where this process left the cursor in this same file, the record there need not be read again.
+    const ours = this.left !== null && this.left.file === file && this.left.offset === cursor.offset;
+    if (size < cursor.offset || (!ours && !this.continuesAt(cursor))) {
       // The log is shorter than what was indexed, or another log took its place: start again from it.
       this.reset();
       cursor = { seq: 0, offset: 0, hash: '' };
     }
-    const insertEvent = this.db.prepare(`INSERT OR REPLACE INTO events VALUES (@seq, @offset, @length, @time, @ms, @eventType, @action, @outcome, @code,
-      @subjectKind, @subjectId, @subjectRole, @address, @zone, @protocol, @denied, @breakGlass, @outOfHours)`);
-    const insertPatient = this.db.prepare('INSERT OR IGNORE INTO event_patients VALUES (?, ?)');
-    const insertStudy = this.db.prepare('INSERT OR IGNORE INTO event_studies VALUES (?, ?)');
-    const saveCursor = this.db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('cursor', ?)`);
+    const { insertEvent, insertPatient, insertStudy, saveCursor } = this.statements();
     const fd = openSync(this.logPath, 'r');
     try {
       while (cursor.offset < size && !this.closed) {
@@ -309,6 +329,7 @@ export class AuditQueryIndex {
           saveCursor.run(JSON.stringify(next));
         })();
         cursor = next;
+        this.left = { file, offset: next.offset };
         // Let requests run between chunks while a large log is indexed at start-up.
         await new Promise<void>((r) => setImmediate(r));
       }
@@ -336,6 +357,15 @@ export class AuditQueryIndex {
   }
 
   private localTime(iso: string): { day: number; minute: number } {
+    // Records come in time order, many in the same minute (offsets are whole minutes): format once per minute.
+    const minuteKey = iso.slice(0, 16);
+    if (this.lastMinute?.key === minuteKey) return this.lastMinute.local;
+    const local = this.formatLocal(iso);
+    this.lastMinute = { key: minuteKey, local };
+    return local;
+  }
+
+  private formatLocal(iso: string): { day: number; minute: number } {
     let day = 1;
     let hour = 0;
     let minute = 0;
