@@ -1,6 +1,7 @@
 /**
  * The audit trail's own cost, measured apart from TLS, the network and the machine's other load. One
- * PacsGuard instance in this process, driven in-process (fastify inject, no sockets), whose audit sink is
+ * PacsGuard instance in this process, driven in-process (fastify inject, no sockets) and, for C-STORE, by
+ * DCMTK's storescu on its plain listener, whose audit sink is
  * switched block by block between the real log (hash-chained, O_DSYNC, with the auditor's query index
  * following it as on a running server) and a sink that records nothing, and whose detectors are switched
  * on for a fourth kind of block. Everything else (database, blob store, heap, the disk's state) is the same
@@ -10,13 +11,16 @@
  * drift of the machine's speed falls on every mode alike. Per round: audit cost = 1 − unaudited ÷ audited
  * block time, detectors' cost likewise against audited. Two of the modes are the same (audited twice): their
  * difference is what the harness cannot tell apart from nothing, printed beside the figures as A/A.
- * Reported: the median of rounds, with a 95 % bootstrap interval.
+ * Reported: the median of rounds, with a 95 % bootstrap interval; and the time the trail adds per instance,
+ * also as a share of the same workload's time per instance in the suite's last full run (latest.json),
+ * where TLS, HTTP and the client's own work are in every request as they are for a modality or a viewer.
  *
  *   npm run bench:audit-cost -- [--rounds N] [--only stow-batch1,wado-instance]
  *
  * Writes a Markdown table and bench/results/audit-cost.json. The goal (issue: audit ≤ 5 % of ingest).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { AuditLog } from '../src/audit/index.js';
@@ -24,9 +28,11 @@ import { initDataDir } from '../src/cli/init.js';
 import { loadConfig, writeConfig } from '../src/config.js';
 import { currentTotp, generateTotpSecret } from '../src/identity/index.js';
 import { buildHttpApp } from '../src/server/http/app.js';
+import { associationSlots, startDimseListener } from '../src/server/dimse/index.js';
 import { openServices } from '../src/server/services.js';
 import { stowBody } from '../test/support/https.js';
 import { makeInstance } from '../test/support/synth.js';
+import { cstoreAvailable, storescu, type Receiver } from './cstore.js';
 import { discardingAudit } from './discarding-audit.js';
 
 const argv = process.argv.slice(2);
@@ -35,6 +41,15 @@ const ROUNDS = at >= 0 ? Number(argv[at + 1]) : null;
 const only = argv.indexOf('--only');
 const ONLY = only >= 0 ? (argv[only + 1] as string).split(',') : null;
 process.env.PACSGUARD_LOG_LEVEL ??= 'silent';
+
+/**
+ * The suite's end-to-end workload (npm run bench: over TLS, from a client in another process) that each
+ * workload here stands for: the trail's added time per instance, as a share of that workload's time per
+ * instance in bench/results/latest.json, is its cost in the suite's terms.
+ */
+const SUITE_WORKLOAD: Record<string, string> = {
+  'stow-batch1': 'stow-batch1', 'stow-batch50': 'stow-batch50', 'cstore-1assoc': 'cstore-tls-1assoc', 'wado-instance': 'wado-instance',
+};
 
 const MODES = ['unaudited', 'audited', 'audited-again', 'with-detectors'] as const;
 type Mode = typeof MODES[number];
@@ -66,10 +81,11 @@ interface Workload {
   /** Rounds by default: enough that the interval of the median is a few percent wide on this machine. */
   rounds: number;
   /** The requests of one block, prepared before the clock starts; tag is unique to (round, mode): see tagOf. */
-  block: (tag: string) => Array<() => Promise<void>>;
+  block: (tag: string) => Array<() => Promise<void>> | Promise<Array<() => Promise<void>>>;
 }
 
 async function main(): Promise<void> {
+  const suite = suiteRates();
   const dir = mkdtempSync(join(tmpdir(), 'pg-bench-audit-cost-'));
   const data = join(dir, 'data');
   await initDataDir(data);
@@ -108,6 +124,14 @@ async function main(): Promise<void> {
   if (login.statusCode !== 200) throw new Error(`login: ${login.statusCode} ${login.body}`);
   const token = (JSON.parse(login.body) as { access_token: string }).access_token;
 
+  // C-STORE from DCMTK's storescu, a registered legacy device on the plain listener (TLS is not what is
+  // measured here): one association per block, so the block includes its set-up as a modality's would.
+  const dicom = await startDimseListener(services, { host: '127.0.0.1', port: 0, shared: associationSlots(services) });
+  await services.devices.addLegacy({ aeTitle: 'AUDITCOST', address: '127.0.0.1', zone: 'local', role: 'modality', services: ['echo', 'store'] });
+  const receiver: Receiver = { label: 'PacsGuard', host: '127.0.0.1', port: dicom.port, calledAe: services.config.aeTitle, callingAe: 'AUDITCOST' };
+  const files = join(dir, 'files');
+  mkdirSync(files);
+
   const stow = async (parts: Buffer[]) => {
     const { body, contentType } = stowBody(parts);
     const r = await app.inject({ method: 'POST', url: '/dicomweb/studies', payload: body, headers: { authorization: `Bearer ${token}`, 'content-type': contentType } });
@@ -127,6 +151,17 @@ async function main(): Promise<void> {
       }),
     },
     {
+      name: 'cstore-1assoc', unit: 'instances/s', perBlock: BATCH1, rounds: 120,
+      block: async (tag) => {
+        const paths = await Promise.all(Array.from({ length: BATCH1 }, async (_, n) => {
+          const path = join(files, `${tag}-${n}.dcm`);
+          await writeFile(path, instance(`3${tag}`, n));
+          return path;
+        }));
+        return [() => storescu(receiver, paths)];
+      },
+    },
+    {
       // Reads what stow-batch1 stored under the same tag.
       name: 'wado-instance', unit: 'instances/s', perBlock: BATCH1, rounds: 120,
       block: (tag) => Array.from({ length: BATCH1 }, (_, n) => async () => {
@@ -139,7 +174,7 @@ async function main(): Promise<void> {
 
   try {
     // Warm-up rounds, not counted: first requests compile code and fill caches.
-    const chosen = workloads.filter((w) => !ONLY || ONLY.includes(w.name));
+    const chosen = workloads.filter((w) => (!ONLY || ONLY.includes(w.name)) && (w.name !== 'cstore-1assoc' || cstoreAvailable()));
     for (let r = 0; r < 4; r++) for (const w of chosen) for (const m of MODES) await timeBlock(w, tagOf(1_000_000 + r, MODES.indexOf(m)), m);
     const results = [];
     for (const w of chosen) {
@@ -157,23 +192,31 @@ async function main(): Promise<void> {
       const aa = per('audited', 'audited-again');
       const detectors = per('audited', 'with-detectors');
       const rate = (m: Mode) => (w.perBlock * times[m].length) / (times[m].reduce((s, t) => s + t, 0) / 1000);
+      const addedMs = times.audited.map((t, i) => (t - (times.unaudited[i] as number)) / w.perBlock);
+      const suiteRate = suite.get(SUITE_WORKLOAD[w.name] ?? '');
       const row = {
         name: w.name, unit: w.unit, rounds, instancesPerBlock: w.perBlock,
         unaudited: rate('unaudited'), audited: rate('audited'), withDetectors: rate('with-detectors'),
         cost: median(cost), costInterval: bootstrap(cost), aa: median(aa), aaInterval: bootstrap(aa),
         detectorsCost: median(detectors), detectorsInterval: bootstrap(detectors),
+        addedMsPerInstance: median(addedMs), addedMsInterval: bootstrap(addedMs),
+        ...(suiteRate ? { suite: { workload: SUITE_WORKLOAD[w.name], instancesPerSecond: suiteRate, cost: (median(addedMs) * suiteRate) / 1000, costInterval: bootstrap(addedMs).map((x) => (x * suiteRate) / 1000) } } : {}),
         blockMs: Object.fromEntries(MODES.map((m) => [m, times[m].map((t) => Math.round(t * 100) / 100)])),
       };
       results.push(row);
       console.error(`${w.name}: audit ${pct(row.cost)} [${pct(row.costInterval[0])}, ${pct(row.costInterval[1])}], A/A ${pct(row.aa)} [${pct(row.aaInterval[0])}, ${pct(row.aaInterval[1])}], detectors ${pct(row.detectorsCost)}`);
     }
-    console.log(`\n| workload (in-process; rounds × instances per block) | unaudited | audited | audited + detectors | audit cost (median, 95 % interval) | A/A (same mode twice) | detectors' cost |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |`);
+    console.log(`\n| workload (in-process; rounds × instances per block) | unaudited | audited | audited + detectors | audit cost (median, 95 % interval) | A/A (same mode twice) | detectors' cost | added per instance | share of the suite's workload |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`);
+    const interval = (x: number, i: readonly number[], f: (v: number) => string) => `${f(x)} [${f(i[0] as number)}, ${f(i[1] as number)}]`;
+    const ms = (v: number) => `${v.toFixed(3)} ms`;
     for (const r of results) {
-      console.log(`| ${r.name} (${r.rounds} × ${r.instancesPerBlock}) | ${r.unaudited.toFixed(1)} ${r.unit} | ${r.audited.toFixed(1)} ${r.unit} | ${r.withDetectors.toFixed(1)} ${r.unit} | ${pct(r.cost)} [${pct(r.costInterval[0])}, ${pct(r.costInterval[1])}] | ${pct(r.aa)} [${pct(r.aaInterval[0])}, ${pct(r.aaInterval[1])}] | ${pct(r.detectorsCost)} [${pct(r.detectorsInterval[0])}, ${pct(r.detectorsInterval[1])}] |`);
+      const share = r.suite ? `${interval(r.suite.cost, r.suite.costInterval, pct)} of ${r.suite.workload} at ${r.suite.instancesPerSecond.toFixed(1)}/s` : '—';
+      console.log(`| ${r.name} (${r.rounds} × ${r.instancesPerBlock}) | ${r.unaudited.toFixed(1)} ${r.unit} | ${r.audited.toFixed(1)} ${r.unit} | ${r.withDetectors.toFixed(1)} ${r.unit} | ${interval(r.cost, r.costInterval, pct)} | ${interval(r.aa, r.aaInterval, pct)} | ${interval(r.detectorsCost, r.detectorsInterval, pct)} | ${interval(r.addedMsPerInstance, r.addedMsInterval, ms)} | ${share} |`);
     }
     mkdirSync(resolve('bench/results'), { recursive: true });
     writeFileSync(resolve('bench/results/audit-cost.json'), `${JSON.stringify({ date: new Date().toISOString(), workloads: results }, null, 2)}\n`);
   } finally {
+    await dicom.close();
     await app.close();
     await services.close();
     rmSync(dir, { recursive: true, force: true });
@@ -181,7 +224,7 @@ async function main(): Promise<void> {
 
   /** Runs one block in a mode; returns its time in ms. */
   async function timeBlock(w: Workload, tag: string, m: Mode): Promise<number> {
-    const requests = w.block(tag);
+    const requests = await w.block(tag);
     mode = m;
     const t = performance.now();
     for (const send of requests) await send();
@@ -190,6 +233,14 @@ async function main(): Promise<void> {
     await review.catchUp();
     return performance.now() - t;
   }
+}
+
+/** PacsGuard's instances per second per workload in the suite's last full run, if there is one. */
+function suiteRates(): Map<string, number> {
+  const path = resolve('bench/results/latest.json');
+  if (!existsSync(path)) return new Map();
+  const latest = JSON.parse(readFileSync(path, 'utf8')) as { workloads: Array<{ name: string; unit: string; pacsguard: number }> };
+  return new Map(latest.workloads.filter((w) => w.unit === 'instances/s').map((w) => [w.name, w.pacsguard]));
 }
 
 const median = (xs: readonly number[]) => {
