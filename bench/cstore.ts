@@ -4,12 +4,15 @@
  *   (a legacy device registered with `pacsguard device add-legacy`);
  * - the insecure baseline's plain listener (no TLS, no audit);
  * - Orthanc's DICOM port (plain: Debian's Orthanc is not set up for DICOM TLS here);
- * - DCMTK storescp as the no-index receiver (writes files, no index, no fsync): the limit.
+ * - DCMTK storescp as the no-index receiver (writes files, no index, no fsync): the limit; over mutual TLS
+ *   (PacsGuard's server certificate, the same client certificate) for the TLS workloads, so that what TLS
+ *   costs DCMTK's own client and server is in the limit as it is in PacsGuard's figure.
  * Every workload sends a fresh set of instances (new UIDs) to each receiver, the same bytes to each.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { freePort } from '../test/support/orthanc.js';
 import { ctSet } from './dataset.js';
@@ -60,19 +63,21 @@ async function send(r: Receiver, files: string[], associations: number): Promise
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
-/** DCMTK storescp on a free port, writing into a temporary folder; `fork` serves associations in parallel. */
-async function startStorescp(): Promise<{ receiver: Receiver; stop: () => Promise<void>; stored: () => number }> {
+/**
+ * DCMTK storescp on a free port, writing into a temporary folder; `fork` serves associations in parallel.
+ * With `tls` it takes mutual TLS (key, certificate, and the CA its peers' certificates must chain to).
+ */
+async function startStorescp(tls?: { key: string; cert: string; ca: string; callingAe: string; clientArgs: string[] }): Promise<{ receiver: Receiver; stop: () => Promise<void>; stored: () => number }> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-storescp-'));
   const port = await freePort();
-  const child = spawn('storescp', ['--fork', '--output-directory', dir, '-aet', 'STORESCP', String(port)], { env: { ...process.env, TCP_NODELAY: '1' }, stdio: 'ignore' });
+  const tlsArgs = tls ? ['+tls', tls.key, tls.cert, '+cf', tls.ca, '--require-peer-cert'] : [];
+  const child = spawn('storescp', ['--fork', ...tlsArgs, '--output-directory', dir, '-aet', 'STORESCP', String(port)], { env: { ...process.env, TCP_NODELAY: '1' }, stdio: 'ignore' });
   // storescp prints nothing when ready: wait for its port to accept connections.
-  for (let i = 0; i < 100; i++) {
-    const echo = spawnSync('echoscu', ['-aec', 'STORESCP', '127.0.0.1', String(port)]);
-    if (echo.status === 0) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  for (let i = 0; i < 100 && !(await accepts(port)); i++) await new Promise((r) => setTimeout(r, 100));
   return {
-    receiver: { label: 'storescp', host: '127.0.0.1', port, calledAe: 'STORESCP', callingAe: PLAIN_AE },
+    receiver: tls
+      ? { label: 'storescp (TLS)', host: '127.0.0.1', port, calledAe: 'STORESCP', callingAe: tls.callingAe, tlsArgs: tls.clientArgs }
+      : { label: 'storescp', host: '127.0.0.1', port, calledAe: 'STORESCP', callingAe: PLAIN_AE },
     stored: () => readdirSync(dir).length,
     stop: async () => {
       child.kill('SIGTERM');
@@ -80,6 +85,18 @@ async function startStorescp(): Promise<{ receiver: Receiver; stop: () => Promis
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** True when something accepts TCP connections on 127.0.0.1:port. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
 
 function hostPort(url: string): { host: string; port: number } {
@@ -119,6 +136,7 @@ export async function runCstoreWorkloads(opts: {
   const limits: CstoreResults['limits'] = {};
   let sentToEach = 0;
   const storescp = await startStorescp();
+  let storescpTls: Awaited<ReturnType<typeof startStorescp>> | null = null;
   try {
     // Devices: one enrolled for TLS, one legacy for plain DICOM, on PacsGuard and on the baseline.
     const certDir = join(work, 'device');
@@ -127,6 +145,8 @@ export async function runCstoreWorkloads(opts: {
     if (opts.insecure) await pacsguardCli(['device', 'add-legacy', '--data', opts.insecure.dataDir, '--ae', PLAIN_AE, '--address', '127.0.0.1', '--zone', 'local']);
     const tlsArgs = ['+tls', join(certDir, 'key.pem'), join(certDir, 'cert.pem'), '+cf', join(certDir, 'ca.pem')];
     const pgTls: Receiver = { label: 'PacsGuard (TLS)', ...hostPort(pg.dicomTlsUrl!), calledAe: 'PACSGUARD', callingAe: TLS_AE, tlsArgs };
+    const pki = join(pg.dataDir, 'pki');
+    storescpTls = await startStorescp({ key: join(pki, 'server-key.pem'), cert: join(pki, 'server.pem'), ca: join(pki, 'ca.pem'), callingAe: TLS_AE, clientArgs: tlsArgs });
     const pgPlain: Receiver = { label: 'PacsGuard (plain)', ...hostPort(pg.dicomUrl!), calledAe: 'PACSGUARD', callingAe: PLAIN_AE };
     const ortho: Receiver = { label: 'Orthanc', host: '127.0.0.1', port: orthanc.orthanc.dicomPort, calledAe: orthanc.orthanc.aet, callingAe: PLAIN_AE };
     const ins: Receiver | undefined = opts.insecure ? { label: 'insecure baseline', ...hostPort(opts.insecure.dicomUrl), calledAe: 'PACSGUARD', callingAe: PLAIN_AE } : undefined;
@@ -141,7 +161,7 @@ export async function runCstoreWorkloads(opts: {
       { name: 'cstore-large-tls', pacsguard: pgTls, associations: 1, count: 1, large: true },
     ];
     let tag = opts.runTag;
-    let storescpSent = 0;
+    const sentToLimit = new Map<string, number>();
     for (const step of plan) {
       const figures = new Map<string, number[]>();
       const unit = step.large ? 'MB/s' : 'instances/s';
@@ -160,9 +180,9 @@ export async function runCstoreWorkloads(opts: {
         });
         files = paths.length;
         total = bytes.reduce((a, b) => a + b.length, 0);
-        // The limit: storescp for the TLS workloads (the ones the goals are about), and the large instance.
-        const withLimit = step.name.startsWith('cstore-tls') || step.large;
-        const receivers = rotate([ortho, step.pacsguard, ins, withLimit ? storescp.receiver : undefined], round);
+        // The limit: storescp over the same transport as PacsGuard's figure (TLS or plain).
+        const limit = step.pacsguard === pgTls ? storescpTls : storescp;
+        const receivers = rotate([ortho, step.pacsguard, ins, limit.receiver], round);
         for (const r of receivers) {
           if (!r) continue;
           try {
@@ -174,7 +194,7 @@ export async function runCstoreWorkloads(opts: {
             log(`ERROR ${errors.at(-1)}`);
           }
         }
-        if (withLimit) storescpSent += paths.length;
+        sentToLimit.set(limit.receiver.label, (sentToLimit.get(limit.receiver.label) ?? 0) + paths.length);
         sentToEach += paths.length;
         rmSync(dir, { recursive: true, force: true });
       }
@@ -182,24 +202,30 @@ export async function runCstoreWorkloads(opts: {
       const o = fig(ortho);
       const p = fig(step.pacsguard);
       const i = fig(ins);
-      const s = figures.has(storescp.receiver.label) ? fig(storescp.receiver) : null;
+      const limit = step.pacsguard === pgTls ? storescpTls : storescp;
+      const s = figures.has(limit.receiver.label) ? fig(limit.receiver) : null;
       detail[step.name] = { instances: files, bytes: total, associations: step.associations, rounds: Object.fromEntries(figures) };
       const w: Workload = {
         name: step.name, unit, pacsguard: p, orthanc: o, ratio: p !== null && o !== null && o > 0 ? p / o : null, higherIsBetter: true, insecure: i,
         note: step.pacsguard === pgTls ? 'Orthanc over plain DICOM; baseline over plain DICOM' : undefined,
       };
-      const limitName = `storescp-${step.associations}assoc${step.large ? '-large' : ''}`;
+      const overTls = step.pacsguard === pgTls;
+      const limitName = `storescp-${overTls ? 'tls-' : ''}${step.associations}assoc${step.large ? '-large' : ''}`;
       if (s !== null && p !== null) w.vsLimit = { limit: limitName, ratio: p / s };
-      if (s !== null) limits[limitName] = { value: s, unit, method: `DCMTK storescp --fork (files, no index, no fsync), storescu over ${step.associations} association(s)` };
+      if (s !== null) limits[limitName] = { value: s, unit, method: `DCMTK storescp --fork (files, no index, no fsync)${overTls ? ' over mutual TLS' : ''}, storescu${overTls ? ' +tls' : ''} over ${step.associations} association(s)` };
       workloads.push(w);
     }
-    if (storescp.stored() < storescpSent) errors.push(`storescp stored ${storescp.stored()} files, fewer than the ${storescpSent} sent`);
+    for (const l of [storescp, storescpTls]) {
+      const sent = sentToLimit.get(l.receiver.label) ?? 0;
+      if (l.stored() < sent) errors.push(`${l.receiver.label} stored ${l.stored()} files, fewer than the ${sent} sent`);
+    }
     if (opts.insecure) {
       const n = await opts.insecure.count();
       detail.insecureInstances = n;
     }
   } finally {
     await storescp.stop();
+    await storescpTls?.stop();
     rmSync(work, { recursive: true, force: true });
   }
   return { workloads, limits, detail, sentToEach };
