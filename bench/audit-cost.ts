@@ -34,6 +34,7 @@ import { stowBody } from '../test/support/https.js';
 import { makeInstance } from '../test/support/synth.js';
 import { cstoreAvailable, storescu, type Receiver } from './cstore.js';
 import { discardingAudit } from './discarding-audit.js';
+import { bootstrapMedian, median as medianOrNull } from './workloads.js';
 
 const argv = process.argv.slice(2);
 const at = argv.indexOf('--rounds');
@@ -243,20 +244,8 @@ function suiteRates(): Map<string, number> {
   return new Map(latest.workloads.filter((w) => w.unit === 'instances/s').map((w) => [w.name, w.pacsguard]));
 }
 
-const median = (xs: readonly number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length / 2;
-  return s.length % 2 ? s[Math.floor(m)] as number : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
-
-/** 95 % interval of the median by resampling the rounds (seeded, so a rerun on the same data agrees). */
-function bootstrap(xs: readonly number[], draws = 2000): [number, number] {
-  let seed = 12345;
-  const next = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
-  const medians = Array.from({ length: draws }, () => median(Array.from(xs, () => xs[Math.floor(next() * xs.length)] as number))).sort((a, b) => a - b);
-  return [medians[Math.floor(draws * 0.025)] as number, medians[Math.floor(draws * 0.975)] as number];
-}
-
+const median = (xs: readonly number[]) => medianOrNull(xs) as number;
+const bootstrap = bootstrapMedian;
 const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
 
 await main();

@@ -99,7 +99,8 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
-function hostPort(url: string): { host: string; port: number } {
+/** Host and port of a `dicom://` or `dicom-tls://` listener URL. */
+export function hostPort(url: string): { host: string; port: number } {
   const m = /^[a-z-]+:\/\/\[?([^\]/]+?)\]?:(\d+)$/.exec(url);
   if (!m) throw new Error(`not a listener URL: ${url}`);
   return { host: m[1]!, port: Number(m[2]) };

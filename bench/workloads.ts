@@ -129,3 +129,15 @@ export function median(xs: readonly number[]): number | null {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
+
+/**
+ * The 95 % interval of the median of `xs`, by resampling them with replacement (seeded, so that a rerun
+ * over the same figures agrees).
+ */
+export function bootstrapMedian(xs: readonly number[], draws = 2000): [number, number] {
+  if (xs.length === 0) return [Number.NaN, Number.NaN];
+  let seed = 12345;
+  const next = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const medians = Array.from({ length: draws }, () => median(Array.from(xs, () => xs[Math.floor(next() * xs.length)] as number)) as number).sort((a, b) => a - b);
+  return [medians[Math.floor(draws * 0.025)] as number, medians[Math.floor(draws * 0.975)] as number];
+}
