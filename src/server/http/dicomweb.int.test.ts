@@ -57,6 +57,19 @@ describe('DICOMweb over HTTPS', () => {
     expect(events.every((e) => e.event.outcome === 4 && e.event.subject.id === 'anonymous')).toBe(true);
   });
 
+  it('sends the security headers on every response, refusals included', async () => {
+    for (const res of [await call('/dicomweb/studies', { token: rad }), await call('/dicomweb/studies'), await call('/api/no-such-route', { token: rad })]) {
+      expect(res.headers['content-security-policy']).toContain("default-src 'self'");
+      expect(res.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+      expect(res.headers['strict-transport-security']).toBe('max-age=31536000; includeSubDomains');
+      expect(res.headers['x-content-type-options']).toBe('nosniff');
+      expect(res.headers['x-frame-options']).toBe('SAMEORIGIN');
+      expect(res.headers['cross-origin-resource-policy']).toBe('same-origin');
+      expect(res.headers['referrer-policy']).toBe('no-referrer');
+      expect(res.headers['x-powered-by']).toBeUndefined();
+    }
+  });
+
   it('refuses a login with a wrong TOTP code without saying which factor failed; the audit trail knows', async () => {
     const res = await call('/api/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'test-radiologist', password: 'pw-radiologist-correct-horse', totp: '000000' }) });
     expect(res.status).toBe(401);
