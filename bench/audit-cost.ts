@@ -63,17 +63,17 @@ const WILLIAMS = [[0, 1, 3, 2], [1, 2, 0, 3], [2, 3, 1, 0], [3, 0, 2, 1]];
 
 /** CT-like instances (256×256, 16-bit) with UIDs unique to the workload, round, mode and instance. */
 function instance(tag: string, n: number): Buffer {
-  const study = `2.25.77${tag}`;
-  const series = `${study}.${Math.floor(n / 50)}`;
-  return makeInstance({ patientId: `AC-${tag}`, studyUid: study, seriesUid: series, sopUid: `${series}.${n}`, rows: 256, columns: 256, seed: n });
+  const u = uidsOf(tag, n);
+  return makeInstance({ patientId: `AC-${tag}`, studyUid: u.study, seriesUid: u.series, sopUid: u.sop, rows: 256, columns: 256, seed: n });
 }
-/** A tag unique to a round and mode, digits only (it goes into UIDs). */
-const tagOf = (round: number, mode: number) => String(round * 10 + mode + 1);
-const uidsOf = (tag: string, n: number) => {
+/** The UIDs of instance n under a tag: one study per tag, series of 50. */
+function uidsOf(tag: string, n: number): { study: string; series: string; sop: string } {
   const study = `2.25.77${tag}`;
   const series = `${study}.${Math.floor(n / 50)}`;
   return { study, series, sop: `${series}.${n}` };
-};
+}
+/** A tag unique to a round and mode, digits only (it goes into UIDs). */
+const tagOf = (round: number, mode: number) => String(round * 10 + mode + 1);
 
 interface Workload {
   name: string; unit: string;
@@ -198,10 +198,10 @@ async function main(): Promise<void> {
       const row = {
         name: w.name, unit: w.unit, rounds, instancesPerBlock: w.perBlock,
         unaudited: rate('unaudited'), audited: rate('audited'), withDetectors: rate('with-detectors'),
-        cost: median(cost), costInterval: bootstrap(cost), aa: median(aa), aaInterval: bootstrap(aa),
-        detectorsCost: median(detectors), detectorsInterval: bootstrap(detectors),
-        addedMsPerInstance: median(addedMs), addedMsInterval: bootstrap(addedMs),
-        ...(suiteRate ? { suite: { workload: SUITE_WORKLOAD[w.name], instancesPerSecond: suiteRate, cost: (median(addedMs) * suiteRate) / 1000, costInterval: bootstrap(addedMs).map((x) => (x * suiteRate) / 1000) } } : {}),
+        cost: median(cost), costInterval: bootstrapMedian(cost), aa: median(aa), aaInterval: bootstrapMedian(aa),
+        detectorsCost: median(detectors), detectorsInterval: bootstrapMedian(detectors),
+        addedMsPerInstance: median(addedMs), addedMsInterval: bootstrapMedian(addedMs),
+        ...(suiteRate ? { suite: { workload: SUITE_WORKLOAD[w.name], instancesPerSecond: suiteRate, cost: (median(addedMs) * suiteRate) / 1000, costInterval: bootstrapMedian(addedMs).map((x) => (x * suiteRate) / 1000) } } : {}),
         blockMs: Object.fromEntries(MODES.map((m) => [m, times[m].map((t) => Math.round(t * 100) / 100)])),
       };
       results.push(row);
@@ -245,7 +245,6 @@ function suiteRates(): Map<string, number> {
 }
 
 const median = (xs: readonly number[]) => medianOrNull(xs) as number;
-const bootstrap = bootstrapMedian;
 const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
 
 await main();

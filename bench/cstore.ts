@@ -99,8 +99,29 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
+/**
+ * The bench's devices: one enrolled (certificate in `work/device`) for PacsGuard's TLS listener, one
+ * legacy for its plain one and, when given, for the insecure baseline's; and the receivers that send as them.
+ */
+export async function benchDevices(
+  work: string,
+  pg: PacsGuardServer,
+  insecure?: { dataDir: string; dicomUrl: string },
+): Promise<{ pgTls: Receiver; pgPlain: Receiver; ins: Receiver | undefined }> {
+  const certDir = join(work, 'device');
+  await pacsguardCli(['device', 'enroll', '--data', pg.dataDir, '--ae', TLS_AE, '--zone', 'local', '--out', certDir]);
+  await pacsguardCli(['device', 'add-legacy', '--data', pg.dataDir, '--ae', PLAIN_AE, '--address', '127.0.0.1', '--zone', 'local']);
+  if (insecure) await pacsguardCli(['device', 'add-legacy', '--data', insecure.dataDir, '--ae', PLAIN_AE, '--address', '127.0.0.1', '--zone', 'local']);
+  const tlsArgs = ['+tls', join(certDir, 'key.pem'), join(certDir, 'cert.pem'), '+cf', join(certDir, 'ca.pem')];
+  return {
+    pgTls: { label: 'PacsGuard (TLS)', ...hostPort(pg.dicomTlsUrl!), calledAe: 'PACSGUARD', callingAe: TLS_AE, tlsArgs },
+    pgPlain: { label: 'PacsGuard (plain)', ...hostPort(pg.dicomUrl!), calledAe: 'PACSGUARD', callingAe: PLAIN_AE },
+    ins: insecure ? { label: 'insecure baseline', ...hostPort(insecure.dicomUrl), calledAe: 'PACSGUARD', callingAe: PLAIN_AE } : undefined,
+  };
+}
+
 /** Host and port of a `dicom://` or `dicom-tls://` listener URL. */
-export function hostPort(url: string): { host: string; port: number } {
+function hostPort(url: string): { host: string; port: number } {
   const m = /^[a-z-]+:\/\/\[?([^\]/]+?)\]?:(\d+)$/.exec(url);
   if (!m) throw new Error(`not a listener URL: ${url}`);
   return { host: m[1]!, port: Number(m[2]) };
@@ -139,18 +160,10 @@ export async function runCstoreWorkloads(opts: {
   const storescp = await startStorescp();
   let storescpTls: Awaited<ReturnType<typeof startStorescp>> | null = null;
   try {
-    // Devices: one enrolled for TLS, one legacy for plain DICOM, on PacsGuard and on the baseline.
-    const certDir = join(work, 'device');
-    await pacsguardCli(['device', 'enroll', '--data', pg.dataDir, '--ae', TLS_AE, '--zone', 'local', '--out', certDir]);
-    await pacsguardCli(['device', 'add-legacy', '--data', pg.dataDir, '--ae', PLAIN_AE, '--address', '127.0.0.1', '--zone', 'local']);
-    if (opts.insecure) await pacsguardCli(['device', 'add-legacy', '--data', opts.insecure.dataDir, '--ae', PLAIN_AE, '--address', '127.0.0.1', '--zone', 'local']);
-    const tlsArgs = ['+tls', join(certDir, 'key.pem'), join(certDir, 'cert.pem'), '+cf', join(certDir, 'ca.pem')];
-    const pgTls: Receiver = { label: 'PacsGuard (TLS)', ...hostPort(pg.dicomTlsUrl!), calledAe: 'PACSGUARD', callingAe: TLS_AE, tlsArgs };
+    const { pgTls, pgPlain, ins } = await benchDevices(work, pg, opts.insecure);
     const pki = join(pg.dataDir, 'pki');
-    storescpTls = await startStorescp({ key: join(pki, 'server-key.pem'), cert: join(pki, 'server.pem'), ca: join(pki, 'ca.pem'), callingAe: TLS_AE, clientArgs: tlsArgs });
-    const pgPlain: Receiver = { label: 'PacsGuard (plain)', ...hostPort(pg.dicomUrl!), calledAe: 'PACSGUARD', callingAe: PLAIN_AE };
+    storescpTls = await startStorescp({ key: join(pki, 'server-key.pem'), cert: join(pki, 'server.pem'), ca: join(pki, 'ca.pem'), callingAe: TLS_AE, clientArgs: pgTls.tlsArgs ?? [] });
     const ortho: Receiver = { label: 'Orthanc', host: '127.0.0.1', port: orthanc.orthanc.dicomPort, calledAe: orthanc.orthanc.aet, callingAe: PLAIN_AE };
-    const ins: Receiver | undefined = opts.insecure ? { label: 'insecure baseline', ...hostPort(opts.insecure.dicomUrl), calledAe: 'PACSGUARD', callingAe: PLAIN_AE } : undefined;
 
     const n1 = opts.quick ? 40 : 200;
     const n4 = opts.quick ? 80 : 400;
@@ -166,6 +179,9 @@ export async function runCstoreWorkloads(opts: {
     for (const step of plan) {
       const figures = new Map<string, number[]>();
       const unit = step.large ? 'MB/s' : 'instances/s';
+      // The limit: storescp over the same transport as PacsGuard's figure (TLS or plain).
+      const overTls = step.pacsguard === pgTls;
+      const limit = overTls ? storescpTls : storescp;
       let files = 0;
       let total = 0;
       for (let round = 0; round < opts.rounds; round++) {
@@ -181,8 +197,6 @@ export async function runCstoreWorkloads(opts: {
         });
         files = paths.length;
         total = bytes.reduce((a, b) => a + b.length, 0);
-        // The limit: storescp over the same transport as PacsGuard's figure (TLS or plain).
-        const limit = step.pacsguard === pgTls ? storescpTls : storescp;
         const receivers = rotate([ortho, step.pacsguard, ins, limit.receiver], round);
         for (const r of receivers) {
           if (!r) continue;
@@ -203,14 +217,12 @@ export async function runCstoreWorkloads(opts: {
       const o = fig(ortho);
       const p = fig(step.pacsguard);
       const i = fig(ins);
-      const limit = step.pacsguard === pgTls ? storescpTls : storescp;
       const s = figures.has(limit.receiver.label) ? fig(limit.receiver) : null;
       detail[step.name] = { instances: files, bytes: total, associations: step.associations, rounds: Object.fromEntries(figures) };
       const w: Workload = {
         name: step.name, unit, pacsguard: p, orthanc: o, ratio: p !== null && o !== null && o > 0 ? p / o : null, higherIsBetter: true, insecure: i,
-        note: step.pacsguard === pgTls ? 'Orthanc over plain DICOM; baseline over plain DICOM' : undefined,
+        note: overTls ? 'Orthanc over plain DICOM; baseline over plain DICOM' : undefined,
       };
-      const overTls = step.pacsguard === pgTls;
       const limitName = `storescp-${overTls ? 'tls-' : ''}${step.associations}assoc${step.large ? '-large' : ''}`;
       if (s !== null && p !== null) w.vsLimit = { limit: limitName, ratio: p / s };
       if (s !== null) limits[limitName] = { value: s, unit, method: `DCMTK storescp --fork (files, no index, no fsync)${overTls ? ' over mutual TLS' : ''}, storescu${overTls ? ' +tls' : ''} over ${step.associations} association(s)` };

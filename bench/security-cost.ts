@@ -13,9 +13,9 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { hostPort, storescu, type Receiver } from './cstore.js';
+import { benchDevices, storescu, type Receiver } from './cstore.js';
 import { ctSet } from './dataset.js';
-import { pacsguardCli, startInsecure, startPacsGuard, type PacsGuardServer } from './servers.js';
+import { startInsecure, startPacsGuard, type PacsGuardServer } from './servers.js';
 import { bootstrapMedian, median, stow, stowBodies } from './workloads.js';
 
 const argv = process.argv.slice(2);
@@ -26,13 +26,8 @@ const option = (name: string, fallback: string): number => {
 const ROUNDS = option('rounds', '120');
 const BLOCK = option('block', '20');
 
-interface Side {
-  readonly label: string;
-  /** Sends one block of fresh instances; resolves with the seconds it took. */
-  send(instances: Buffer[], files: string[]): Promise<number>;
-}
-
-const seconds = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
+/** One side of a workload: sends one block of fresh instances and resolves with the seconds it took. */
+type Send = (instances: Buffer[]) => Promise<number>;
 
 async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'bench-security-cost-'));
@@ -42,30 +37,26 @@ async function main(): Promise<void> {
     servers.push(pg);
     const ins = await startInsecure();
     servers.push(ins);
-    const certDir = join(work, 'device');
-    await pacsguardCli(['device', 'enroll', '--data', pg.dataDir, '--ae', 'BENCHTLS', '--zone', 'local', '--out', certDir]);
-    await pacsguardCli(['device', 'add-legacy', '--data', ins.dataDir, '--ae', 'BENCHPLAIN', '--address', '127.0.0.1', '--zone', 'local']);
-    const pgTls: Receiver = {
-      label: 'PacsGuard (TLS)', ...hostPort(pg.dicomTlsUrl!), calledAe: 'PACSGUARD', callingAe: 'BENCHTLS',
-      tlsArgs: ['+tls', join(certDir, 'key.pem'), join(certDir, 'cert.pem'), '+cf', join(certDir, 'ca.pem')],
-    };
-    const insPlain: Receiver = { label: 'insecure baseline', ...hostPort(ins.dicomUrl!), calledAe: 'PACSGUARD', callingAe: 'BENCHPLAIN' };
+    const { pgTls, ins: insPlain } = await benchDevices(work, pg, { dataDir: ins.dataDir, dicomUrl: ins.dicomUrl! });
 
-    const cstoreSide = (r: Receiver): Side => ({
-      label: r.label,
-      send: async (_instances, files) => {
-        const t0 = process.hrtime.bigint();
-        await storescu(r, files);
-        return seconds(t0);
-      },
-    });
-    const stowSide = (s: PacsGuardServer): Side => ({
-      label: s.label,
-      send: async (instances) => (await stow(s, stowBodies(instances, 1))).seconds,
-    });
-    const workloads: Array<{ name: string; secure: Side; insecure: Side }> = [
-      { name: 'cstore-1assoc (TLS against plain DICOM)', secure: cstoreSide(pgTls), insecure: cstoreSide(insPlain) },
-      { name: 'stow-batch1 (HTTPS against HTTP)', secure: stowSide(pg), insecure: stowSide(ins) },
+    // storescu sends files: they are written before the clock starts.
+    const cstore = (r: Receiver): Send => async (instances) => {
+      const dir = mkdtempSync(join(work, 'block-'));
+      const files = instances.map((bytes, i) => {
+        const file = join(dir, `${i}.dcm`);
+        writeFileSync(file, bytes);
+        return file;
+      });
+      const t0 = process.hrtime.bigint();
+      await storescu(r, files);
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      rmSync(dir, { recursive: true, force: true });
+      return seconds;
+    };
+    const stowTo = (s: PacsGuardServer): Send => async (instances) => (await stow(s, stowBodies(instances, 1))).seconds;
+    const workloads: Array<{ name: string; secure: Send; insecure: Send }> = [
+      { name: 'cstore-1assoc (TLS against plain DICOM)', secure: cstore(pgTls), insecure: cstore(insPlain as Receiver) },
+      { name: 'stow-batch1 (HTTPS against HTTP)', secure: stowTo(pg), insecure: stowTo(ins) },
     ];
 
     let tag = 9_100_000;
@@ -77,16 +68,8 @@ async function main(): Promise<void> {
         const order = round % 2 === 0 ? (['secure', 'insecure'] as const) : (['insecure', 'secure'] as const);
         for (const side of order) {
           const { ct } = ctSet({ seed: 23, runTag: tag++, slices: BLOCK, seriesSize: 50, largeFrames: 0 });
-          const dir = join(work, `block-${tag}`);
-          mkdirSync(dir);
-          const files = ct.map((bytes, i) => {
-            const file = join(dir, `${i}.dcm`);
-            writeFileSync(file, bytes);
-            return file;
-          });
-          const t = await w[side].send(ct, files);
+          const t = await w[side](ct);
           if (round >= 0) times[side].push(t);
-          rmSync(dir, { recursive: true, force: true });
         }
       }
       const cost = times.secure.map((t, i) => 1 - (times.insecure[i] as number) / t);

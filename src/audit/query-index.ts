@@ -86,7 +86,7 @@ export class AuditQueryIndex {
   private again = false;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
-  private prepared: ReturnType<AuditQueryIndex['prepareStatements']> | null = null;
+  private prepared: Statements | null = null;
   /** The file (inode) and offset this process last left the cursor at. */
   private left: { file: number; offset: number } | null = null;
   private lastMinute: { key: string; local: { day: number; minute: number } } | null = null;
@@ -256,20 +256,9 @@ export class AuditQueryIndex {
     this.db.exec(`DELETE FROM events; DELETE FROM event_patients; DELETE FROM event_studies; DELETE FROM meta WHERE key = 'cursor';`);
   }
 
-  /** The statements every catch-up runs, prepared once (after the schema exists). */
-  private statements(): ReturnType<AuditQueryIndex['prepareStatements']> {
-    return (this.prepared ??= this.prepareStatements());
-  }
-
-  private prepareStatements() {
-    return {
-      readCursor: this.db.prepare(`SELECT value FROM meta WHERE key = 'cursor'`),
-      insertEvent: this.db.prepare(`INSERT OR REPLACE INTO events VALUES (@seq, @offset, @length, @time, @ms, @eventType, @action, @outcome, @code,
-        @subjectKind, @subjectId, @subjectRole, @address, @zone, @protocol, @denied, @breakGlass, @outOfHours)`),
-      insertPatient: this.db.prepare('INSERT OR IGNORE INTO event_patients VALUES (?, ?)'),
-      insertStudy: this.db.prepare('INSERT OR IGNORE INTO event_studies VALUES (?, ?)'),
-      saveCursor: this.db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('cursor', ?)`),
-    };
+  /** The statements every catch-up runs, prepared on first use (after the schema exists). */
+  private statements(): Statements {
+    return (this.prepared ??= prepareStatements(this.db));
   }
 
   private readCursor(): { seq: number; offset: number; hash: string } {
@@ -381,6 +370,18 @@ export class AuditQueryIndex {
     return !this.hours.days.includes(local.day) || local.minute < this.startMinute || local.minute >= this.endMinute;
   }
 }
+
+function prepareStatements(db: Database.Database) {
+  return {
+    readCursor: db.prepare(`SELECT value FROM meta WHERE key = 'cursor'`),
+    insertEvent: db.prepare(`INSERT OR REPLACE INTO events VALUES (@seq, @offset, @length, @time, @ms, @eventType, @action, @outcome, @code,
+      @subjectKind, @subjectId, @subjectRole, @address, @zone, @protocol, @denied, @breakGlass, @outOfHours)`),
+    insertPatient: db.prepare('INSERT OR IGNORE INTO event_patients VALUES (?, ?)'),
+    insertStudy: db.prepare('INSERT OR IGNORE INTO event_studies VALUES (?, ?)'),
+    saveCursor: db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('cursor', ?)`),
+  };
+}
+type Statements = ReturnType<typeof prepareStatements>;
 
 const WEEKDAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
 
