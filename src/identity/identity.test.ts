@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openIndexDatabase, type IndexDatabase } from '../storage/index.js';
 import { CertificateAuthority, currentTotp, generateTotpSecret, TokenService, UserStore } from './index.js';
 
@@ -66,6 +66,29 @@ describe('identity', () => {
     await TokenService.createKeyFile(otherKey);
     const foreign = await (await TokenService.load(otherKey, 60)).issue({ userId: 7, username: 'alice', role: 'radiologist', sessionId: 's1' });
     await expect(tokens.verify(foreign.token)).rejects.toMatchObject({ code: 'PG_ERR_AUTH_FAILED' });
+  });
+
+  it('remembers a verified token only until it expires, and never for a tampered copy', async () => {
+    const keyPath = join(dir, 'token-expiry.jwk');
+    await TokenService.createKeyFile(keyPath);
+    const tokens = await TokenService.load(keyPath, 2);
+    const { token } = await tokens.issue({ userId: 8, username: 'bob', role: 'technologist', sessionId: 's2' });
+    expect((await tokens.verify(token)).username).toBe('bob');
+    // The second check is answered from what the first verified; a copy with another payload is not.
+    expect((await tokens.verify(token)).sessionId).toBe('s2');
+    const [h, p, s] = token.split('.') as [string, string, string];
+    const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p, 'base64url').toString()), role: 'administrator' })).toString('base64url');
+    await expect(tokens.verify(`${h}.${forged}.${s}`)).rejects.toMatchObject({ code: 'PG_ERR_AUTH_FAILED' });
+    const exp = (JSON.parse(Buffer.from(p, 'base64url').toString()) as { exp: number }).exp;
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(exp * 1000 - 1);
+      expect((await tokens.verify(token)).userId).toBe(8);
+      vi.setSystemTime(exp * 1000);
+      await expect(tokens.verify(token)).rejects.toMatchObject({ code: 'PG_ERR_AUTH_FAILED', detail: expect.stringContaining('exp') });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('runs a certificate authority whose certificates OpenSSL verifies', async () => {
