@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../../test/support/postgres.js';
 import { openIndexDatabase, type IndexDatabase } from '../storage/index.js';
-import { generateTotpSecret, hashRefreshToken, SessionStore, UserStore } from './index.js';
+import { DEFAULT_LOGIN_POLICY, generateTotpSecret, hashRefreshToken, SessionStore, UserStore } from './index.js';
 
 // The same rotation, reuse detection and revocation on both index engines (row counts of conditional
 // updates are what make a concurrent refresh lose, and they must hold on each).
@@ -88,6 +88,19 @@ describe.each([
     await there.revoke(s.sessionId, 'revoked elsewhere', at(1));
     expect((await here.check(s.sessionId, at(2))).ok).toBe(true);
     expect((await here.check(s.sessionId, at(8))).ok).toBe(false);
+  });
+
+  it('says whose session it is, and sees the account disabled at once here, elsewhere once its cache expires', async () => {
+    const users = new UserStore(database.db, { ...DEFAULT_LOGIN_POLICY, sessions: { idleSeconds: 1800, absoluteSeconds: 3600, cacheMs: 5000 } });
+    const s = await users.sessions.open(userId, { now: t0 });
+    expect(await users.sessions.check(s.sessionId, at(1))).toMatchObject({ ok: true, userId, account: { username: 'sam', role: 'radiologist', disabled: false } });
+    // Disabled by another process (the CLI, a second node): seen once this process reads the tables again.
+    await database.db.updateTable('users').set({ disabled: 1 }).where('id', '=', userId).execute();
+    expect(await users.sessions.check(s.sessionId, at(2))).toMatchObject({ ok: true, account: { disabled: false } });
+    expect(await users.sessions.check(s.sessionId, at(8))).toMatchObject({ ok: true, account: { disabled: true } });
+    // Enabled by this process: seen at once.
+    await users.setDisabled(userId, false, at(9));
+    expect(await users.sessions.check(s.sessionId, at(10))).toMatchObject({ ok: true, account: { disabled: false } });
   });
 
   it('ends an idle session, and use keeps it alive', async () => {

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import { createHash, randomBytes } from 'node:crypto';
 import type { IndexSchema } from '../storage/index.js';
+import type { PersonRole } from './subject.js';
 
 /** How long sessions live; from the config's `sessions` section. */
 export interface SessionPolicy {
@@ -9,9 +10,9 @@ export interface SessionPolicy {
   /** A session ends this long after its login, however busy. */
   readonly absoluteSeconds: number;
   /**
-   * How long one process trusts what it read about a session before reading the table again. Logout
-   * and revocation in this process take effect at once; in another process (a second node, the CLI)
-   * within this time.
+   * How long one process trusts what it read about a session and its account before reading the tables
+   * again. Logout, revocation and disabling an account in this process take effect at once; in another
+   * process (a second node, the CLI) within this time.
    */
   readonly cacheMs?: number;
 }
@@ -26,9 +27,16 @@ export interface IssuedSession {
   readonly absoluteExpiresAt: Date;
 }
 
-/** Whether an access token's session is still alive. */
+/** The account a session belongs to, as the users table says (null: no such account). */
+export interface SessionAccount {
+  readonly username: string;
+  readonly role: PersonRole;
+  readonly disabled: boolean;
+}
+
+/** Whether an access token's session is still alive, and whose it is. */
 export type SessionCheck =
-  | { readonly ok: true; readonly userId: number; readonly absoluteExpiresAt: Date }
+  | { readonly ok: true; readonly userId: number; readonly account: SessionAccount | null; readonly absoluteExpiresAt: Date }
   | { readonly ok: false; readonly reason: string; readonly stepUp?: boolean };
 
 /** Why a refresh was refused; `reuse` means a rotated token came back: the whole session is revoked. */
@@ -44,6 +52,8 @@ function stepUpNote(since: string | null | undefined, reason: string | undefined
 
 interface Cached {
   userId: number;
+  /** Read with the session row (or at login); undefined: read it at the next check. */
+  account?: SessionAccount | null;
   absoluteExpiresAt: number;
   idleExpiresAt: number;
   /** The idle expiry last written to the table; the table is touched only when this falls well behind. */
@@ -99,7 +109,11 @@ export class SessionStore {
       source_address: opts.sourceAddress ?? '', created_at: now.toISOString(), last_used_at: now.toISOString(),
       idle_expires_at: idle.toISOString(), absolute_expires_at: absolute.toISOString(), rotated_at: null, revoked_at: null, revoked_reason: '',
     }).execute();
-    this.remember(sessionId, { userId, absoluteExpiresAt: absolute.getTime(), idleExpiresAt: idle.getTime(), persistedIdleExpiresAt: idle.getTime(), revoked: null, readAt: now.getTime() });
+    const account = await this.db.selectFrom('users').select(['username', 'role', 'disabled']).where('id', '=', userId).executeTakeFirst();
+    this.remember(sessionId, {
+      userId, account: account ? { username: account.username, role: account.role as PersonRole, disabled: account.disabled === 1 } : null,
+      absoluteExpiresAt: absolute.getTime(), idleExpiresAt: idle.getTime(), persistedIdleExpiresAt: idle.getTime(), revoked: null, readAt: now.getTime(),
+    });
     if (now.getTime() - this.lastPurge >= PURGE_EVERY_MS) await this.purgeEnded(now);
     return { sessionId, userId, refreshToken, absoluteExpiresAt: absolute };
   }
@@ -120,10 +134,11 @@ export class SessionStore {
   async check(sessionId: string, now = new Date()): Promise<SessionCheck> {
     const t = now.getTime();
     let entry = this.cache.get(sessionId);
-    if (!entry || t - entry.readAt > this.cacheMs) {
-      const row = await this.db.selectFrom('sessions')
-        .select(['user_id', 'idle_expires_at', 'absolute_expires_at', 'revoked_at', 'revoked_reason', 'step_up_since', 'step_up_reason'])
-        .where('family', '=', sessionId).where('rotated_at', 'is', null)
+    if (!entry || t - entry.readAt > this.cacheMs || entry.account === undefined) {
+      // The account comes with the session in one read: identify needs both on every request.
+      const row = await this.db.selectFrom('sessions as s').leftJoin('users as u', 'u.id', 's.user_id')
+        .select(['s.user_id', 's.idle_expires_at', 's.absolute_expires_at', 's.revoked_at', 's.revoked_reason', 's.step_up_since', 's.step_up_reason', 'u.username', 'u.role', 'u.disabled'])
+        .where('s.family', '=', sessionId).where('s.rotated_at', 'is', null)
         .executeTakeFirst();
       if (!row) {
         this.cache.delete(sessionId);
@@ -132,6 +147,7 @@ export class SessionStore {
       const idle = Date.parse(row.idle_expires_at);
       entry = {
         userId: row.user_id,
+        account: row.username === null || row.role === null ? null : { username: row.username, role: row.role as PersonRole, disabled: row.disabled === 1 },
         absoluteExpiresAt: Date.parse(row.absolute_expires_at),
         // Another node may have seen later use; this node may have seen use it has not written yet.
         idleExpiresAt: Math.max(idle, entry?.idleExpiresAt ?? 0),
@@ -160,7 +176,7 @@ export class SessionStore {
         .where('family', '=', sessionId).where('rotated_at', 'is', null).where('revoked_at', 'is', null)
         .execute();
     }
-    return { ok: true, userId: entry.userId, absoluteExpiresAt: new Date(entry.absoluteExpiresAt) };
+    return { ok: true, userId: entry.userId, account: entry.account ?? null, absoluteExpiresAt: new Date(entry.absoluteExpiresAt) };
   }
 
   /**
@@ -210,7 +226,7 @@ export class SessionStore {
     }
     const absolute = Date.parse(row.absolute_expires_at);
     this.remember(row.family, {
-      userId: row.user_id, absoluteExpiresAt: absolute, idleExpiresAt: idle.getTime(), persistedIdleExpiresAt: idle.getTime(), revoked: null,
+      userId: row.user_id, account: this.cache.get(row.family)?.account, absoluteExpiresAt: absolute, idleExpiresAt: idle.getTime(), persistedIdleExpiresAt: idle.getTime(), revoked: null,
       stepUp: stepUpNote(row.step_up_since, row.step_up_reason), readAt: t,
     });
     return { ok: true, sessionId: row.family, userId: row.user_id, refreshToken: next, absoluteExpiresAt: new Date(absolute) };
@@ -238,6 +254,11 @@ export class SessionStore {
       .executeTakeFirst();
     for (const entry of this.cache.values()) if (entry.userId === userId) entry.stepUp = stepUpNote(now.toISOString(), reason);
     return Number(r.numUpdatedRows);
+  }
+
+  /** Forgets what this process read about a person's account (it was disabled or enabled here). */
+  forgetAccount(userId: number): void {
+    for (const entry of this.cache.values()) if (entry.userId === userId) entry.account = undefined;
   }
 
   /** The person a session belongs to, if it is live and waits for a step-up. */

@@ -173,6 +173,7 @@ export class UserStore {
     const lastActive = r.last_login_at ?? r.created_at;
     if (this.policy.dormantAfterDays > 0 && now.getTime() - Date.parse(lastActive) > this.policy.dormantAfterDays * DAY_MS) {
       await this.db.updateTable('users').set({ disabled: 1 }).where('id', '=', r.id).execute();
+      this.sessions.forgetAccount(r.id);
       return { ok: false, result: fail('dormant', { detail: `no login since ${lastActive} (over ${this.policy.dormantAfterDays} days); account disabled` }) };
     }
     if (!(await verifyPassword(r.password_hash, password))) return { ok: false, result: await this.failSecondFactor(r, 'bad-password', fail, now) };
@@ -200,6 +201,7 @@ export class UserStore {
   async setDisabled(id: number, disabled: boolean, now = new Date()): Promise<void> {
     // Re-enabling starts the dormancy clock again, or the account would be disabled again at its next login.
     await this.db.updateTable('users').set(disabled ? { disabled: 1 } : { disabled: 0, last_login_at: now.toISOString() }).where('id', '=', id).execute();
+    this.sessions.forgetAccount(id);
     if (disabled) await this.sessions.revokeAllOf(id, 'account disabled', now);
   }
 }

@@ -121,12 +121,13 @@ export async function identify(services: PathServices, credentials: Credentials)
   const session = await services.users.sessions.check(claims.sessionId);
   if (!session.ok) return { kind: 'anonymous', id: 'anonymous', reason: `token of user ${claims.userId}: ${session.reason}` };
   if (session.userId !== claims.userId) return { kind: 'anonymous', id: 'anonymous', reason: `token of user ${claims.userId} names a session of another user` };
-  // A token outlives nothing: a disabled or deleted account stops at its next request.
-  const user = await services.users.findById(claims.userId);
+  // Nor its account: a disabled or deleted account stops at its next request (disabled by another
+  // process, the CLI or a second node: within the session cache's time). Name and role are the table's.
+  const user = session.account;
   if (!user || user.disabled) return { kind: 'anonymous', id: 'anonymous', reason: `account of token subject ${claims.userId} is disabled or gone` };
   const grant = user.role === 'vendor-engineer' ? await services.grants.activeFor(user.username) : undefined;
   return {
-    kind: 'user', id: String(user.id), username: user.username, role: user.role, sessionId: claims.sessionId,
+    kind: 'user', id: String(session.userId), username: user.username, role: user.role, sessionId: claims.sessionId,
     ...(grant ? { grant: { id: grant.id, until: grant.until, images: grant.images } } : {}),
   };
 }
