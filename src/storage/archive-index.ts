@@ -309,7 +309,9 @@ export class ArchiveIndex {
       ])
       .where('st.study_uid', '=', studyUid).where('i.is_current', '=', 1).where('st.deleted_at', 'is', null).where('se.deleted_at', 'is', null);
     if (seriesUid !== undefined) q = q.where('se.series_uid', '=', seriesUid);
-    if (sopUid !== undefined) q = q.where('i.sop_uid', '=', sopUid);
+    // Found by its own index: left to itself, SQLite walks the series' current instances (hundreds in a CT
+    // series) comparing each one's UID.
+    if (sopUid !== undefined) q = q.where('i.id', 'in', (eb) => eb.selectFrom('instances').select('id').where('sop_uid', '=', sopUid).where('is_current', '=', 1));
     const rows = await q.orderBy('se.id').orderBy('i.id').execute();
     return rows.map((r) => ({
       pk: r.id, sopUid: r.sop_uid, studyUid: r.study_uid, seriesUid: r.series_uid, sopClassUid: r.sop_class_uid,
