@@ -60,6 +60,11 @@ export const configSchema = z.object({
     /** QIDO-RS results per page when the client names no limit, and the most it may ask for. */
     queryDefaultLimit: z.number().int().min(1).default(100),
     queryMaxLimit: z.number().int().min(1).default(10_000),
+    /**
+     * Instance bytes kept in memory after a read, for the next read of the same instances (viewers read
+     * them again); each is hash-checked again whenever it is served. 0 keeps none.
+     */
+    readCacheBytes: z.number().int().min(0).default(64 * 1024 * 1024),
   }).prefault({}),
   /** DICOM listeners (DIMSE): what one peer, and all peers together, may make us hold. */
   dimse: z.object({

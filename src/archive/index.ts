@@ -1,4 +1,5 @@
 export { Retrieve } from './retrieve.js';
+export { ReadCache } from './read-cache.js';
 export { scrubArchive, type ScrubReport } from './scrub.js';
 export { Ingest, QuarantinedError, toRecord, type IngestResult, type IngestContext, type IngestGuard } from './ingest.js';
 export { parseQuery, parseMatcher, type ParsedQuery } from './query.js';

@@ -1,19 +1,22 @@
 import { extractFrames, readBulkData } from '../dicom/index.js';
 import { PacsGuardError } from '../errors.js';
-import type { ArchiveIndex, BlobStore, StoredInstance } from '../storage/index.js';
+import { sha256Hex, type ArchiveIndex, type BlobStore, type StoredInstance } from '../storage/index.js';
+import type { ReadCache } from './read-cache.js';
 
 /** Retrieval: finds what a request names and reads it back, hash-checked, never a byte that does not match. */
 export class Retrieve {
   /** `onDamage` hears of every blob that fails its hash check on a read (to mark it and raise an alert). */
   /**
    * `repair` may bring a verified good copy back (from a replica or backup) after damage was reported;
-   * the read is then served from it instead of failing.
+   * the read is then served from it instead of failing. `cache`, when given, keeps what was read for
+   * the next read of the same blob.
    */
   constructor(
     private readonly blobs: BlobStore,
     private readonly index: ArchiveIndex,
     private readonly onDamage: (sha256: string, error: PacsGuardError) => Promise<void> = async () => undefined,
     private readonly repair: (sha256: string) => Promise<Buffer | undefined> = async () => undefined,
+    private readonly cache: ReadCache | null = null,
   ) {}
 
   /** The current instances a WADO-RS path names; 404 when it names nothing. */
@@ -31,10 +34,21 @@ export class Retrieve {
     return this.blob(instance.blobSha256);
   }
 
-  /** Any stored version's bytes by address, verified; damage is reported and repaired from a replica if one can. */
+  /**
+   * Any stored version's bytes by address, verified; damage is reported and repaired from a replica if one
+   * can. The bytes may be shared with later reads (the cache): callers must not change them.
+   */
   async blob(sha256: string): Promise<Buffer> {
+    const cached = this.cache?.get(sha256);
+    if (cached) {
+      // Hashed again on every read, cached or not: bytes changed in memory are dropped and read anew.
+      if (sha256Hex(cached) === sha256) return cached;
+      this.cache?.delete(sha256);
+    }
     try {
-      return await this.blobs.get(sha256);
+      const bytes = await this.blobs.get(sha256);
+      this.cache?.set(sha256, bytes);
+      return bytes;
     } catch (err) {
       if (!(err instanceof PacsGuardError) || err.code !== 'PG_ERR_INTEGRITY') throw err;
       await this.onDamage(sha256, err);
@@ -42,6 +56,11 @@ export class Retrieve {
       if (good) return good;
       throw err;
     }
+  }
+
+  /** Lets go of a blob's cached bytes (its file was removed: a purge keeps no copy in memory either). */
+  forget(sha256: string): void {
+    this.cache?.delete(sha256);
   }
 
   /** One bulk data value of an instance, by the path its metadata's BulkDataURI names. */

@@ -42,7 +42,10 @@ export async function carryOut(services: Services, request: ChangeRequest, appro
         const out = await services.lifecycle.purge(t.id);
         rows += out.instanceRows;
         // Index rows first, then files: a crash between the two leaves an unreferenced blob, never a row without one.
-        for (const sha of out.unreferencedBlobs) if (await services.blobs.remove(sha)) blobs++;
+        for (const sha of out.unreferencedBlobs) {
+          services.retrieve.forget(sha);
+          if (await services.blobs.remove(sha)) blobs++;
+        }
       }
       return {
         summary: `purged ${due.length} deletion(s) older than ${days} days: ${rows} instance version(s) and ${blobs} blob file(s) removed`,

@@ -1,4 +1,4 @@
-import { Ingest, Retrieve, type IngestGuard } from '../archive/index.js';
+import { Ingest, ReadCache, Retrieve, type IngestGuard } from '../archive/index.js';
 import {
   AnalyticsEngine, Baselines, BreakGlassDetector, BulkRetrievalDetector, Containment, DeniedBurstDetector, DeviceMisuseDetector,
   DepartmentSnoopingDetector, LoginAnomalyDetector, LoginBurstDetector, looksEncrypted, RansomwareDetector, VipAccessDetector,
@@ -177,7 +177,7 @@ export async function openServices(dataDir: string, overrides: { index?: string 
       name: config.webauthn.rpName, origins: config.webauthn.origins,
     }),
     changes: new ChangeRequestStore(database.db),
-    retrieve: new Retrieve(blobs, index, onDamage, repair),
+    retrieve: new Retrieve(blobs, index, onDamage, repair, new ReadCache(config.limits.readCacheBytes)),
     replicas,
     auditReview,
     async close() {
