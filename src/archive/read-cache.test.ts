@@ -49,7 +49,8 @@ describe('read cache', () => {
       expect((await retrieve.blob(sha256)).equals(bytes)).toBe(true);
       expect(reads).toHaveBeenCalledTimes(1);
       // Bytes changed in memory are never served: the entry is dropped and the disk read again.
-      (await retrieve.blob(sha256))[0] ^= 0xff;
+      const shared = await retrieve.blob(sha256);
+      shared[0] = (shared[0] as number) ^ 0xff;
       expect((await retrieve.blob(sha256)).equals(bytes)).toBe(true);
       expect(reads).toHaveBeenCalledTimes(2);
       // A forgotten blob (its file removed by a purge) is not served from memory.
