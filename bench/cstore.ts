@@ -21,7 +21,7 @@ import type { Workload } from './run.js';
 import { median, rotate } from './workloads.js';
 
 const TLS_AE = 'BENCHTLS';
-const PLAIN_AE = 'BENCHPLAIN';
+export const PLAIN_AE = 'BENCHPLAIN';
 
 /** True when DCMTK's storescu and storescp are installed. */
 export function cstoreAvailable(): boolean {

@@ -109,8 +109,8 @@ export function pacsguardCli(args: string[], bin = BIN): Promise<string> {
 }
 
 /** A fresh data directory: `init`, then a day-long token lifetime so long runs need one login. */
-async function initDataDir(): Promise<{ dir: string; admin: Accounts['admin'] }> {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-pacsguard-'));
+async function initDataDir(root = tmpdir()): Promise<{ dir: string; admin: Accounts['admin'] }> {
+  const dir = mkdtempSync(join(root, 'bench-pacsguard-'));
   const admin = JSON.parse(await pacsguardCli(['init', '--data', dir, '--json'])) as Accounts['admin'];
   const configPath = join(dir, 'config.json');
   const config = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
@@ -195,11 +195,12 @@ function pacsguardServer(label: string, child: ChildProcess, http: HttpClient, t
 }
 
 /**
- * `pacsguard start` on a fresh data directory, on free ports on 127.0.0.1, with a technologist to
- * store and read (the administrator may not: separation of duties). `cpuProfileDir` adds --cpu-prof.
+ * `pacsguard start` on a fresh data directory (under `root`, the system's temporary folder by default),
+ * on free ports on 127.0.0.1, with a technologist to store and read (the administrator may not:
+ * separation of duties). `cpuProfileDir` adds --cpu-prof.
  */
-export async function startPacsGuard(opts: { cpuProfileDir?: string } = {}): Promise<PacsGuardServer> {
-  const { dir, admin } = await initDataDir();
+export async function startPacsGuard(opts: { cpuProfileDir?: string; root?: string } = {}): Promise<PacsGuardServer> {
+  const { dir, admin } = await initDataDir(opts.root);
   const prof = opts.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfileDir}`] : [];
   const child = spawn(process.execPath, [...prof, BIN, 'start', '--data', dir, '--host', '127.0.0.1', '--http-port', '0', '--dicom-tls-port', '0', '--dicom-port', '0'], {
     env: { ...process.env, PACSGUARD_LOG_LEVEL: 'silent', TCP_NODELAY: '1' },
@@ -265,9 +266,13 @@ export interface OrthancServer extends BenchServer {
   readonly orthanc: RunningOrthanc;
 }
 
-/** Orthanc with a temporary storage folder; `callingAets` may C-STORE to it from 127.0.0.1. */
-export async function startOrthancServer(callingAets: string[] = []): Promise<OrthancServer> {
-  const orthanc = await startOrthanc({ allowedCallingAets: callingAets });
+/**
+ * Orthanc with a temporary storage folder (its index and files under `root` when given, else in its
+ * working folder); `callingAets` may C-STORE to it from 127.0.0.1.
+ */
+export async function startOrthancServer(callingAets: string[] = [], root?: string): Promise<OrthancServer> {
+  const storage = root ? mkdtempSync(join(root, 'bench-orthanc-')) : undefined;
+  const orthanc = await startOrthanc({ allowedCallingAets: callingAets, ...(storage ? { config: { StorageDirectory: storage, IndexDirectory: storage } } : {}) });
   const http = new HttpClient(orthanc.restUrl);
   return {
     label: 'Orthanc', pid: orthanc.pid, dicomweb: '/dicom-web', http, orthanc,
@@ -275,6 +280,7 @@ export async function startOrthancServer(callingAets: string[] = []): Promise<Or
     stop: async () => {
       http.close();
       await orthanc.stop();
+      if (storage) rmSync(storage, { recursive: true, force: true, maxRetries: 3 });
     },
   };
 }
