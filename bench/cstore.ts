@@ -38,6 +38,24 @@ export interface Receiver {
   readonly tlsArgs?: string[];
 }
 
+/**
+ * One timed block: `instances` written as files under `work` (before the clock starts), then sent by one
+ * storescu on one association; resolves with the seconds the sending took.
+ */
+export async function storescuBlock(r: Receiver, instances: readonly Buffer[], work: string): Promise<number> {
+  const dir = mkdtempSync(join(work, 'block-'));
+  const files = instances.map((bytes, i) => {
+    const file = join(dir, `${i}.dcm`);
+    writeFileSync(file, bytes);
+    return file;
+  });
+  const t0 = process.hrtime.bigint();
+  await storescu(r, files);
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  rmSync(dir, { recursive: true, force: true });
+  return seconds;
+}
+
 /** One storescu process sending `files` on one association; rejects unless every store succeeded. */
 export function storescu(r: Receiver, files: string[]): Promise<void> {
   const args = ['-aet', r.callingAe, '-aec', r.calledAe, ...(r.tlsArgs ?? []), r.host, String(r.port), ...files];

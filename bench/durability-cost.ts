@@ -17,9 +17,9 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { benchDevices, PLAIN_AE, storescu, type Receiver } from './cstore.js';
+import { benchDevices, PLAIN_AE, storescuBlock, type Receiver } from './cstore.js';
 import { ctSet } from './dataset.js';
-import { startOrthancServer, startPacsGuard, type BenchServer, type OrthancServer, type PacsGuardServer } from './servers.js';
+import { expectStored, startOrthancServer, startPacsGuard, type BenchServer, type OrthancServer, type PacsGuardServer } from './servers.js';
 import { bootstrapMedian, median, rotate, stow, stowBodies } from './workloads.js';
 
 const argv = process.argv.slice(2);
@@ -57,20 +57,8 @@ async function main(): Promise<void> {
     };
     const ortho = (o: OrthancServer): Receiver => ({ label: 'Orthanc', host: '127.0.0.1', port: o.orthanc.dicomPort, calledAe: o.orthanc.aet, callingAe: PLAIN_AE });
 
-    // storescu sends files: they are written (to the disk, for every side alike) before the clock starts.
-    const cstore = (r: Receiver): Send => async (instances) => {
-      const dir = mkdtempSync(join(work, 'block-'));
-      const files = instances.map((bytes, i) => {
-        const file = join(dir, `${i}.dcm`);
-        writeFileSync(file, bytes);
-        return file;
-      });
-      const t0 = process.hrtime.bigint();
-      await storescu(r, files);
-      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-      rmSync(dir, { recursive: true, force: true });
-      return seconds;
-    };
+    // storescu sends files: each block's are written (to the disk, for every side alike) before the clock starts.
+    const cstore = (r: Receiver): Send => (instances) => storescuBlock(r, instances, work);
     const stowTo = (s: BenchServer): Send => async (instances) => (await stow(s, stowBodies(instances, 1))).seconds;
     const workloads: Array<{ name: string; sides: Record<Side, Send> }> = [
       {
@@ -123,11 +111,7 @@ async function main(): Promise<void> {
     mkdirSync(resolve('bench/results'), { recursive: true });
     writeFileSync(resolve('bench/results/durability-cost.json'), `${JSON.stringify({ date: new Date().toISOString(), memory: MEMORY, workloads: results }, null, 2)}\n`);
     // Everything sent must be stored, by every server.
-    const sent = (ROUNDS + 1) * BLOCK * workloads.length;
-    for (const s of servers) {
-      const held = await s.count();
-      if (held < sent) throw new Error(`${s.label} holds ${held} instances, fewer than the ${sent} sent`);
-    }
+    await expectStored(servers, (ROUNDS + 1) * BLOCK * workloads.length);
   } finally {
     for (const s of servers) await s.stop();
     rmSync(work, { recursive: true, force: true });

@@ -76,14 +76,27 @@ export async function fillOrthanc(restUrl: string, fillers: Iterable<FillerInsta
   const agent = new HttpAgent({ keepAlive: true, maxSockets: concurrency });
   const it = fillers[Symbol.iterator]();
   let total = 0;
-  const post = (body: Buffer) => new Promise<void>((ok, fail) => {
+  const postOnce = (body: Buffer) => new Promise<void>((ok, fail) => {
     const req = httpRequest(`${restUrl}/instances`, { method: 'POST', agent, headers: { 'content-type': 'application/dicom', 'content-length': String(body.length) } }, (res) => {
-      res.resume();
-      res.on('end', () => (res.statusCode === 200 ? ok() : fail(new Error(`Orthanc POST /instances: ${res.statusCode}`))));
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => (res.statusCode === 200 ? ok() : fail(new Error(`Orthanc POST /instances: ${res.statusCode} ${Buffer.concat(chunks).toString('utf8').slice(0, 300)}`))));
     });
     req.on('error', fail);
     req.end(body);
   });
+  // Orthanc now and then answers 500 to one of several concurrent stores (seen once in a 100 000-instance
+  // fill); storing the same instance again is harmless, so a failed store is tried twice more.
+  const post = async (body: Buffer) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await postOnce(body);
+      } catch (err) {
+        if (attempt >= 3) throw err;
+        await new Promise((r) => setTimeout(r, 200 * attempt));
+      }
+    }
+  };
   await Promise.all(Array.from({ length: concurrency }, async () => {
     for (let r = it.next(); !r.done; r = it.next()) {
       await post(r.value.bytes);

@@ -13,9 +13,9 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { benchDevices, storescu, type Receiver } from './cstore.js';
+import { benchDevices, storescuBlock, type Receiver } from './cstore.js';
 import { ctSet } from './dataset.js';
-import { startInsecure, startPacsGuard, type PacsGuardServer } from './servers.js';
+import { expectStored, startInsecure, startPacsGuard, type PacsGuardServer } from './servers.js';
 import { bootstrapMedian, median, stow, stowBodies } from './workloads.js';
 
 const argv = process.argv.slice(2);
@@ -39,20 +39,8 @@ async function main(): Promise<void> {
     servers.push(ins);
     const { pgTls, ins: insPlain } = await benchDevices(work, pg, { dataDir: ins.dataDir, dicomUrl: ins.dicomUrl! });
 
-    // storescu sends files: they are written before the clock starts.
-    const cstore = (r: Receiver): Send => async (instances) => {
-      const dir = mkdtempSync(join(work, 'block-'));
-      const files = instances.map((bytes, i) => {
-        const file = join(dir, `${i}.dcm`);
-        writeFileSync(file, bytes);
-        return file;
-      });
-      const t0 = process.hrtime.bigint();
-      await storescu(r, files);
-      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-      rmSync(dir, { recursive: true, force: true });
-      return seconds;
-    };
+    // storescu sends files: each block's are written before the clock starts.
+    const cstore = (r: Receiver): Send => (instances) => storescuBlock(r, instances, work);
     const stowTo = (s: PacsGuardServer): Send => async (instances) => (await stow(s, stowBodies(instances, 1))).seconds;
     const workloads: Array<{ name: string; secure: Send; insecure: Send }> = [
       { name: 'cstore-1assoc (TLS against plain DICOM)', secure: cstore(pgTls), insecure: cstore(insPlain as Receiver) },
@@ -88,11 +76,7 @@ async function main(): Promise<void> {
     mkdirSync(resolve('bench/results'), { recursive: true });
     writeFileSync(resolve('bench/results/security-cost.json'), `${JSON.stringify({ date: new Date().toISOString(), workloads: results }, null, 2)}\n`);
     // Everything sent must be stored, on both sides.
-    const sent = (ROUNDS + 1) * BLOCK * workloads.length;
-    for (const s of servers) {
-      const held = await s.count();
-      if (held < sent) throw new Error(`${s.label} holds ${held} instances, fewer than the ${sent} sent`);
-    }
+    await expectStored(servers, (ROUNDS + 1) * BLOCK * workloads.length);
   } finally {
     for (const s of servers) await s.stop();
     rmSync(work, { recursive: true, force: true });

@@ -66,6 +66,14 @@ export class HttpClient {
   }
 }
 
+/** Throws unless every server holds at least the `sent` instances it was sent. */
+export async function expectStored(servers: readonly BenchServer[], sent: number): Promise<void> {
+  for (const s of servers) {
+    const held = await s.count();
+    if (held < sent) throw new Error(`${s.label} holds ${held} instances, fewer than the ${sent} sent`);
+  }
+}
+
 /** A server under test. */
 export interface BenchServer {
   readonly label: string;
