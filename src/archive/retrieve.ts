@@ -40,11 +40,9 @@ export class Retrieve {
    */
   async blob(sha256: string): Promise<Buffer> {
     const cached = this.cache?.get(sha256);
-    if (cached) {
-      // Hashed again on every read, cached or not: bytes changed in memory are dropped and read anew.
-      if (sha256Hex(cached) === sha256) return cached;
-      this.cache?.delete(sha256);
-    }
+    // Hashed again on every read, cached or not: bytes changed in memory are dropped and read anew.
+    if (cached && sha256Hex(cached) === sha256) return cached;
+    if (cached) this.cache?.delete(sha256);
     try {
       const bytes = await this.blobs.get(sha256);
       this.cache?.set(sha256, bytes);

@@ -34,6 +34,11 @@ export interface SessionAccount {
   readonly disabled: boolean;
 }
 
+/** The account from a users row (null when the session's user has no row). */
+function accountOf(r: { username: string | null; role: string | null; disabled: number | null } | undefined): SessionAccount | null {
+  return r && r.username !== null && r.role !== null ? { username: r.username, role: r.role as PersonRole, disabled: r.disabled === 1 } : null;
+}
+
 /** Whether an access token's session is still alive, and whose it is. */
 export type SessionCheck =
   | { readonly ok: true; readonly userId: number; readonly account: SessionAccount | null; readonly absoluteExpiresAt: Date }
@@ -111,7 +116,7 @@ export class SessionStore {
     }).execute();
     const account = await this.db.selectFrom('users').select(['username', 'role', 'disabled']).where('id', '=', userId).executeTakeFirst();
     this.remember(sessionId, {
-      userId, account: account ? { username: account.username, role: account.role as PersonRole, disabled: account.disabled === 1 } : null,
+      userId, account: accountOf(account),
       absoluteExpiresAt: absolute.getTime(), idleExpiresAt: idle.getTime(), persistedIdleExpiresAt: idle.getTime(), revoked: null, readAt: now.getTime(),
     });
     if (now.getTime() - this.lastPurge >= PURGE_EVERY_MS) await this.purgeEnded(now);
@@ -147,7 +152,7 @@ export class SessionStore {
       const idle = Date.parse(row.idle_expires_at);
       entry = {
         userId: row.user_id,
-        account: row.username === null || row.role === null ? null : { username: row.username, role: row.role as PersonRole, disabled: row.disabled === 1 },
+        account: accountOf(row),
         absoluteExpiresAt: Date.parse(row.absolute_expires_at),
         // Another node may have seen later use; this node may have seen use it has not written yet.
         idleExpiresAt: Math.max(idle, entry?.idleExpiresAt ?? 0),
