@@ -20,7 +20,7 @@ import { FillerFactory, ingestSet, type FillerInstance, type IngestSet } from '.
 import { fillOrthanc, fillPacsGuard } from './fill.js';
 import { ddFsyncWrite, fdatasyncRate, nodeSha256, opensslSha256, type Limit } from './limits.js';
 import { peakRssMb, startInsecure, startOrthancServer, startPacsGuard, type BenchServer, type OrthancServer, type PacsGuardServer } from './servers.js';
-import { median, qidoStudies, rotate, stow, stowBodies, wadoInstances, wadoSeries, type Throughput } from './workloads.js';
+import { median, qidoStudies, retrievalTargets, rotate, stow, stowBodies, wadoInstances, wadoSeries, type Throughput } from './workloads.js';
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
@@ -233,10 +233,10 @@ async function main(): Promise<void> {
     const rssIngest = { pacsguard: peakRssMb(pg.pid), orthanc: peakRssMb(orthanc.pid), insecure: ins ? peakRssMb(ins.pid) : null };
     addWorkload({ name: 'peak-rss-ingest', unit: 'MB', pacsguard: rssIngest.pacsguard, orthanc: rssIngest.orthanc, ratio: ratio(rssIngest.pacsguard, rssIngest.orthanc), higherIsBetter: false, insecure: rssIngest.insecure, note: 'VmHWM after the STOW-RS workloads' });
 
-    const ct50 = firstRound.ct.slice(0, SIZES.ctBatch50);
     const ctSeries = firstRound.series.filter((s) => s.sopUids.length === 50).slice(0, SIZES.ctBatch50 / 50);
-    const instTargets = ctSeries.flatMap((s, si) => s.sopUids.map((sopUid, k) => ({ studyUid: s.studyUid, seriesUid: s.seriesUid, sopUid, size: ct50[si * 50 + k]!.length }))).slice(0, SIZES.wadoInstances);
-    const seriesTargets = ctSeries.slice(0, SIZES.wadoSeries).map((s) => ({ studyUid: s.studyUid, seriesUid: s.seriesUid, count: s.sopUids.length, size: s.bytes }));
+    const targets = retrievalTargets(ctSeries, firstRound.ct.slice(0, SIZES.ctBatch50));
+    const instTargets = targets.instances.slice(0, SIZES.wadoInstances);
+    const seriesTargets = targets.series.slice(0, SIZES.wadoSeries);
     for (let r = 0; r < ROUNDS; r++) {
       const order = rotate(ordered(), r);
       const inst = await each(`wado-instance (round ${r + 1}/${ROUNDS})`, order, (s) => wadoInstances(s, instTargets));

@@ -21,7 +21,7 @@ import { join, resolve } from 'node:path';
 import { benchDevices, storescuBlock, type Receiver } from './cstore.js';
 import { ctSet, ingestSet } from './dataset.js';
 import { expectStored, startInsecure, startPacsGuard, type PacsGuardServer } from './servers.js';
-import { bootstrapMedian, median, stow, stowBodies, wadoInstances, wadoSeries } from './workloads.js';
+import { bootstrapMedian, median, retrievalTargets, stow, stowBodies, wadoInstances, wadoSeries } from './workloads.js';
 
 const argv = process.argv.slice(2);
 const option = (name: string, fallback: string): number => {
@@ -50,8 +50,7 @@ async function main(): Promise<void> {
 
     const stored = ingestSet({ seed: 29, runTag: 9_000_001, ctSlices: RETRIEVAL_SERIES * SERIES_SIZE, ctSeriesSize: SERIES_SIZE, mixedCount: 0, largeFrames: 0 });
     for (const s of servers) await stow(s, stowBodies(stored.ct, 10));
-    const series = stored.series.map((x) => ({ studyUid: x.studyUid, seriesUid: x.seriesUid, count: x.sopUids.length, size: x.bytes }));
-    const instances = stored.series.flatMap((x) => x.sopUids.map((sopUid) => ({ studyUid: x.studyUid, seriesUid: x.seriesUid, sopUid, size: 500_000 })));
+    const { series, instances } = retrievalTargets(stored.series, stored.ct);
 
     // Ingest blocks are fresh instances (a new run tag for every block and side); storescu sends files,
     // each block's written before the clock starts.
@@ -60,8 +59,8 @@ async function main(): Promise<void> {
     const cstore = (r: Receiver): Block => () => storescuBlock(r, fresh(), work);
     const stowTo = (s: PacsGuardServer): Block => async () => (await stow(s, stowBodies(fresh(), 1))).seconds;
     const readInstances = (s: PacsGuardServer): Block => async (round) => {
-      const from = ((round + 1) * BLOCK) % instances.length;
-      return (await wadoInstances(s, [...instances, ...instances].slice(from, from + BLOCK))).seconds;
+      const from = (round + 1) * BLOCK;
+      return (await wadoInstances(s, Array.from({ length: BLOCK }, (_, k) => instances[(from + k) % instances.length]!))).seconds;
     };
     const readSeries = (s: PacsGuardServer): Block => async (round) => (await wadoSeries(s, [series[(round + 1) % series.length]!])).seconds;
     const workloads: Array<{ name: string; perBlock: number; ingests: boolean; secure: Block; insecure: Block }> = [

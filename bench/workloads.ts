@@ -54,6 +54,21 @@ function oneLine(body: Buffer): string {
 
 const ACCEPT_DICOM = 'multipart/related; type="application/dicom"';
 
+/** What the WADO-RS workloads read: series and their instances, with the bytes each holds. */
+export interface RetrievalTargets {
+  readonly series: Array<{ studyUid: string; seriesUid: string; count: number; size: number }>;
+  readonly instances: Array<{ studyUid: string; seriesUid: string; sopUid: string; size: number }>;
+}
+
+/** The targets of `series` whose instances are `ct`, in the same order (as a data set lists them). */
+export function retrievalTargets(series: ReadonlyArray<{ studyUid: string; seriesUid: string; sopUids: string[]; bytes: number }>, ct: readonly Buffer[]): RetrievalTargets {
+  let at = 0;
+  return {
+    series: series.map((s) => ({ studyUid: s.studyUid, seriesUid: s.seriesUid, count: s.sopUids.length, size: s.bytes })),
+    instances: series.flatMap((s) => s.sopUids.map((sopUid) => ({ studyUid: s.studyUid, seriesUid: s.seriesUid, sopUid, size: ct[at++]!.length }))),
+  };
+}
+
 /** WADO-RS of single instances, one request each, in order. */
 export async function wadoInstances(server: BenchServer, targets: ReadonlyArray<{ studyUid: string; seriesUid: string; sopUid: string; size: number }>): Promise<Throughput> {
   let bytes = 0;
