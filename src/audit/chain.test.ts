@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -64,9 +64,12 @@ describe('audit log', () => {
     expect(await verifyChain(path)).toMatchObject({ ok: false, firstBad: { line: 32, problem: 'sequence 31, expected 32' } });
   });
 
-  it('refuses to extend a log whose last record is torn', async () => {
+  it('refuses to extend a log whose last record is torn, and leaves no file open behind it', async () => {
     writeFileSync(path, `${readFileSync(path, 'utf8')}{"seq":51,"ti`);
+    const openFiles = () => readdirSync('/proc/self/fd').length;
+    const before = openFiles();
     await expect(AuditLog.open(dir)).rejects.toMatchObject({ code: 'PG_ERR_AUDIT_UNAVAILABLE' });
+    expect(openFiles()).toBe(before);
   });
 
   it('refuses a second writer while the first holds the log', async () => {

@@ -53,6 +53,7 @@ export class AuditLog {
     const path = join(dir, 'audit.log');
     const lockPath = join(dir, 'writer.lock');
     await takeWriterLock(lockPath);
+    const opened: FileHandle[] = [];
     try {
       let signer: CheckpointSigner | null = null;
       if (opts.checkpointKey) {
@@ -65,13 +66,17 @@ export class AuditLog {
       }
       // O_DSYNC: each append is durable when its one write returns (no separate fdatasync round trip).
       const fh = await open(path, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_APPEND | fsConstants.O_DSYNC, 0o640);
+      opened.push(fh);
       const { seq, head } = await readTail(fh, path);
       const checkpoints = signer ? { signer, fh: await open(join(dir, CHECKPOINT_FILE), 'a', 0o640) } : null;
+      if (checkpoints) opened.push(checkpoints.fh);
       const log = new AuditLog(fh, path, lockPath, seq, head, checkpoints);
       // Vouch for whatever the log holds now, including a tail a crash left unvouched.
       await log.checkpoint();
       return log;
     } catch (err) {
+      // A log that cannot be continued (a torn last record, an unwritable checkpoint) leaves nothing open.
+      await Promise.all(opened.map((h) => h.close().catch(() => undefined)));
       await rm(lockPath, { force: true });
       throw err;
     }
