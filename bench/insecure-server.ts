@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { discardingAudit } from './discarding-audit.js';
 import { associationSlots, startDimseListener } from '../src/server/dimse/index.js';
 import { buildHttpApp } from '../src/server/http/app.js';
+import { tuneGarbageCollection } from '../src/server/heap.js';
 import { openServices, type Services } from '../src/server/services.js';
 
 /**
@@ -26,6 +27,9 @@ async function openBaselineServices(dataDir: string, keepAudit: boolean): Promis
   const services = await openServices(dataDir);
   return keepAudit ? services : { ...services, audit: discardingAudit() };
 }
+
+// The same process settings as `pacsguard start` (bin/pacsguard.js → main), so the pair differs only in TLS and audit.
+tuneGarbageCollection();
 
 const at = process.argv.indexOf('--data');
 const dataDir = at > 0 ? process.argv[at + 1] : undefined;

@@ -7,6 +7,7 @@ import { CHECKPOINT_FILE, CHECKPOINT_PUBLIC_KEY_FILE, CSV_COLUMNS, readRecords, 
 import { dataPaths, loadConfig } from '../config.js';
 import { PacsGuardError } from '../errors.js';
 import { generatePassword, generateTotpSecret, PERSON_ROLES, totpEnrolmentQr, totpEnrolmentUri } from '../identity/index.js';
+import { tuneGarbageCollection } from '../server/heap.js';
 import { openServices } from '../server/services.js';
 import { registerDeviceCommands } from './device.js';
 import { registerBackupCommands } from './backup.js';
@@ -191,6 +192,8 @@ export function buildCli(): Command {
 
 /** Runs the CLI; any error ends with a one-line reason and a non-zero exit. */
 export async function main(argv: string[]): Promise<void> {
+  // Process-wide runtime settings belong to the process's entry, not to the code it runs.
+  tuneGarbageCollection();
   const program = buildCli();
   program.exitOverride((err) => {
     process.exit(err.exitCode);

@@ -14,7 +14,9 @@ import { setFlagsFromString } from 'node:v8';
  * was 280 MB with V8's factor, 304 MB with this, 355 MB at 150 % (which was no faster, within noise).
  * Buffers stay bounded whatever this says: V8 starts marking on its own after 64 MB of new buffer memory.
  *
- * Process-wide; the heap reads it after each full collection, so it works when set after start.
+ * Process-wide: set once by the pacsguard command's entry (and the bench's insecure baseline, which
+ * stands in for `pacsguard start`); the heap reads it after each full collection, so it works when set
+ * after start.
  */
 export function tuneGarbageCollection(): void {
   setFlagsFromString('--heap-growing-percent=100');

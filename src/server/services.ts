@@ -15,7 +15,6 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { PacsGuardError } from '../errors.js';
-import { tuneGarbageCollection } from './heap.js';
 import { repairFromReplicas, reportDamage } from './integrity.js';
 import type { PathServices } from './path.js';
 
@@ -66,7 +65,6 @@ export interface Services extends PathServices {
 
 /** Opens a data directory: config, index (migrated), blob store (temporary files cleaned), audit log, keys. */
 export async function openServices(dataDir: string, overrides: { index?: string } = {}): Promise<Services> {
-  tuneGarbageCollection();
   const paths = dataPaths(dataDir);
   const loaded = await loadConfig(paths.config);
   const config = overrides.index ? { ...loaded, index: overrides.index } : loaded;
