@@ -234,7 +234,7 @@ async function main(): Promise<void> {
     addWorkload({ name: 'peak-rss-ingest', unit: 'MB', pacsguard: rssIngest.pacsguard, orthanc: rssIngest.orthanc, ratio: ratio(rssIngest.pacsguard, rssIngest.orthanc), higherIsBetter: false, insecure: rssIngest.insecure, note: 'VmHWM after the STOW-RS workloads' });
 
     const ctSeries = firstRound.series.filter((s) => s.sopUids.length === 50).slice(0, SIZES.ctBatch50 / 50);
-    const targets = retrievalTargets(ctSeries, firstRound.ct.slice(0, SIZES.ctBatch50));
+    const targets = retrievalTargets(ctSeries);
     const instTargets = targets.instances.slice(0, SIZES.wadoInstances);
     const seriesTargets = targets.series.slice(0, SIZES.wadoSeries);
     for (let r = 0; r < ROUNDS; r++) {

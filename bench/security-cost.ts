@@ -50,7 +50,7 @@ async function main(): Promise<void> {
 
     const stored = ingestSet({ seed: 29, runTag: 9_000_001, ctSlices: RETRIEVAL_SERIES * SERIES_SIZE, ctSeriesSize: SERIES_SIZE, mixedCount: 0, largeFrames: 0 });
     for (const s of servers) await stow(s, stowBodies(stored.ct, 10));
-    const { series, instances } = retrievalTargets(stored.series, stored.ct);
+    const { series, instances } = retrievalTargets(stored.series);
 
     // Ingest blocks are fresh instances (a new run tag for every block and side); storescu sends files,
     // each block's written before the clock starts.

@@ -60,12 +60,11 @@ export interface RetrievalTargets {
   readonly instances: Array<{ studyUid: string; seriesUid: string; sopUid: string; size: number }>;
 }
 
-/** The targets of `series` whose instances are `ct`, in the same order (as a data set lists them). */
-export function retrievalTargets(series: ReadonlyArray<{ studyUid: string; seriesUid: string; sopUids: string[]; bytes: number }>, ct: readonly Buffer[]): RetrievalTargets {
-  let at = 0;
+/** The WADO-RS targets of `series`: each series whole, and each of its instances. */
+export function retrievalTargets(series: ReadonlyArray<{ studyUid: string; seriesUid: string; sopUids: string[]; sizes: number[]; bytes: number }>): RetrievalTargets {
   return {
     series: series.map((s) => ({ studyUid: s.studyUid, seriesUid: s.seriesUid, count: s.sopUids.length, size: s.bytes })),
-    instances: series.flatMap((s) => s.sopUids.map((sopUid) => ({ studyUid: s.studyUid, seriesUid: s.seriesUid, sopUid, size: ct[at++]!.length }))),
+    instances: series.flatMap((s) => s.sopUids.map((sopUid, i) => ({ studyUid: s.studyUid, seriesUid: s.seriesUid, sopUid, size: s.sizes[i]! }))),
   };
 }
 
