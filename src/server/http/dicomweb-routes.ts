@@ -13,7 +13,7 @@ import { breakGlassDetail, enforceScope, scopeFor, searchScope } from '../scope.
 import { isResearcher, ResearchView } from '../research.js';
 import { contextOf, dicomwebBase } from './context.js';
 import { joinMultipart, parseMultipartRelated, splitMultipart } from './multipart.js';
-import { readWholeBody } from './input.js';
+import { BodyBuffers, readWholeBody } from './input.js';
 
 const UID = /^[0-9]+(\.[0-9]+)*$/;
 const DICOM_JSON = 'application/dicom+json';
@@ -113,9 +113,11 @@ function touched(instances: readonly StoredInstance[]) {
 export async function registerDicomwebRoutes(app: FastifyInstance, services: Services): Promise<void> {
   // DICOMweb takes multipart/related bodies only; anything else (JSON included) is a 415 before it is read.
   app.removeAllContentTypeParsers();
-  // STOW bodies are read whole (up to the configured limit) only after the path has admitted the caller.
+  // STOW bodies are read whole (up to the configured limit) only after the path has admitted the caller,
+  // into memory kept from earlier bodies; the handler gives it back once the request is answered.
+  const bodies = new BodyBuffers();
   app.addContentTypeParser('multipart/related', (request, payload, done) => {
-    readWholeBody(payload, request.headers['content-length'], services.config.limits.requestBodyBytes).then((body) => done(null, body), (err: Error) => done(err, undefined));
+    readWholeBody(payload, request.headers['content-length'], services.config.limits.requestBodyBytes, bodies).then((body) => done(null, body), (err: Error) => done(err, undefined));
   });
   const base = (request: FastifyRequest) => dicomwebBase(request, services.config.publicBaseUrl);
   const limits = { defaultLimit: services.config.limits.queryDefaultLimit, maxLimit: services.config.limits.queryMaxLimit };
@@ -124,15 +126,21 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
   const stow = async (request: FastifyRequest, reply: FastifyReply) => {
     const ctx = contextOf(request);
     const { study } = uidParams(request);
-    const response = await perform(services, { ...ctx, resource: study ? { studyUid: study } : {} }, async (early) => {
-      const { type, boundary } = parseMultipartRelated(request.headers['content-type']);
-      if (type !== undefined && type !== 'application/dicom') {
-        throw new PacsGuardError('PG_ERR_HTTP_BAD_CONTENT_TYPE', `STOW-RS accepts type="application/dicom" parts; got type="${type}"`);
-      }
-      if (!Buffer.isBuffer(request.body)) throw new PacsGuardError('PG_ERR_HTTP_BAD_MULTIPART', 'request has no body');
-      const parts = splitMultipart(request.body, boundary);
-      return storeParts(services, parts.map((p) => ({ contentType: p.headers.get('content-type'), body: p.body })), study, base(request), subjectLabel(ctx.subject), early);
-    });
+    let response: StowResponse;
+    try {
+      response = await perform(services, { ...ctx, resource: study ? { studyUid: study } : {} }, async (early) => {
+        const { type, boundary } = parseMultipartRelated(request.headers['content-type']);
+        if (type !== undefined && type !== 'application/dicom') {
+          throw new PacsGuardError('PG_ERR_HTTP_BAD_CONTENT_TYPE', `STOW-RS accepts type="application/dicom" parts; got type="${type}"`);
+        }
+        if (!Buffer.isBuffer(request.body)) throw new PacsGuardError('PG_ERR_HTTP_BAD_MULTIPART', 'request has no body');
+        const parts = splitMultipart(request.body, boundary);
+        return storeParts(services, parts.map((p) => ({ contentType: p.headers.get('content-type'), body: p.body })), study, base(request), subjectLabel(ctx.subject), early);
+      });
+    } finally {
+      // Ingest is done with every part (written, indexed, or refused); the answer holds no view of them.
+      bodies.give(request.body);
+    }
     return reply.code(response.status).type(DICOM_JSON).send(response.body);
   };
   const stowConfig = { pacsguard: { action: 'instances.store', eventType: 'DICOM Instances Transferred' } } as const;

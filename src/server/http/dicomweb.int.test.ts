@@ -258,6 +258,22 @@ describe('DICOMweb over HTTPS', () => {
     if (!(whole instanceof Error)) expect(whole.body.includes(bytes.subarray(200))).toBe(false);
   });
 
+  it('stores every large STOW-RS body as sent, one after another and side by side (body memory is used again)', async () => {
+    // 1.3 MB instances: over the size from which request bodies are read into memory kept between requests.
+    const big = (n: number) => makeInstance({
+      patientId: 'PAT-BIG', studyUid: '2.25.1002', seriesUid: '2.25.1002.1', sopUid: `2.25.1002.1.${n}`,
+      modality: 'CT', instanceNumber: n, rows: 800, columns: 800, seed: 7000 + n,
+    });
+    const sent = [1, 2, 3, 4, 5, 6].map(big);
+    for (const bytes of sent.slice(0, 3)) expect((await stow(tech, [bytes])).status).toBe(200);
+    expect((await Promise.all(sent.slice(3).map((bytes) => stow(tech, [bytes])))).map((r) => r.status)).toEqual([200, 200, 200]);
+    for (const [i, bytes] of sent.entries()) {
+      const res = await call(`/dicomweb/studies/2.25.1002/series/2.25.1002.1/instances/2.25.1002.1.${i + 1}`, { token: rad });
+      expect(res.status).toBe(200);
+      expect(multipartBodies(res)[0]?.subarray(128).equals(bytes.subarray(128)), `instance ${i + 1}`).toBe(true);
+    }
+  });
+
   it('leaves an audit log whose chain verifies', async () => {
     const v = await verifyChain(join(s.dataDir, 'audit', 'audit.log'));
     expect(v.ok).toBe(true);

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { readWholeBody } from './input.js';
+import { BodyBuffers, readWholeBody } from './input.js';
 
 const pieces = (sizes: number[]) => sizes.map((n, i) => Buffer.alloc(n, i + 1));
 const stream = (chunks: Buffer[]) => Readable.from(chunks, { objectMode: false });
@@ -31,5 +31,68 @@ describe('readWholeBody', () => {
   it('passes a stream error on as a client error', async () => {
     const failing = new Readable({ read() { this.destroy(new Error('connection reset')); } });
     await expect(readWholeBody(failing, '10', 100)).rejects.toMatchObject({ message: 'connection reset', statusCode: 400 });
+  });
+});
+
+describe('BodyBuffers', () => {
+  const MB = 1024 * 1024;
+
+  it('hands out exactly the size asked, and the same memory again once given back', () => {
+    const pool = new BodyBuffers(64 * MB, MB, 4 * MB);
+    const first = pool.take(3 * MB);
+    expect(first.length).toBe(3 * MB);
+    pool.give(first);
+    expect(pool.keptBytes).toBe(4 * MB);
+    const second = pool.take(2 * MB + 5);
+    expect(second.length).toBe(2 * MB + 5);
+    expect(second.buffer === first.buffer).toBe(true);
+    expect(pool.keptBytes).toBe(0);
+  });
+
+  it('lends one buffer to one body at a time', () => {
+    const pool = new BodyBuffers(64 * MB, MB, 4 * MB);
+    const a = pool.take(2 * MB);
+    const b = pool.take(2 * MB);
+    expect(b.buffer === a.buffer).toBe(false);
+    pool.give(a);
+    pool.give(a);
+    expect(pool.keptBytes).toBe(4 * MB);
+    expect(pool.take(MB).buffer === a.buffer).toBe(true);
+    expect(pool.take(MB).buffer === a.buffer).toBe(false);
+  });
+
+  it('takes the smallest kept buffer that fits, and a new one when none does', () => {
+    const pool = new BodyBuffers(64 * MB, MB, 4 * MB);
+    const small = pool.take(3 * MB);
+    const large = pool.take(11 * MB);
+    pool.give(large);
+    pool.give(small);
+    expect(pool.take(2 * MB).buffer === small.buffer).toBe(true);
+    expect(pool.take(13 * MB).buffer === large.buffer).toBe(false);
+    expect(pool.take(9 * MB).buffer === large.buffer).toBe(true);
+  });
+
+  it('keeps no more than its bound, letting the smallest go first; small bodies and strangers are not kept', () => {
+    const pool = new BodyBuffers(12 * MB, MB, 4 * MB);
+    const bodies = [pool.take(3 * MB), pool.take(7 * MB), pool.take(4 * MB)];
+    for (const b of bodies) pool.give(b);
+    expect(pool.keptBytes).toBe(12 * MB);
+    expect(pool.take(MB).buffer === bodies[0]?.buffer).toBe(true);
+    pool.give(pool.take(100));
+    pool.give(Buffer.alloc(2 * MB));
+    pool.give('not a buffer');
+    expect(pool.keptBytes).toBe(8 * MB);
+  });
+
+  it('gets back the buffer of a body that readWholeBody refuses, and not of one it delivers', async () => {
+    const pool = new BodyBuffers(64 * MB, MB, 4 * MB);
+    await expect(readWholeBody(stream(pieces([MB, MB])), String(3 * MB), 4 * MB, pool)).rejects.toMatchObject({ code: 'FST_ERR_CTP_INVALID_CONTENT_LENGTH' });
+    expect(pool.keptBytes).toBe(4 * MB);
+    const chunks = pieces([MB, MB, 7]);
+    const body = await readWholeBody(stream(chunks), String(2 * MB + 7), 4 * MB, pool);
+    expect(body.equals(Buffer.concat(chunks))).toBe(true);
+    expect(pool.keptBytes).toBe(0);
+    pool.give(body);
+    expect(pool.keptBytes).toBe(4 * MB);
   });
 });
