@@ -95,4 +95,18 @@ describe('BodyBuffers', () => {
     pool.give(body);
     expect(pool.keptBytes).toBe(4 * MB);
   });
+
+  it('lets everything go once no body has come back for a while', async () => {
+    const pool = new BodyBuffers(64 * MB, MB, 4 * MB, 1000);
+    const a = pool.take(2 * MB);
+    const b = pool.take(2 * MB);
+    pool.give(a);
+    await new Promise((r) => setTimeout(r, 500));
+    pool.give(b);
+    await new Promise((r) => setTimeout(r, 500));
+    // A second after the first came back, but half a second after the last one: still kept.
+    expect(pool.keptBytes).toBe(8 * MB);
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(pool.keptBytes).toBe(0);
+  });
 });

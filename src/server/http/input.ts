@@ -83,16 +83,19 @@ export function readWholeBody(payload: NodeJS.ReadableStream, contentLengthHeade
  * 70 ms of the main thread; a copy into memory already touched: 2 ms). Bodies of `minBytes` or more
  * get a view of a kept buffer when one is large enough, else a new one in steps of `grainBytes`; the
  * caller gives it back once nothing holds the body or a view of it any more (the request is answered).
- * At most `maxKeptBytes` are kept; a body never given back is simply collected.
+ * At most `maxKeptBytes` are kept, and none once `idleMs` pass without a body given back: the memory
+ * serves a stream of uploads and is let go when they stop. A body never given back is simply collected.
  */
 export class BodyBuffers {
-  private readonly kept: Buffer[] = [];
+  private kept: Buffer[] = [];
   private readonly lent = new WeakMap<Buffer, Buffer>();
+  private idle: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly maxKeptBytes = 128 * 1024 * 1024,
     private readonly minBytes = 1024 * 1024,
     private readonly grainBytes = 8 * 1024 * 1024,
+    private readonly idleMs = 30_000,
   ) {}
 
   /** A buffer of exactly `size` bytes (its contents are whatever was there: the caller fills it). */
@@ -119,6 +122,13 @@ export class BodyBuffers {
     this.kept.sort((a, b) => b.length - a.length);
     let total = this.kept.reduce((n, b) => n + b.length, 0);
     while (total > this.maxKeptBytes) total -= (this.kept.pop() as Buffer).length;
+    if (this.idle) clearTimeout(this.idle);
+    this.idle = setTimeout(() => {
+      this.kept = [];
+      this.idle = null;
+    }, this.idleMs);
+    // Kept memory is no reason to keep the process alive.
+    this.idle.unref();
   }
 
   /** Bytes kept for the next bodies (for tests and metrics). */
