@@ -131,7 +131,7 @@ export class BodyBuffers {
     this.idle.unref();
   }
 
-  /** Bytes kept for the next bodies (for tests and metrics). */
+  /** Bytes kept for the next bodies. */
   get keptBytes(): number {
     return this.kept.reduce((n, b) => n + b.length, 0);
   }
