@@ -63,7 +63,7 @@ export interface IngestSet {
   /** One multi-frame instance of ≥ 50 MB. */
   readonly large: Buffer;
   /** Every study in the set, for retrieval workloads: its instances' UIDs and, in the same order, sizes. */
-  readonly series: Array<{ studyUid: string; seriesUid: string; sopUids: string[]; sizes: number[]; bytes: number }>;
+  readonly series: Array<{ studyUid: string; seriesUid: string; sopUids: string[]; sizes: number[] }>;
 }
 
 /**
@@ -80,7 +80,7 @@ export function ingestSet(opts: { seed: number; runTag: number; ctSlices: number
   for (let i = 0; i < opts.ctSlices; i += opts.ctSeriesSize) {
     const ps = patientStudy(prng, opts.runTag, studyN++);
     const seriesUid = benchUid(2, opts.runTag, seriesN++);
-    const s = { studyUid: ps.studyUid, seriesUid, sopUids: [] as string[], sizes: [] as number[], bytes: 0 };
+    const s = { studyUid: ps.studyUid, seriesUid, sopUids: [] as string[], sizes: [] as number[] };
     for (let k = 0; k < Math.min(opts.ctSeriesSize, opts.ctSlices - i); k++) {
       const sopUid = benchUid(3, opts.runTag, sopN++);
       const b = makeInstance({
@@ -89,7 +89,6 @@ export function ingestSet(opts: { seed: number; runTag: number; ctSlices: number
       });
       s.sopUids.push(sopUid);
       s.sizes.push(b.length);
-      s.bytes += b.length;
       ct.push(b);
     }
     series.push(s);
@@ -106,7 +105,7 @@ export function ingestSet(opts: { seed: number; runTag: number; ctSlices: number
     const kind = kinds[k % kinds.length]!;
     const ps = patientStudy(prng, opts.runTag, studyN++);
     const seriesUid = benchUid(2, opts.runTag, seriesN++);
-    const s = { studyUid: ps.studyUid, seriesUid, sopUids: [] as string[], sizes: [] as number[], bytes: 0 };
+    const s = { studyUid: ps.studyUid, seriesUid, sopUids: [] as string[], sizes: [] as number[] };
     for (let j = 0; j < kind.perSeries && i < opts.mixedCount; j++, i++) {
       const sopUid = benchUid(3, opts.runTag, sopN++);
       const b = makeInstance({
@@ -115,7 +114,6 @@ export function ingestSet(opts: { seed: number; runTag: number; ctSlices: number
       });
       s.sopUids.push(sopUid);
       s.sizes.push(b.length);
-      s.bytes += b.length;
       mixed.push(b);
     }
     series.push(s);

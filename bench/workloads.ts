@@ -61,9 +61,9 @@ export interface RetrievalTargets {
 }
 
 /** The WADO-RS targets of `series`: each series whole, and each of its instances. */
-export function retrievalTargets(series: ReadonlyArray<{ studyUid: string; seriesUid: string; sopUids: string[]; sizes: number[]; bytes: number }>): RetrievalTargets {
+export function retrievalTargets(series: ReadonlyArray<{ studyUid: string; seriesUid: string; sopUids: string[]; sizes: number[] }>): RetrievalTargets {
   return {
-    series: series.map((s) => ({ studyUid: s.studyUid, seriesUid: s.seriesUid, count: s.sopUids.length, size: s.bytes })),
+    series: series.map((s) => ({ studyUid: s.studyUid, seriesUid: s.seriesUid, count: s.sopUids.length, size: s.sizes.reduce((a, b) => a + b, 0) })),
     instances: series.flatMap((s) => s.sopUids.map((sopUid, i) => ({ studyUid: s.studyUid, seriesUid: s.seriesUid, sopUid, size: s.sizes[i]! }))),
   };
 }

@@ -126,9 +126,8 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
   const stow = async (request: FastifyRequest, reply: FastifyReply) => {
     const ctx = contextOf(request);
     const { study } = uidParams(request);
-    let response: StowResponse;
     try {
-      response = await perform(services, { ...ctx, resource: study ? { studyUid: study } : {} }, async (early) => {
+      const response = await perform(services, { ...ctx, resource: study ? { studyUid: study } : {} }, async (early) => {
         const { type, boundary } = parseMultipartRelated(request.headers['content-type']);
         if (type !== undefined && type !== 'application/dicom') {
           throw new PacsGuardError('PG_ERR_HTTP_BAD_CONTENT_TYPE', `STOW-RS accepts type="application/dicom" parts; got type="${type}"`);
@@ -137,11 +136,11 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
         const parts = splitMultipart(request.body, boundary);
         return storeParts(services, parts.map((p) => ({ contentType: p.headers.get('content-type'), body: p.body })), study, base(request), subjectLabel(ctx.subject), early);
       });
+      return reply.code(response.status).type(DICOM_JSON).send(response.body);
     } finally {
       // Ingest is done with every part (written, indexed, or refused); the answer holds no view of them.
       bodies.give(request.body);
     }
-    return reply.code(response.status).type(DICOM_JSON).send(response.body);
   };
   const stowConfig = { pacsguard: { action: 'instances.store', eventType: 'DICOM Instances Transferred' } } as const;
   app.post('/studies', { config: stowConfig }, stow);

@@ -120,7 +120,7 @@ export class BodyBuffers {
     this.kept.push(whole);
     // Over the bound, the smallest go first: a large body would be the dearest to fault in again.
     this.kept.sort((a, b) => b.length - a.length);
-    let total = this.kept.reduce((n, b) => n + b.length, 0);
+    let total = this.keptBytes;
     while (total > this.maxKeptBytes) total -= (this.kept.pop() as Buffer).length;
     if (this.idle) clearTimeout(this.idle);
     this.idle = setTimeout(() => {
