@@ -69,8 +69,11 @@ export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { lo
           .send();
       }
     }
+    // No route matched: the not-found handler answers (and audits) it.
+    if (request.is404) return;
     const declared = request.routeOptions.config.pacsguard;
-    if (!declared) return;
+    // Unreachable while onRoute below refuses undeclared routes; kept so that a route added around it fails closed too.
+    if (!declared) throw new PacsGuardError('PG_ERR_INTERNAL', `route ${request.routeOptions.url ?? request.url} declares no action`);
     request.pathContext = await admit(services, {
       protocol: 'http',
       sourceAddress: request.socket.remoteAddress ?? '',
@@ -102,6 +105,12 @@ export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { lo
       detail: { method: request.method, path: request.url.split('?')[0] ?? '' },
     }, error);
     return sendProblem(request, reply, error);
+  });
+
+  // Fail closed: a route that does not say which action of the policy it is cannot be registered, so
+  // the server does not start with it, rather than serving it to anyone.
+  app.addHook('onRoute', (route) => {
+    if (!route.config?.pacsguard) throw new PacsGuardError('PG_ERR_INTERNAL', `route ${route.method} ${route.url} declares no action (config.pacsguard)`);
   });
 
   await app.register(async (scope) => registerApiRoutes(scope, services), { prefix: '/api' });
