@@ -1,6 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
+import { describeUnknownKey, unknownConfigKeys } from './config-keys.js';
 import { PacsGuardError } from './errors.js';
 import { zoneSchema, type ZoneConfig } from './policy/index.js';
 
@@ -54,6 +55,7 @@ export const configSchema = z.object({
     /** An account with no login for this many days is disabled at its next attempt (0: never). */
     dormantAfterDays: z.number().int().min(0).max(3650).default(90),
   }).prefault({}),
+  /** What one request may ask of the server: body size, search page sizes, memory kept for reads. */
   limits: z.object({
     /** Largest HTTP request body accepted (a STOW-RS of a large multi-frame study fits). */
     requestBodyBytes: z.number().int().min(1024).default(1024 * 1024 * 1024),
@@ -190,6 +192,7 @@ export const configSchema = z.object({
    */
   auditReview: z.object({
     workingHours: z.object({
+      /** @default the server's own time zone */
       timeZone: z.string().refine(validTimeZone, 'an IANA time zone such as Europe/Berlin').default(() => Intl.DateTimeFormat().resolvedOptions().timeZone),
       days: z.array(z.number().int().min(1).max(7)).default([1, 2, 3, 4, 5]),
       start: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'HH:MM').default('07:00'),
@@ -233,6 +236,9 @@ export async function loadConfig(path: string): Promise<Config> {
     const code = (err as NodeJS.ErrnoException).code;
     throw new PacsGuardError('PG_ERR_CONFIG', code === 'ENOENT' ? `${path} not found; run 'pacsguard init' first` : `${path}: ${(err as Error).message}`);
   }
+  // Strict at every level: a mistyped option must stop startup, not leave its default silently in force.
+  const unknown = unknownConfigKeys(configSchema, raw);
+  if (unknown.length > 0) throw new PacsGuardError('PG_ERR_CONFIG', `${path}: ${unknown.map(describeUnknownKey).join('; ')}`);
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
