@@ -23,7 +23,7 @@ import { initDataDir } from '../src/cli/init.js';
 import { startServer, type RunningServer } from '../src/cli/start.js';
 import { loadConfig, writeConfig } from '../src/config.js';
 import { currentTotp, generateTotpSecret } from '../src/identity/index.js';
-import { datasetOfPart10 } from '../src/server/dimse/encoded.js';
+import { datasetOfPart10 } from '../src/dicom/index.js';
 import { StoreScu } from '../src/server/dimse/scu.js';
 import { BaselineStore, openIndexDatabase } from '../src/storage/index.js';
 import { dcmtkAvailable, runDcmtk } from '../test/support/dcmtk.js';

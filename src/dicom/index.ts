@@ -18,5 +18,6 @@ export {
 export { attributeText, INDEX_ATTRIBUTE_TAGS, type IndexAttributes } from './attributes.js';
 export type { PixelDescription } from './pixels.js';
 export { DEFAULT_MAX_INFLATED_BYTES } from './part10.js';
+export { datasetOfPart10, fileMetaHeader, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION, type FileMeta } from './file-meta.js';
 export { lookupAttribute, type DictionaryEntry } from './dictionary.js';
 export { pseudonymsWith, deidentifyDataset, deidentifyPart10, hasBurnedInAnnotation, type Pseudonyms, type JsonElement } from './deidentify.js';

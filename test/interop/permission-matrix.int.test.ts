@@ -9,7 +9,7 @@ import { httpsCall, stowBody, type TestResponse } from '../support/https.js';
 import { freePort } from '../support/orthanc.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { makeInstance } from '../support/synth.js';
-import { datasetOfPart10 } from '../../src/server/dimse/encoded.js';
+import { datasetOfPart10 } from '../../src/dicom/index.js';
 import { StoreScu } from '../../src/server/dimse/scu.js';
 
 // Three zones on loopback addresses: the hospital inside (every flow), the vendors' remote access

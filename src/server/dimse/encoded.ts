@@ -8,10 +8,6 @@ import type { StagedBlob } from '../../storage/index.js';
  * objects and written again, which would cost time, memory and fidelity.
  */
 
-/** PacsGuard's implementation class UID (PS3.7 D.3.3.2): a UUID-derived UID under 2.25 (PS3.5 B.2). */
-export const IMPLEMENTATION_CLASS_UID = '2.25.302150245049713830164425355117326094212';
-export const IMPLEMENTATION_VERSION = 'PACSGUARD_010';
-
 /** A dcmjs-dimse Dataset whose encoding is already done: the library sends these bytes unchanged. */
 export class EncodedDataset extends dimse.Dataset {
   private joined: Buffer | undefined;
@@ -203,68 +199,6 @@ export class EncodedCommandDataset extends dimse.Dataset {
   }
 }
 
-function element(group: number, elementNo: number, vr: string, value: Buffer): Buffer {
-  const long = vr === 'OB' || vr === 'OW' || vr === 'UN' || vr === 'SQ' || vr === 'UT';
-  const head = Buffer.alloc(long ? 12 : 8);
-  head.writeUInt16LE(group, 0);
-  head.writeUInt16LE(elementNo, 2);
-  head.write(vr, 4, 'latin1');
-  if (long) head.writeUInt32LE(value.length, 8);
-  else head.writeUInt16LE(value.length, 6);
-  return Buffer.concat([head, value]);
-}
-
 function padded(text: string, pad: '\0' | ' '): Buffer {
   return Buffer.from(text.length % 2 === 1 ? text + pad : text, 'latin1');
-}
-
-/** What the file meta information of a received instance says (see part10Header). */
-export interface NetworkMeta {
-  readonly sopClassUid: string;
-  readonly sopInstanceUid: string;
-  readonly transferSyntaxUid: string;
-  readonly sourceAe: string;
-}
-
-/**
- * The start of a Part 10 file (PS3.10 §7.1) around a dataset received over the network: empty preamble,
- * `DICM`, and file meta information naming the SOP class and instance from the C-STORE command, the
- * negotiated transfer syntax, and the sending AE title (provenance kept in the file itself).
- */
-export function part10Header(meta: NetworkMeta): Buffer {
-  const body = Buffer.concat([
-    element(0x0002, 0x0001, 'OB', Buffer.from([0, 1])),
-    element(0x0002, 0x0002, 'UI', padded(meta.sopClassUid, '\0')),
-    element(0x0002, 0x0003, 'UI', padded(meta.sopInstanceUid, '\0')),
-    element(0x0002, 0x0010, 'UI', padded(meta.transferSyntaxUid, '\0')),
-    element(0x0002, 0x0012, 'UI', padded(IMPLEMENTATION_CLASS_UID, '\0')),
-    element(0x0002, 0x0013, 'SH', padded(IMPLEMENTATION_VERSION, ' ')),
-    element(0x0002, 0x0016, 'AE', padded(meta.sourceAe.trim() || 'UNKNOWN', ' ')),
-  ]);
-  const groupLength = Buffer.alloc(4);
-  groupLength.writeUInt32LE(body.length, 0);
-  return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM', 'latin1'), element(0x0002, 0x0000, 'UL', groupLength), body]);
-}
-
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
-
-/**
- * The dataset after the file meta information of a stored Part 10 file (ingest wrote the file, so its
- * meta group is explicit VR little endian, as PS3.10 requires), and the transfer syntax it names.
- */
-export function datasetOfPart10(file: Buffer): { dataset: Buffer; transferSyntaxUid: string } {
-  if (file.length < 132 || file.toString('latin1', 128, 132) !== 'DICM') throw new Error('not a Part 10 file');
-  let at = 132;
-  let transferSyntaxUid = '';
-  while (at + 8 <= file.length && file.readUInt16LE(at) === 0x0002) {
-    const elementNo = file.readUInt16LE(at + 2);
-    const vr = file.toString('latin1', at + 4, at + 6);
-    const long = LONG_VRS.has(vr);
-    const length = long ? file.readUInt32LE(at + 8) : file.readUInt16LE(at + 6);
-    const start = at + (long ? 12 : 8);
-    if (elementNo === 0x0010) transferSyntaxUid = file.toString('latin1', start, start + length).replace(/[\0 ]+$/, '');
-    at = start + length;
-  }
-  if (transferSyntaxUid === '') throw new Error('file meta information names no transfer syntax');
-  return { dataset: file.subarray(at), transferSyntaxUid };
 }

@@ -1,13 +1,13 @@
 import dcmjs, { type DcmjsDataset } from 'dcmjs';
 import dimse from 'dcmjs-dimse';
 import { parseMatcher, searchResult } from '../../archive/index.js';
-import { lookupAttribute, type DicomJson, type DicomJsonElement } from '../../dicom/index.js';
+import { datasetOfPart10, lookupAttribute, type DicomJson, type DicomJsonElement } from '../../dicom/index.js';
 import { PacsGuardError } from '../../errors.js';
 import { SEARCHABLE, type Matcher, type QueryLevel, type SearchableKeyword, type SearchRow } from '../../storage/index.js';
 import type { Operated } from '../path.js';
 import type { Services } from '../services.js';
 import { SOP } from './association.js';
-import { datasetOfPart10, EncodedDataset } from './encoded.js';
+import { EncodedDataset } from './encoded.js';
 
 const { Status } = dimse.constants;
 const { CFindResponse } = dimse.responses;

@@ -4,7 +4,7 @@ import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { PacsGuardError } from '../../errors.js';
 import { auditRejection } from '../path.js';
 import type { Services } from '../services.js';
-import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from './encoded.js';
+import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from '../../dicom/index.js';
 import { AssociationSlots, ByteBudget, PduFramer, PduGuard } from './limits.js';
 import { AssociationScp, type ListenerContext, type Peer } from './scp.js';
 

@@ -4,13 +4,14 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { AuditEventType } from '../../audit/index.js';
 import type { Config } from '../../config.js';
+import { fileMetaHeader } from '../../dicom/index.js';
 import { asPacsGuardError, PacsGuardError } from '../../errors.js';
 import type { Action, Resource } from '../../policy/index.js';
 import type { StagedBlob } from '../../storage/index.js';
 import { admit, auditRejection, perform, wasAudited, type Credentials, type EarlyAudit, type Operated, type PathContext } from '../path.js';
 import type { Services } from '../services.js';
 import { negotiatePresentationContexts } from './association.js';
-import { DatasetCollector, EncodedCommandDataset, EncodedDataset, part10Header } from './encoded.js';
+import { DatasetCollector, EncodedCommandDataset, EncodedDataset } from './encoded.js';
 import { findResponses } from './find.js';
 import type { AssociationSlots, ByteBudget, PduViolation } from './limits.js';
 import { retrieveByGet, retrieveByMove } from './retrieve.js';
@@ -354,7 +355,7 @@ export class AssociationScp extends dimse.Scp {
    */
   override createStoreWritableStream(context: dimse.association.PresentationContext, request: dimse.requests.CStoreRequest): DatasetCollector {
     this.collector?.release();
-    const header = part10Header({
+    const header = fileMetaHeader({
       sopClassUid: request.getAffectedSopClassUid() ?? '',
       sopInstanceUid: request.getAffectedSopInstanceUid() ?? '',
       transferSyntaxUid: context.getAcceptedTransferSyntaxUid() ?? '',
