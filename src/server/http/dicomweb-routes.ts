@@ -70,6 +70,24 @@ function notServable(instance: StoredInstance, wanted: readonly string[]): PacsG
   return new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `instance ${instance.sopUid} is stored as ${instance.transferSyntaxUid} and cannot be served as ${wanted.join(' or ')} (decompression is not offered; ask for transfer-syntax=* to get it as stored)`);
 }
 
+/**
+ * An instance's metadata with the File Meta Information a client needs (PS3.18 §F.2: the metadata
+ * may include group 0002): Media Storage SOP Class and Instance UIDs, and the Transfer Syntax UID the
+ * instance goes out in when asked for as stored (transfer-syntax=*), by which OHIF's image loader and
+ * other clients decide how to decode frames. The instance UID is the dataset's own, so a researcher's
+ * metadata names the pseudonym.
+ */
+function withFileMeta(json: DicomJson, instance: StoredInstance): DicomJson {
+  const asStored = servedSyntax(instance.transferSyntaxUid, ['*']) ?? instance.transferSyntaxUid;
+  const sopUid = json['00080018']?.Value?.[0];
+  return {
+    '00020002': { vr: 'UI', Value: [instance.sopClassUid] },
+    ...(typeof sopUid === 'string' ? { '00020003': { vr: 'UI', Value: [sopUid] } } : {}),
+    '00020010': { vr: 'UI', Value: [asStored] },
+    ...json,
+  };
+}
+
 /** An instance's URL in the pseudonyms a researcher was given. */
 function pseudonymousUrl(base: string, i: StoredInstance, research: ResearchView): string {
   return `${base}/studies/${research.uid(i.studyUid, 'study')}/series/${research.uid(i.seriesUid, 'series')}/instances/${research.uid(i.sopUid, 'instance')}`;
@@ -155,7 +173,6 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
       await research?.commit();
       const warnings: string[] = [];
       if (parsed.unsupported.length > 0) warnings.push(`299 pacsguard "The following attributes are not supported for matching: ${parsed.unsupported.join(', ')}"`);
-      if (parsed.fuzzyRequested) warnings.push('299 pacsguard "fuzzymatching is not supported; exact matching was used"');
       return {
         value: { body, warnings },
         objects: { patientIds: [...new Set(rows.map((r) => r.values.PatientID ?? ''))].slice(0, 100), studyUids: [...new Set(rows.map((r) => r.values.StudyInstanceUID ?? ''))].slice(0, 100) },
@@ -225,9 +242,9 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
         : await services.retrieve.instances(study as string, series, instance);
       const claim = enforceScope(ctx.subject, await scopeFor(services, ctx.subject), found);
       const b = base(request);
-      const items = found.map((i) => research
+      const items = found.map((i) => withFileMeta(research
         ? withBulkDataUrls(research.dataset(JSON.parse(i.metadataJson) as DicomJson) as DicomJson, pseudonymousUrl(b, i, research))
-        : withBulkDataUrls(JSON.parse(i.metadataJson) as DicomJson, instanceUrl(b, i)));
+        : withBulkDataUrls(JSON.parse(i.metadataJson) as DicomJson, instanceUrl(b, i)), i));
       await research?.commit();
       return { value: items, objects: touched(found), detail: { ...breakGlassDetail(claim), ...(research ? { deidentified: true } : {}) } };
     });

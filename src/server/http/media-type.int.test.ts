@@ -70,4 +70,27 @@ describe('media types as clients write them, over HTTPS', () => {
     expect(refused.status).toBe(406);
     expect(refused.json()).toMatchObject({ code: 'PG_ERR_HTTP_NOT_ACCEPTABLE', detail: expect.stringContaining('type=application/octet-stream') });
   });
+
+  it('puts the File Meta Information, TransferSyntaxUID included, in every instance\'s metadata', async () => {
+    await stow([ct(1), makeInstance({ patientId: 'PAT-32', patientName: 'DOE^JANE', studyUid: study, seriesUid: series, sopUid: instance(2), modality: 'CT', rows: 16, columns: 16, seed: 2, transferSyntax: 'implicit' })], (b) => `multipart/related; type="application/dicom"; boundary=${b}`);
+    const res = await get(`/dicomweb/studies/${study}/series/${series}/metadata`, 'application/dicom+json');
+    expect(res.status).toBe(200);
+    const items = res.json<Array<Record<string, { Value?: string[] }>>>();
+    for (const item of items) {
+      expect(item['00020003']?.Value).toEqual(item['00080018']?.Value);
+      expect(item['00020002']?.Value).toEqual(item['00080016']?.Value);
+      // Implicit VR Little Endian is not sent to web clients; such an instance goes out as Explicit VR LE.
+      expect(item['00020010']?.Value).toEqual(['1.2.840.10008.1.2.1']);
+    }
+    expect(items.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('applies fuzzymatching=true to person names and no longer warns that it was ignored', async () => {
+    const fuzzy = await get('/dicomweb/studies?00100010=Doe&fuzzymatching=true', 'application/dicom+json');
+    expect(fuzzy.status).toBe(200);
+    expect(fuzzy.json<Array<Record<string, { Value?: string[] }>>>().map((r) => r['0020000D']?.Value?.[0])).toEqual([study]);
+    expect(fuzzy.headers.warning).toBeUndefined();
+    const exact = await get('/dicomweb/studies?00100010=Doe', 'application/dicom+json');
+    expect(exact.json()).toEqual([]);
+  });
 });
