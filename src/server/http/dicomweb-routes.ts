@@ -116,7 +116,7 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
   app.addContentTypeParser('multipart/related', (request, payload, done) => {
     readWholeBody(payload, request.headers['content-length'], services.config.limits.requestBodyBytes, bodies).then((body) => done(null, body), (err: Error) => done(err, undefined));
   });
-  const base = (request: FastifyRequest) => dicomwebBase(request, services.config.publicBaseUrl);
+  const base = (request: FastifyRequest) => dicomwebBase(request, services.config.publicBaseUrl, services.config.trustedProxies);
   const limits = { defaultLimit: services.config.limits.queryDefaultLimit, maxLimit: services.config.limits.queryMaxLimit };
 
   // ---- STOW-RS ----
