@@ -92,8 +92,17 @@ export const configSchema = z.object({
   }).prefault({}),
   /** Origins allowed to call DICOMweb from a browser (a viewer such as OHIF on another host). Empty: none. */
   corsOrigins: z.array(z.string()).default([]),
-  /** Base URL clients see (behind a reverse proxy); otherwise taken from Forwarded/Host. */
+  /**
+   * Base URL clients see (behind a reverse proxy), used for every URL the server writes (RetrieveURL,
+   * BulkDataURI, Content-Location). Without it, the address the connection arrived on; the client's
+   * Host and Forwarded headers are never used, as anyone can send them.
+   */
   publicBaseUrl: z.string().url().optional(),
+  /**
+   * Addresses of reverse proxies whose Forwarded (or X-Forwarded-Host/-Proto) header names the URL
+   * clients see, when no publicBaseUrl is set. Empty: no one's is believed.
+   */
+  trustedProxies: z.array(z.union([z.ipv4(), z.ipv6()])).default([]),
   /**
    * The hospital's SIEM: every audit record goes out as RFC 5424 syslog over TLS (RFC 5425), carrying
    * the DICOM audit message XML, with mutual TLS. `caFile` vouches for the receiver; PacsGuard presents

@@ -26,10 +26,11 @@ describe('parseQuery', () => {
     expect(q([['includefield', 'StudyDescription,00081030'], ['includefield', 'BodyPartExamined']]).includeFields).toEqual(['StudyDescription', 'StudyDescription', 'BodyPartExamined']);
     expect(q([['includefield', 'all']]).includeFields).toBe('all');
   });
-  it('warns rather than fails on valid attributes it cannot match, and on fuzzy matching', () => {
+  it('warns rather than fails on valid attributes it cannot match, and passes fuzzy matching on to the search', () => {
     const p = q([['PatientWeight', '70'], ['fuzzymatching', 'true']]);
     expect(p.unsupported).toEqual(['PatientWeight']);
-    expect(p.fuzzyRequested).toBe(true);
+    expect(p.request.fuzzy).toBe(true);
+    expect(q([['fuzzymatching', 'false']]).request.fuzzy).toBe(false);
   });
   it.each([
     [['limit', '-1']], [['limit', 'ten']], [['offset', '1e3']], [['fuzzymatching', 'maybe']],

@@ -9,7 +9,6 @@ export interface ParsedQuery {
   readonly includeFields: readonly string[] | 'all';
   /** Keys the client sent that are valid DICOM attributes but not matchable here (PS3.18 §8.3.4.1: ignored, with a warning). */
   readonly unsupported: readonly string[];
-  readonly fuzzyRequested: boolean;
 }
 
 const DATE_VR = new Set(['DA', 'TM', 'DT']);
@@ -79,10 +78,9 @@ export function parseQuery(
   if (scope.studyUid !== undefined) filters.set('StudyInstanceUID', { kind: 'single', value: scope.studyUid });
   if (scope.seriesUid !== undefined) filters.set('SeriesInstanceUID', { kind: 'single', value: scope.seriesUid });
   return {
-    request: { level, filters, limit, offset },
+    request: { level, filters, limit, offset, fuzzy: fuzzyRequested },
     includeFields: includeAll ? 'all' : includeFields,
     unsupported,
-    fuzzyRequested,
   };
 }
 

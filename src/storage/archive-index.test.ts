@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../../test/support/postgres.js';
 import { ArchiveIndex, openIndexDatabase, type IndexDatabase, type InstanceRecord, type Matcher, type SearchableKeyword } from './index.js';
@@ -138,5 +139,70 @@ describe.each([
     // The shared transaction failed on the bad request's row, before any hook ran: each hook ran once, in its retry.
     expect(seen).toEqual([[{ kind: 'stored', version: 1 }], [], [{ kind: 'new-version', version: 2, previousSha256: 'c'.repeat(64) }, { kind: 'stored', version: 1 }]]);
     expect(results.map((r) => (r.status === 'fulfilled' ? r.value : null))).toEqual([seen[0], null, seen[2]]);
+  });
+});
+
+// fuzzymatching=true (PS3.18 §8.3.4.6) on both engines, for rows written now and rows the migration filled.
+describe.each([
+  ['sqlite', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pg-fuzzy-'));
+    return { url: join(dir, 'index.sqlite'), drop: async () => rmSync(dir, { recursive: true, force: true }) };
+  }],
+  ['postgres', createTestDatabase],
+])('fuzzy person-name matching on %s', (_engine, makeDb) => {
+  let handle: { url: string; drop: () => Promise<void> };
+  let database: IndexDatabase;
+  let index: ArchiveIndex;
+  const studies = async (keyword: SearchableKeyword, matcher: Matcher, fuzzy = true) =>
+    (await index.search({ level: 'study', filters: filters([[keyword, matcher]]), limit: 10, offset: 0, fuzzy })).map((r) => r.values.StudyInstanceUID);
+
+  beforeAll(async () => {
+    handle = await makeDb();
+    database = await openIndexDatabase(handle.url);
+    index = new ArchiveIndex(database.db);
+    await index.recordInstance(record({ sopUid: '1.1.1', studyUid: '1.1', seriesUid: '1.1.0' }, { patientId: 'P1', patientName: 'Doe^Jane' }));
+    await index.recordInstance(record({ sopUid: '2.1.1', studyUid: '2.1', seriesUid: '2.1.0' }, { patientId: 'P2', patientName: 'Müller-Lüdenscheidt^Jürgen' }));
+    await index.recordInstance(record({ sopUid: '3.1.1', studyUid: '3.1', seriesUid: '3.1.0' }, { patientId: 'P3', patientName: 'DOEBLER^HANS' }));
+  });
+  afterAll(async () => {
+    await database?.close();
+    await handle?.drop();
+  });
+
+  it.each<[string, Matcher, string[]]>([
+    ['a family name in any case', { kind: 'single', value: 'doe' }, ['1.1', '3.1']],
+    ['a given name', { kind: 'single', value: 'JANE' }, ['1.1']],
+    ['prefixes of both components, in either order', { kind: 'single', value: 'ja^do' }, ['1.1']],
+    ['without accents', { kind: 'single', value: 'muller^jurgen' }, ['2.1']],
+    ['with accents in the query where the name has none', { kind: 'single', value: 'Dóe^Jâ' }, ['1.1']],
+    ['a word inside a hyphenated name', { kind: 'single', value: 'ludenscheidt' }, ['2.1']],
+    ['not the middle of a word', { kind: 'single', value: 'ller' }, []],
+    ['any value of a list', { kind: 'list', values: ['nobody', 'hans'] }, ['3.1']],
+  ])('matches %s', async (_name, matcher, expected) => {
+    expect(await studies('PatientName', matcher)).toEqual(expected);
+  });
+
+  it('keeps exact (case-insensitive) matching without fuzzymatching, and wildcards as they are', async () => {
+    expect(await studies('PatientName', { kind: 'single', value: 'doe' }, false)).toEqual([]);
+    expect(await studies('PatientName', { kind: 'single', value: 'doe^jane' }, false)).toEqual(['1.1']);
+    expect(await studies('PatientName', { kind: 'wildcard', pattern: 'DOE*' })).toEqual(['1.1', '3.1']);
+  });
+
+  it('matches referring physicians fuzzily too', async () => {
+    expect(await studies('ReferringPhysicianName', { kind: 'single', value: 'greg' })).toEqual(['1.1', '2.1', '3.1']);
+  });
+
+  it('fills the keys of rows indexed before migration 0016', async () => {
+    await database.close();
+    // The database as it was before 0016: no key columns, and the migration not yet applied.
+    const before = await openIndexDatabase(handle.url);
+    await sql`alter table patients drop column patient_name_fuzzy`.execute(before.db);
+    await sql`alter table studies drop column referring_physician_name_fuzzy`.execute(before.db);
+    await sql`delete from kysely_migration where name = '0016_fuzzy_name_keys'`.execute(before.db);
+    await before.close();
+    database = await openIndexDatabase(handle.url);
+    index = new ArchiveIndex(database.db);
+    expect(await studies('PatientName', { kind: 'single', value: 'jurg' })).toEqual(['2.1']);
+    expect(await studies('ReferringPhysicianName', { kind: 'single', value: 'house' })).toEqual(['1.1', '2.1', '3.1']);
   });
 });

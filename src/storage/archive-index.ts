@@ -1,5 +1,6 @@
 import { sql, type Expression, type Kysely, type SqlBool } from 'kysely';
 import { PacsGuardError } from '../errors.js';
+import { fuzzyNameKey, fuzzyNameWords } from './fuzzy-names.js';
 import type { IndexSchema } from './schema.js';
 
 /** What the index keeps of one received instance (values already normalised to strings). */
@@ -45,7 +46,7 @@ export type QueryLevel = 'study' | 'series' | 'instance';
 
 /** Searchable attributes by DICOM keyword, with the column that holds each and whether it is a person name. */
 export const SEARCHABLE = {
-  PatientName: { column: 'p.patient_name_fold', level: 'study', pn: true },
+  PatientName: { column: 'p.patient_name_fold', level: 'study', pn: true, fuzzyColumn: 'p.patient_name_fuzzy' },
   PatientID: { column: 'p.patient_id', level: 'study', pn: false },
   PatientBirthDate: { column: 'p.birth_date', level: 'study', pn: false },
   PatientSex: { column: 'p.sex', level: 'study', pn: false },
@@ -55,7 +56,7 @@ export const SEARCHABLE = {
   AccessionNumber: { column: 'st.accession_number', level: 'study', pn: false },
   StudyID: { column: 'st.study_id', level: 'study', pn: false },
   StudyDescription: { column: 'st.study_description', level: 'study', pn: false },
-  ReferringPhysicianName: { column: 'st.referring_physician_name_fold', level: 'study', pn: true },
+  ReferringPhysicianName: { column: 'st.referring_physician_name_fold', level: 'study', pn: true, fuzzyColumn: 'st.referring_physician_name_fuzzy' },
   ModalitiesInStudy: { column: 'se.modality', level: 'study', pn: false },
   SeriesInstanceUID: { column: 'se.series_uid', level: 'series', pn: false },
   Modality: { column: 'se.modality', level: 'series', pn: false },
@@ -71,7 +72,7 @@ export const SEARCHABLE = {
   NumberOfFrames: { column: 'i.number_of_frames', level: 'instance', pn: false },
   Rows: { column: 'i.rows', level: 'instance', pn: false },
   Columns: { column: 'i.columns', level: 'instance', pn: false },
-} as const satisfies Record<string, { column: string; level: QueryLevel; pn: boolean }>;
+} as const satisfies Record<string, { column: string; level: QueryLevel; pn: boolean; fuzzyColumn?: string }>;
 
 export type SearchableKeyword = keyof typeof SEARCHABLE;
 
@@ -80,6 +81,8 @@ export interface SearchRequest {
   readonly filters: ReadonlyMap<SearchableKeyword, Matcher>;
   readonly limit: number;
   readonly offset: number;
+  /** fuzzymatching=true: person names match word by word, without case or accents (see fuzzy-names.ts). */
+  readonly fuzzy?: boolean;
   /**
    * A scoped person's reach: only studies of these patients or naming them as referring physician (folded
    * name). Applied in the query, before limit and offset, so a page never holds what they may not see.
@@ -225,13 +228,13 @@ export class ArchiveIndex {
             .where(() => matchExpression('se.modality', matcher, false)),
         ));
       } else if (SEARCHABLE[keyword].level === 'study') {
-        q = q.where(() => matchExpression(SEARCHABLE[keyword].column, matcher, SEARCHABLE[keyword].pn));
+        q = q.where(() => attributeMatch(SEARCHABLE[keyword], matcher, req.fuzzy));
       } else {
         // A lower-level key at study level (e.g. Modality) matches studies that have such a series/instance.
         q = q.where(({ exists, selectFrom }) => exists(
           selectFrom('series as se').leftJoin('instances as i', (j) => j.onRef('i.series_pk', '=', 'se.id').on('i.is_current', '=', 1))
             .select(sql`1`.as('one')).whereRef('se.study_pk', '=', 'st.id').where('se.deleted_at', 'is', null)
-            .where(() => matchExpression(SEARCHABLE[keyword].column, matcher, SEARCHABLE[keyword].pn)),
+            .where(() => attributeMatch(SEARCHABLE[keyword], matcher, req.fuzzy)),
         ));
       }
     }
@@ -255,10 +258,10 @@ export class ArchiveIndex {
       if (spec.level === 'instance') {
         q = q.where(({ exists, selectFrom }) => exists(
           selectFrom('instances as i').select(sql`1`.as('one')).whereRef('i.series_pk', '=', 'se.id').where('i.is_current', '=', 1)
-            .where(() => matchExpression(spec.column, matcher, spec.pn)),
+            .where(() => attributeMatch(spec, matcher, req.fuzzy)),
         ));
       } else {
-        q = q.where(() => matchExpression(spec.column, matcher, spec.pn));
+        q = q.where(() => attributeMatch(spec, matcher, req.fuzzy));
       }
     }
     const rows = await q.orderBy('se.id').limit(req.limit).offset(req.offset).execute();
@@ -284,7 +287,7 @@ export class ArchiveIndex {
     if (req.scope) q = q.where(scopeExpression(req.scope));
     for (const [keyword, matcher] of req.filters) {
       const spec = SEARCHABLE[keyword];
-      q = q.where(() => matchExpression(spec.column, matcher, spec.pn));
+      q = q.where(() => attributeMatch(spec, matcher, req.fuzzy));
     }
     const rows = await q.orderBy('i.id').limit(req.limit).offset(req.offset).execute();
     const seriesPks = [...new Set(rows.map((r) => r.series_pk))];
@@ -540,6 +543,26 @@ export function foldName(value: string): string {
 }
 
 /**
+ * One attribute's matcher as SQL. With fuzzy matching asked for, a person name given as a value (or a
+ * list of values) matches when every word of the value starts a word of the name, without case or
+ * accents; wildcard values keep their exact meaning (on the case-folded name).
+ */
+function attributeMatch(spec: { column: string; pn: boolean; fuzzyColumn?: string }, m: Matcher, fuzzy: boolean | undefined): Expression<SqlBool> {
+  if (fuzzy && spec.fuzzyColumn && (m.kind === 'single' || m.kind === 'list')) {
+    const values = m.kind === 'single' ? [m.value] : m.values;
+    const perValue = values.map((value) => fuzzyWordsMatch(spec.fuzzyColumn as string, fuzzyNameWords(value)));
+    if (perValue.every((e) => e !== null)) return sql<SqlBool>`(${sql.join(perValue as Array<Expression<SqlBool>>, sql` or `)})`;
+  }
+  return matchExpression(spec.column, m, spec.pn);
+}
+
+/** Every word a prefix of some word of the key (keys are ` w1 w2…`); null when there is no word at all. */
+function fuzzyWordsMatch(column: string, words: readonly string[]): Expression<SqlBool> | null {
+  if (words.length === 0) return null;
+  return sql<SqlBool>`(${sql.join(words.map((w) => sql`${sql.ref(column)} like ${`% ${wildcardToLike(w.replace(/[*?]/g, ''))}%`} escape '\\'`), sql` and `)})`;
+}
+
+/**
  * One matcher as SQL. Person names match case-insensitively (as Orthanc and most PACS do by default)
  * through their folded columns; everything else is case-sensitive, as PS3.4 C.2.2.2 asks (SQLite runs
  * with case_sensitive_like on).
@@ -603,7 +626,7 @@ async function recordOne(trx: Kysely<IndexSchema>, r: InstanceRecord, parents: P
   if (seriesPk === undefined) {
     const patientPk = parents.patients.get(r.patient.patientId) ?? await insertOrFind(
       () => trx.insertInto('patients')
-        .values({ patient_id: r.patient.patientId, patient_name: r.patient.patientName, patient_name_fold: foldName(r.patient.patientName), birth_date: r.patient.birthDate, sex: r.patient.sex, created_at: now })
+        .values({ patient_id: r.patient.patientId, patient_name: r.patient.patientName, patient_name_fold: foldName(r.patient.patientName), patient_name_fuzzy: fuzzyNameKey(r.patient.patientName), birth_date: r.patient.birthDate, sex: r.patient.sex, created_at: now })
         .onConflict((oc) => oc.column('patient_id').doNothing()).returning('id').executeTakeFirst(),
       () => trx.selectFrom('patients').select('id').where('patient_id', '=', r.patient.patientId).executeTakeFirst(),
     );
@@ -614,6 +637,7 @@ async function recordOne(trx: Kysely<IndexSchema>, r: InstanceRecord, parents: P
           study_uid: r.studyUid, patient_pk: patientPk, study_date: r.study.studyDate, study_time: r.study.studyTime,
           accession_number: r.study.accessionNumber, study_id: r.study.studyId, study_description: r.study.studyDescription,
           referring_physician_name: r.study.referringPhysicianName, referring_physician_name_fold: foldName(r.study.referringPhysicianName),
+          referring_physician_name_fuzzy: fuzzyNameKey(r.study.referringPhysicianName),
           department: r.study.department ?? '', created_at: now,
         })
         .onConflict((oc) => oc.column('study_uid').doNothing()).returning('id').executeTakeFirst(),

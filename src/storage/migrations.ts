@@ -1,4 +1,5 @@
-import type { ColumnDefinitionBuilder, Kysely, Migration, MigrationProvider } from 'kysely';
+import { sql, type ColumnDefinitionBuilder, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { fuzzyNameKey } from './fuzzy-names.js';
 
 /** The two engines the index runs on; the migrations differ only in how a row id is generated. */
 export type IndexEngine = 'sqlite' | 'postgres';
@@ -373,7 +374,32 @@ function migrationsFor(engine: IndexEngine): Record<string, Migration> {
       await db.schema.alterTable('sessions').addColumn('step_up_reason', 'text', (c) => c.notNull().defaultTo('')).execute();
     },
   },
+  '0016_fuzzy_name_keys': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // fuzzymatching=true (PS3.18 §8.3.4.6): names matched word by word, without case or accents. The
+      // folding (Unicode decomposition, marks removed) is not the same in SQLite and PostgreSQL SQL, so
+      // the key is computed in one place (fuzzyNameKey) and stored; existing rows are filled here.
+      await db.schema.alterTable('patients').addColumn('patient_name_fuzzy', 'text', (c) => c.notNull().defaultTo('')).execute();
+      await db.schema.alterTable('studies').addColumn('referring_physician_name_fuzzy', 'text', (c) => c.notNull().defaultTo('')).execute();
+      await backfillFuzzyKeys(db, 'patients', 'patient_name', 'patient_name_fuzzy');
+      await backfillFuzzyKeys(db, 'studies', 'referring_physician_name', 'referring_physician_name_fuzzy');
+    },
+  },
   };
+}
+
+/** Fills a fuzzy-key column from its name column, a batch of rows at a time (names differ per row). */
+async function backfillFuzzyKeys(db: Kysely<unknown>, table: string, nameColumn: string, keyColumn: string): Promise<void> {
+  const batch = 1000;
+  for (let after = 0; ;) {
+    const rows = (await sql<{ id: number; name: string }>`select id, ${sql.ref(nameColumn)} as name from ${sql.table(table)} where id > ${after} order by id limit ${batch}`.execute(db)).rows;
+    for (const r of rows) {
+      const key = fuzzyNameKey(r.name);
+      if (key !== '') await sql`update ${sql.table(table)} set ${sql.ref(keyColumn)} = ${key} where id = ${r.id}`.execute(db);
+    }
+    if (rows.length < batch) return;
+    after = Number((rows[rows.length - 1] as { id: number }).id);
+  }
 }
 
 /** Serves the migrations above to Kysely's Migrator, in name order. */

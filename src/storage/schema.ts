@@ -29,6 +29,8 @@ export interface PatientsTable {
   patient_id: string;
   patient_name: string;
   patient_name_fold: string;
+  /** The name's fuzzy-matching key (fuzzyNameKey); '' until migration 0016 filled it. */
+  patient_name_fuzzy: ColumnType<string, string | undefined, string>;
   birth_date: string;
   sex: string;
   created_at: string;
@@ -49,6 +51,8 @@ export interface StudiesTable {
   study_description: string;
   referring_physician_name: string;
   referring_physician_name_fold: string;
+  /** The referring physician's fuzzy-matching key (fuzzyNameKey). */
+  referring_physician_name_fuzzy: ColumnType<string, string | undefined, string>;
   created_at: string;
 }
 

@@ -64,23 +64,43 @@ export function contextOf(request: FastifyRequest): PathContext {
   return request.pathContext;
 }
 
-/** The base URL of DICOMweb as the client sees it (configured, or from Forwarded / Host). */
-export function dicomwebBase(request: FastifyRequest, publicBaseUrl: string | undefined): string {
+/**
+ * The base URL of DICOMweb for the URLs the server writes. Host and Forwarded are set by whoever sends
+ * the request, so believing them lets a caller plant a foreign or downgraded (http) host in retrieve
+ * URLs: they count only from a configured trusted proxy. Otherwise the configured public base URL, else
+ * the address and port the connection arrived on.
+ */
+export function dicomwebBase(request: FastifyRequest, publicBaseUrl: string | undefined, trustedProxies: readonly string[] = []): string {
   if (publicBaseUrl) return `${publicBaseUrl.replace(/\/$/, '')}/dicomweb`;
-  const forwarded = request.headers.forwarded;
+  const local = request.socket.localAddress ?? '127.0.0.1';
+  let host = `${local.includes(':') ? `[${local}]` : local}:${request.socket.localPort ?? 443}`;
   let proto = 'https';
-  let host = request.headers.host ?? 'localhost';
-  if (typeof forwarded === 'string') {
-    const first = forwarded.split(',')[0] ?? '';
-    for (const pair of first.split(';')) {
-      const [k, v] = pair.trim().split('=') as [string, string | undefined];
-      const value = v?.replace(/^"|"$/g, '');
-      if (!value) continue;
-      if (k.toLowerCase() === 'host' && /^[A-Za-z0-9.\-:[\]]+$/.test(value)) host = value;
-      if (k.toLowerCase() === 'proto' && /^https?$/.test(value)) proto = value;
-    }
+  if (trustedProxies.includes(request.socket.remoteAddress ?? '')) {
+    const forwarded = forwardedByProxy(request);
+    host = forwarded.host ?? request.headers.host ?? host;
+    proto = forwarded.proto ?? proto;
   }
   return `${proto}://${host}/dicomweb`;
+}
+
+/** The host and proto a trusted proxy forwarded (RFC 7239 Forwarded, else X-Forwarded-Host/-Proto). */
+function forwardedByProxy(request: FastifyRequest): { host?: string; proto?: string } {
+  const out: { host?: string; proto?: string } = {};
+  const validHost = (v: string | undefined) => (v && /^[A-Za-z0-9.\-:[\]]+$/.test(v) ? v : undefined);
+  const validProto = (v: string | undefined) => (v && /^https?$/.test(v) ? v : undefined);
+  const forwarded = request.headers.forwarded;
+  if (typeof forwarded === 'string') {
+    for (const pair of (forwarded.split(',')[0] ?? '').split(';')) {
+      const [k, v] = pair.trim().split('=') as [string, string | undefined];
+      const value = v?.replace(/^"|"$/g, '');
+      if (k.toLowerCase() === 'host') out.host = validHost(value);
+      if (k.toLowerCase() === 'proto') out.proto = validProto(value);
+    }
+    return out;
+  }
+  const xHost = request.headers['x-forwarded-host'];
+  const xProto = request.headers['x-forwarded-proto'];
+  return { host: validHost(typeof xHost === 'string' ? xHost.split(',')[0]?.trim() : undefined), proto: validProto(typeof xProto === 'string' ? xProto.split(',')[0]?.trim() : undefined) };
 }
 
 const UID = /^[0-9.]{1,64}$/;

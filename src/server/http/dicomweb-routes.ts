@@ -1,4 +1,3 @@
-import contentType from 'content-type';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -14,6 +13,7 @@ import { isResearcher, ResearchView } from '../research.js';
 import { contextOf, dicomwebBase } from './context.js';
 import { joinMultipart, parseMultipartRelated, splitMultipart } from './multipart.js';
 import { BodyBuffers, readWholeBody } from './input.js';
+import { acceptedTransferSyntaxes, parseMediaType } from './media-type.js';
 
 const UID = /^[0-9]+(\.[0-9]+)*$/;
 const DICOM_JSON = 'application/dicom+json';
@@ -46,49 +46,46 @@ function queryPairs(request: FastifyRequest): Array<[string, string]> {
 }
 
 /**
- * Reads the Accept header for a multipart response: returns the transfer syntax asked for ('*' for
- * "as stored", or a UID), or throws 406 when the client accepts nothing we can send. PS3.18 §8.7.3.4:
- * with no transfer-syntax parameter (or no Accept header) the default is Explicit VR Little Endian.
- */
-function acceptMultipart(request: FastifyRequest, partType: string): string {
-  const header = request.headers.accept;
-  if (!header) return EXPLICIT_LE;
-  for (const range of header.split(',')) {
-    let parsed: contentType.ParsedMediaType;
-    try {
-      parsed = contentType.parse(range.trim().replace(/;\s*q=[0-9.]+/, ''));
-    } catch {
-      continue;
-    }
-    if (parsed.type === '*/*' || parsed.type === 'multipart/*') return EXPLICIT_LE;
-    if (parsed.type === 'multipart/related') {
-      const type = parsed.parameters.type?.toLowerCase();
-      if (type === undefined || type === partType) return parsed.parameters['transfer-syntax'] ?? EXPLICIT_LE;
-    }
-  }
-  throw new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `Accept '${header}' names nothing this resource is served as (multipart/related; type="${partType}")`);
-}
-
-/**
  * The bytes of a stored instance in the transfer syntax the client asked for. No decompression:
  * compressed instances go out as stored only when the client accepts that (transfer-syntax=* or its UID).
  * Implicit VR and big endian are never sent (PS3.18 §8.7.3: not for web services), even for '*'.
  */
-function servedSyntax(stored: string, wanted: string): string | null {
-  if ((wanted === '*' || wanted === stored) && !NOT_FOR_WEB.has(stored)) return stored;
-  if ((wanted === '*' || wanted === EXPLICIT_LE) && NATIVE_SYNTAXES.has(stored)) return EXPLICIT_LE;
+function servedSyntax(stored: string, wanted: readonly string[]): string | null {
+  // The client's order of preference decides; '*' takes the instance as stored where that can go out.
+  for (const w of wanted) {
+    if ((w === '*' || w === stored) && !NOT_FOR_WEB.has(stored)) return stored;
+    if ((w === '*' || w === EXPLICIT_LE) && NATIVE_SYNTAXES.has(stored)) return EXPLICIT_LE;
+  }
   return null;
 }
 
-async function instanceBytesFor(services: Services, instance: StoredInstance, wanted: string): Promise<{ bytes: Buffer; syntax: string }> {
+async function instanceBytesFor(services: Services, instance: StoredInstance, wanted: readonly string[]): Promise<{ bytes: Buffer; syntax: string }> {
   const syntax = servedSyntax(instance.transferSyntaxUid, wanted);
   if (syntax === null) throw notServable(instance, wanted);
   const stored = await services.retrieve.bytes(instance);
   return { bytes: syntax === instance.transferSyntaxUid ? stored : toExplicitLittleEndian(stored), syntax };
 }
 
-function notServable(instance: StoredInstance, wanted: string): PacsGuardError {
-  return new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `instance ${instance.sopUid} is stored as ${instance.transferSyntaxUid} and cannot be served as ${wanted} (decompression is not offered; ask for transfer-syntax=* to get it as stored)`);
+function notServable(instance: StoredInstance, wanted: readonly string[]): PacsGuardError {
+  return new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `instance ${instance.sopUid} is stored as ${instance.transferSyntaxUid} and cannot be served as ${wanted.join(' or ')} (decompression is not offered; ask for transfer-syntax=* to get it as stored)`);
+}
+
+/**
+ * An instance's metadata with the File Meta Information a client needs (PS3.18 §F.2: the metadata
+ * may include group 0002): Media Storage SOP Class and Instance UIDs, and the Transfer Syntax UID the
+ * instance goes out in when asked for as stored (transfer-syntax=*), by which OHIF's image loader and
+ * other clients decide how to decode frames. The instance UID is the dataset's own, so a researcher's
+ * metadata names the pseudonym.
+ */
+function withFileMeta(json: DicomJson, instance: StoredInstance): DicomJson {
+  const asStored = servedSyntax(instance.transferSyntaxUid, ['*']) ?? instance.transferSyntaxUid;
+  const sopUid = json['00080018']?.Value?.[0];
+  return {
+    '00020002': { vr: 'UI', Value: [instance.sopClassUid] },
+    ...(typeof sopUid === 'string' ? { '00020003': { vr: 'UI', Value: [sopUid] } } : {}),
+    '00020010': { vr: 'UI', Value: [asStored] },
+    ...json,
+  };
 }
 
 /** An instance's URL in the pseudonyms a researcher was given. */
@@ -119,7 +116,7 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
   app.addContentTypeParser('multipart/related', (request, payload, done) => {
     readWholeBody(payload, request.headers['content-length'], services.config.limits.requestBodyBytes, bodies).then((body) => done(null, body), (err: Error) => done(err, undefined));
   });
-  const base = (request: FastifyRequest) => dicomwebBase(request, services.config.publicBaseUrl);
+  const base = (request: FastifyRequest) => dicomwebBase(request, services.config.publicBaseUrl, services.config.trustedProxies);
   const limits = { defaultLimit: services.config.limits.queryDefaultLimit, maxLimit: services.config.limits.queryMaxLimit };
 
   // ---- STOW-RS ----
@@ -176,7 +173,6 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
       await research?.commit();
       const warnings: string[] = [];
       if (parsed.unsupported.length > 0) warnings.push(`299 pacsguard "The following attributes are not supported for matching: ${parsed.unsupported.join(', ')}"`);
-      if (parsed.fuzzyRequested) warnings.push('299 pacsguard "fuzzymatching is not supported; exact matching was used"');
       return {
         value: { body, warnings },
         objects: { patientIds: [...new Set(rows.map((r) => r.values.PatientID ?? ''))].slice(0, 100), studyUids: [...new Set(rows.map((r) => r.values.StudyInstanceUID ?? ''))].slice(0, 100) },
@@ -200,7 +196,7 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
     const { study, series, instance } = uidParams(request);
     const research = isResearcher(ctx.subject) ? new ResearchView(services.pseudonyms, services.pseudonymStore) : null;
     const instances = await perform(services, { ...ctx, resource: { studyUid: study, seriesUid: series, sopUid: instance } }, async () => {
-      const wanted = acceptMultipart(request, 'application/dicom');
+      const wanted = acceptedTransferSyntaxes(request.headers.accept, 'application/dicom');
       const found = research
         ? await services.retrieve.instances((await research.originalUid(study, 'study')) as string, await research.originalUid(series, 'series'), await research.originalUid(instance, 'instance'))
         : await services.retrieve.instances(study as string, series, instance);
@@ -246,9 +242,9 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
         : await services.retrieve.instances(study as string, series, instance);
       const claim = enforceScope(ctx.subject, await scopeFor(services, ctx.subject), found);
       const b = base(request);
-      const items = found.map((i) => research
+      const items = found.map((i) => withFileMeta(research
         ? withBulkDataUrls(research.dataset(JSON.parse(i.metadataJson) as DicomJson) as DicomJson, pseudonymousUrl(b, i, research))
-        : withBulkDataUrls(JSON.parse(i.metadataJson) as DicomJson, instanceUrl(b, i)));
+        : withBulkDataUrls(JSON.parse(i.metadataJson) as DicomJson, instanceUrl(b, i)), i));
       await research?.commit();
       return { value: items, objects: touched(found), detail: { ...breakGlassDetail(claim), ...(research ? { deidentified: true } : {}) } };
     });
@@ -267,7 +263,7 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
     const { frames, syntax } = await perform(services, { ...ctx, resource: { studyUid: study, seriesUid: series, sopUid: instance }, detail: { ...ctx.detail, frames: frameList.slice(0, 200) } }, async () => {
       if (!/^\d{1,6}(,\d{1,6}){0,9999}$/.test(frameList)) throw new PacsGuardError('PG_ERR_HTTP_BAD_REQUEST', `frame list '${frameList.slice(0, 80)}' is not comma-separated frame numbers`);
       const numbers = frameList.split(',').map(Number);
-      const wanted = acceptMultipart(request, 'application/octet-stream');
+      const wanted = acceptedTransferSyntaxes(request.headers.accept, 'application/octet-stream');
       const research = isResearcher(ctx.subject) ? new ResearchView(services.pseudonyms, services.pseudonymStore) : null;
       const [found] = research
         ? await services.retrieve.instances((await research.originalUid(study, 'study')) as string, await research.originalUid(series, 'series'), await research.originalUid(instance, 'instance'))
@@ -277,8 +273,8 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
       const claim = enforceScope(ctx.subject, await scopeFor(services, ctx.subject), [stored]);
       // extractFrames returns native little endian pixels whatever the stored byte order.
       const frameSyntax = EXPLICIT_LE;
-      if (wanted !== '*' && wanted !== frameSyntax) {
-        throw new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `frames are available as ${frameSyntax}; transcoding to ${wanted} is not offered`);
+      if (!wanted.includes('*') && !wanted.includes(frameSyntax)) {
+        throw new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `frames are available as ${frameSyntax}; transcoding to ${wanted.join(' or ')} is not offered`);
       }
       const out = await services.retrieve.frames(stored, numbers);
       return { value: { frames: out, syntax: frameSyntax }, objects: touched([stored]), detail: { frameCount: out.length, ...breakGlassDetail(claim) } } satisfies Operated<unknown>;
@@ -292,8 +288,8 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
     const { study, series, instance } = uidParams(request);
     const path = (request.params as Params)['*'] ?? '';
     const value = await perform(services, { ...ctx, resource: { studyUid: study, seriesUid: series, sopUid: instance }, detail: { ...ctx.detail, bulkdata: path.slice(0, 200) } }, async () => {
-      const wanted = acceptMultipart(request, 'application/octet-stream');
-      if (wanted !== '*' && wanted !== EXPLICIT_LE) throw new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `bulk data is available as ${EXPLICIT_LE}, not ${wanted}`);
+      const wanted = acceptedTransferSyntaxes(request.headers.accept, 'application/octet-stream');
+      if (!wanted.includes('*') && !wanted.includes(EXPLICIT_LE)) throw new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `bulk data is available as ${EXPLICIT_LE}, not ${wanted.join(' or ')}`);
       const research = isResearcher(ctx.subject) ? new ResearchView(services.pseudonyms, services.pseudonymStore) : null;
       // Bulk data other than the pixels may hold anything (reports, overlays with names): not for researchers.
       if (research && !/^7FE00010\b/i.test(path)) throw new PacsGuardError('PG_ERR_POLICY_DENIED', 'researchers receive pixel data only as bulk data');
@@ -338,7 +334,7 @@ async function storeParts(
   const refusedParts: StowFailure[] = [];
   const accepted: Buffer[] = [];
   for (const part of parts) {
-    if (part.contentType !== undefined && !/^application\/dicom\s*(;|$)/i.test(part.contentType)) {
+    if (part.contentType !== undefined && !isDicomPart(part.contentType)) {
       refusedParts.push({ reason: 0xc000, detail: `part Content-Type ${part.contentType} is not application/dicom` });
     } else {
       accepted.push(part.body);
@@ -347,6 +343,15 @@ async function storeParts(
   const summarise = (results: ReadonlyArray<IngestResult | PacsGuardError>) => stowOutcome(results, refusedParts, studyUid, base);
   const results = await services.ingest.ingestMany(accepted, { receivedBy, expectedStudyUid: studyUid }, (settled) => early.record(summarise(settled)));
   return summarise(results);
+}
+
+/** Whether a STOW part's Content-Type is application/dicom (any case, any parameters). */
+function isDicomPart(header: string): boolean {
+  try {
+    return parseMediaType(header).type === 'application/dicom';
+  } catch {
+    return false;
+  }
 }
 
 interface StowFailure { readonly reason: number; readonly detail: string; readonly sopClassUid?: string; readonly sopUid?: string }

@@ -1,5 +1,5 @@
-import contentType from 'content-type';
 import { PacsGuardError } from '../../errors.js';
+import { parseMediaType, type MediaType } from './media-type.js';
 
 /** One body part: its headers (lower-case names) and its bytes (a view into the request body, not a copy). */
 export interface BodyPart {
@@ -15,9 +15,10 @@ const MAX_PARTS = 100_000;
 /** The media type, `type` parameter and boundary of a multipart/related Content-Type header. */
 export function parseMultipartRelated(header: string | undefined): { type: string | undefined; boundary: string } {
   if (!header) throw new PacsGuardError('PG_ERR_HTTP_BAD_CONTENT_TYPE', 'Content-Type is missing; expected multipart/related; type="application/dicom"');
-  let parsed: contentType.ParsedMediaType;
+  let parsed: MediaType;
   try {
-    parsed = contentType.parse(header);
+    // Read leniently: STOW clients send type=application/dicom unquoted (see parseMediaType).
+    parsed = parseMediaType(header);
   } catch (err) {
     throw new PacsGuardError('PG_ERR_HTTP_BAD_CONTENT_TYPE', `Content-Type '${header}' is malformed: ${(err as Error).message}`);
   }
@@ -29,7 +30,7 @@ export function parseMultipartRelated(header: string | undefined): { type: strin
   if (!boundary || !/^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$/.test(boundary)) {
     throw new PacsGuardError('PG_ERR_HTTP_BAD_MULTIPART', 'multipart/related needs a valid boundary parameter (RFC 2046 §5.1.1)');
   }
-  return { type: parsed.parameters.type?.toLowerCase(), boundary };
+  return { type: parsed.parameters.type, boundary };
 }
 
 /**
