@@ -32,12 +32,12 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
     .code(status)
     .type('application/problem+json')
     .send({
-      type: `urn:pacsguard:error:${error.code}`,
+      type: `urn:pacsguard:error:${error.publicCode}`,
       title: error.spec.title,
       status,
       // Internal errors say only that they happened: their cause goes to the log, not to the caller.
       detail: error.code === 'PG_ERR_INTERNAL' ? 'internal error; see the server log' : error.detail,
-      code: error.code,
+      code: error.publicCode,
       instance: request.url.split('?')[0],
     });
 }

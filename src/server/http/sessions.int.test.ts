@@ -99,6 +99,11 @@ describe('sessions over HTTPS', () => {
     const after = await search(t.access_token);
     expect(after.status).toBe(401);
     expect(auditLines().at(-1)?.event.reason).toMatch(/session revoked .*logout/);
+    // The trail names the internal user id the token carried; the caller is not told it.
+    const userId = String((JSON.parse(Buffer.from(t.access_token.split('.')[1] as string, 'base64url').toString()) as { sub: string | number }).sub);
+    expect(auditLines().at(-1)?.event.reason).toContain(`user ${userId}`);
+    expect(after.json<{ detail: string }>().detail).toMatch(/session revoked/);
+    expect(after.json<{ detail: string }>().detail).not.toMatch(new RegExp(`user ${userId}\\b`));
     expect((await call('/api/auth/refresh', { method: 'POST', body: { refresh_token: t.refresh_token } })).status).toBe(401);
     // Logging out with nothing to log out of is refused and audited.
     const nothing = await call('/api/auth/logout', { method: 'POST' });
