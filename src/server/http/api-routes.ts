@@ -126,14 +126,16 @@ export function loginRefusal(result: LoginResult & { ok: false }, sourceAddress:
   const why = `login failed for '${result.username}': ${result.reason}${result.detail ? ` (${result.detail})` : ''}`;
   const alerts: SecurityAlert[] = [];
   if (result.accountLockedUntil) {
-    alerts.push({ reason: `account '${result.username}' locked until ${result.accountLockedUntil.toISOString()} after repeated failed logins`, code: 'PG_ERR_AUTH_LOCKED', objects: { username: result.username } });
+    const against = result.accountLockedEverywhere ? 'every source (failures from many sources)' : `source ${sourceAddress}`;
+    alerts.push({ reason: `account '${result.username}' locked against ${against} until ${result.accountLockedUntil.toISOString()} after repeated failed logins`, code: 'PG_ERR_AUTH_LOCKED', objects: { username: result.username }, detail: { lockedEverywhere: result.accountLockedEverywhere === true } });
   }
   if (result.sourceLockedUntil) {
     alerts.push({ reason: `source ${sourceAddress} locked out of logging in until ${result.sourceLockedUntil.toISOString()} after repeated failed logins`, code: 'PG_ERR_AUTH_SOURCE_LOCKED', detail: { lockedSource: sourceAddress } });
   }
   let error: PacsGuardError;
   if (result.reason === 'source-locked') error = new PacsGuardError('PG_ERR_AUTH_SOURCE_LOCKED', 'too many failed logins from this address; try again later', { auditDetail: why });
-  else if (result.reason === 'locked') error = new PacsGuardError('PG_ERR_AUTH_LOCKED', `account '${result.username}' is locked after repeated failures`, { auditDetail: why });
+  // Names no account: a lock reads the same for a username that exists as for one that does not.
+  else if (result.reason === 'locked') error = new PacsGuardError('PG_ERR_AUTH_LOCKED', 'too many failed logins for this account from here; try again later', { auditDetail: why });
   else error = new PacsGuardError('PG_ERR_AUTH_FAILED', 'wrong username, password or TOTP code', { auditDetail: why });
   return withSecurityAlerts(error, alerts);
 }

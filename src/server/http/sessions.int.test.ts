@@ -36,8 +36,8 @@ describe('sessions over HTTPS', () => {
   const search = (token: string) => call('/dicomweb/studies', { token });
 
   beforeAll(async () => {
-    s = await startTestServer({ configure: (c) => ({ ...c, login: { ...c.login, sourceLockAfterFailures: 3, sourceLockSeconds: 600 } }) });
-    for (const u of ['rita', 'rene', 'rosa', 'ruth', 'remy', 'cora', 'bea', 'vera', 'cleo']) await user(u);
+    s = await startTestServer({ configure: (c) => ({ ...c, login: { ...c.login, sourceLockAfterFailures: 3, sourceLockSeconds: 600, accountLockAfterFailures: 2 } }) });
+    for (const u of ['rita', 'rene', 'rosa', 'ruth', 'remy', 'cora', 'bea', 'vera', 'cleo', 'lou']) await user(u);
   });
   afterAll(async () => s?.stop());
 
@@ -131,6 +131,22 @@ describe('sessions over HTTPS', () => {
     expect(events[2]).toMatchObject({ code: 'PG_ERR_AUTH_SOURCE_LOCKED', reason: expect.stringMatching(/source 127\.0\.0\.3 locked out/) });
     expect(events[4]).toMatchObject({ outcome: 8, code: 'PG_ERR_AUTH_SOURCE_LOCKED', reason: expect.stringMatching(/source-locked/) });
     expect((await loginCall('rita', { localAddress: '127.0.0.1', code: totpAt(secrets.get('rita') as string, new Date(Date.now() + 30_000)) })).status).toBe(200);
+  });
+
+  it('locks an account against the failing source only, with an alert, answering exactly as for an unknown name', async () => {
+    const guess = async (name: string, from: string) => {
+      for (let i = 0; i < 2; i++) expect((await loginCall(name, { localAddress: from, password: 'wrong guess here' })).status).toBe(401);
+      return loginCall(name, { localAddress: from });
+    };
+    const before = auditLines().length;
+    const [real, unknown] = [await guess('lou', '127.0.0.4'), await guess('no-such-lou', '127.0.0.5')];
+    expect(real.status).toBe(423);
+    expect([unknown.status, unknown.body.toString()]).toEqual([real.status, real.body.toString()]);
+    expect(real.body.toString()).not.toMatch(/lou/);
+    const alerts = auditLines().slice(before).map((l) => l.event).filter((e) => e.eventType === 'Security Alert');
+    expect(alerts.map((e) => e.reason)).toEqual([expect.stringMatching(/^account 'lou' locked against source 127\.0\.0\.4 until/), expect.stringMatching(/^account 'no-such-lou' locked against source 127\.0\.0\.5/)]);
+    // Lou, from her own workstation, is not locked out by what a stranger did from elsewhere.
+    expect((await loginCall('lou', { localAddress: '127.0.0.6', code: totpAt(secrets.get('lou') as string, new Date(Date.now() + 30_000)) })).status).toBe(200);
   });
 
   it('disables a dormant account at its next login, audited', async () => {
