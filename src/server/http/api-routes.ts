@@ -218,7 +218,9 @@ export async function registerApiRoutes(app: FastifyInstance, services: Services
         if (typeof header !== 'string' || !cookie || !sameText(header, cookie)) {
           throw new PacsGuardError('PG_ERR_AUTH_FAILED', 'refresh with the session cookies needs the X-CSRF-Token header', { auditDetail: `refresh refused: CSRF token ${typeof header === 'string' ? 'wrong' : 'missing'}` });
         }
-        csrf = header;
+        // A new token of the server's own making: one the client sent (planted in its cookie jar by a
+        // sibling subdomain, say) must not become the session's (session fixation of the CSRF token).
+        csrf = randomBytes(32).toString('base64url');
       }
       const result = await services.users.sessions.refresh(refreshToken, { sourceAddress });
       if (!result.ok) {

@@ -194,17 +194,28 @@ describe('sessions over HTTPS', () => {
     expect(refreshed.status).toBe(200);
     const next = new Map((refreshed.headers['set-cookie'] as string[]).map((c) => { const [pair = ''] = c.split(';'); const eq = pair.indexOf('='); return [pair.slice(0, eq), pair.slice(eq + 1)] as const; }));
     expect(next.get('__Secure-pacsguard-refresh')).not.toBe(jar.get('__Secure-pacsguard-refresh'));
-    const nextSession = `__Host-pacsguard-session=${next.get('__Host-pacsguard-session')}`;
+    // The server mints a new CSRF token on refresh; it never adopts the value the client sent.
+    const nextCsrf = refreshed.json<{ csrf_token: string }>().csrf_token;
+    expect(nextCsrf).not.toBe(answer.csrf_token);
+    expect(next.get('__Host-pacsguard-csrf')).toBe(nextCsrf);
+    const chosen = 'c'.repeat(43);
+    const planted = await call('/api/auth/refresh', { method: 'POST', headers: { cookie: `__Secure-pacsguard-refresh=${next.get('__Secure-pacsguard-refresh')}; __Host-pacsguard-csrf=${chosen}`, 'x-csrf-token': chosen } });
+    expect(planted.status).toBe(200);
+    expect(planted.json<{ csrf_token: string }>().csrf_token).not.toBe(chosen);
+    expect((planted.headers['set-cookie'] as string[]).some((c) => c.includes(chosen))).toBe(false);
+    const third = new Map((planted.headers['set-cookie'] as string[]).map((c) => { const [pair = ''] = c.split(';'); const eq = pair.indexOf('='); return [pair.slice(0, eq), pair.slice(eq + 1)] as const; }));
+    const thirdSession = `__Host-pacsguard-session=${third.get('__Host-pacsguard-session')}`;
+    expect((await call('/api/auth/logout', { method: 'POST', headers: { cookie: thirdSession, 'x-csrf-token': chosen } })).status).toBe(401);
 
     // A token issued for an Authorization header is no cookie.
     const bearer = await login('bea');
     expect((await call('/dicomweb/studies', { token: bearer.access_token })).status).toBe(200);
     expect((await call('/dicomweb/studies', { headers: { cookie: `__Host-pacsguard-session=${bearer.access_token}` } })).status).toBe(401);
 
-    const out = await call('/api/auth/logout', { method: 'POST', headers: { cookie: nextSession, 'x-csrf-token': answer.csrf_token } });
+    const out = await call('/api/auth/logout', { method: 'POST', headers: { cookie: thirdSession, 'x-csrf-token': planted.json<{ csrf_token: string }>().csrf_token } });
     expect(out.status).toBe(204);
     expect((out.headers['set-cookie'] as string[]).every((c) => c.includes('Max-Age=0'))).toBe(true);
-    expect((await call('/dicomweb/studies', { headers: { cookie: nextSession } })).status).toBe(401);
+    expect((await call('/dicomweb/studies', { headers: { cookie: thirdSession } })).status).toBe(401);
   });
 
   it('lets an administrator end every session of a person at once, audited; nobody else may', async () => {
