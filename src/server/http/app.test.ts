@@ -59,6 +59,21 @@ describe('HTTP routes fail closed', () => {
     await app.close();
   });
 
+  it('refuses a JSON body that names a key twice, naming it, rather than reading the last', async () => {
+    const app = await buildHttpApp(services, undefined, { logger: false });
+    const res = await app.inject({ method: 'POST', url: '/api/auth/login', headers: { 'content-type': 'application/json' }, payload: '{"username":"a","password":"xxxxxxxxxxxx","totp":"000000","role":"technologist","role":"administrator","x":{"y":1,"y":2}}' });
+    expect(res.statusCode).toBe(400);
+    expect(res.json<{ code: string; detail: string }>()).toMatchObject({ code: 'PG_ERR_HTTP_BAD_REQUEST', detail: 'duplicate keys in the JSON body: /role, /x/y' });
+    const trail = readFileSync(join(dataDir, 'audit', 'audit.log'), 'utf8').trim().split('\n');
+    expect(trail.some((line) => line.includes('duplicate keys in the JSON body'))).toBe(true);
+    // A body without duplicates still reaches the route (a failed login, not a parse error).
+    const plain = await app.inject({ method: 'POST', url: '/api/auth/login', headers: { 'content-type': 'application/json' }, payload: '{"username":"a","password":"xxxxxxxxxxxx","totp":"000000"}' });
+    expect(plain.statusCode).toBe(401);
+    const broken = await app.inject({ method: 'POST', url: '/api/auth/login', headers: { 'content-type': 'application/json' }, payload: '{"username":' });
+    expect(broken.statusCode).toBe(400);
+    await app.close();
+  });
+
   it('lets no API or DICOMweb answer be cached, refusals included; the console page may be', async () => {
     const app = await buildHttpApp(services, undefined, { logger: false });
     for (const url of ['/api/status', '/dicomweb/studies', '/api/no-such-route']) {

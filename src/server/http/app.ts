@@ -19,6 +19,7 @@ import { registerOidcRoutes } from './oidc-routes.js';
 import { credentialsOf, resourceOfParams } from './context.js';
 import { registerDicomwebRoutes } from './dicomweb-routes.js';
 import { sendProblem, toPacsGuardError } from './problems.js';
+import { duplicateJsonKeys } from './json-body.js';
 
 /** TLS material for the HTTPS listener. */
 export interface HttpTls {
@@ -78,6 +79,21 @@ export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { lo
     if (!(request.routeOptions.config.pacsguard?.action === 'console.view' && reply.statusCode < 400)) reply.header('Cache-Control', 'no-store');
   });
   await app.register(rateLimit, { global: false });
+  // JSON bodies with a key given twice are refused, naming it, rather than read as the last one.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    let duplicates: string[] = [];
+    try {
+      duplicates = body === '' ? [] : duplicateJsonKeys(body as string);
+    } catch {
+      // Not JSON at all: the default parser says so in its own words.
+    }
+    if (duplicates.length > 0) {
+      done(new PacsGuardError('PG_ERR_HTTP_BAD_REQUEST', `duplicate keys in the JSON body: ${duplicates.slice(0, 10).join(', ')}`), undefined);
+      return;
+    }
+    parseJson(request, body as string, done);
+  });
 
   const cors = new Set(services.config.corsOrigins);
   app.addHook('onRequest', async (request, reply) => {
