@@ -42,8 +42,17 @@ export const configSchema = z.object({
   }).prefault({}),
   /** Guessing defences at login, per account and per source address, and dormant accounts. */
   login: z.object({
-    /** Failed logins in a row that lock an account; each further failure doubles the lock (30 s up to an hour). */
+    /**
+     * Failed logins of one account from one source address within `sourceWindowMinutes` that lock the
+     * account against that source only (30 s, doubling up to an hour), so a stranger cannot lock a
+     * colleague out. Counted for unknown usernames alike, so a lock does not tell real names from others.
+     */
     accountLockAfterFailures: z.number().int().min(1).max(100).default(5),
+    /**
+     * Distinct source addresses failing for one account within `sourceWindowMinutes` that lock the
+     * account against every source (a distributed guessing attack). Each lock raises a Security Alert.
+     */
+    accountLockDistinctSources: z.number().int().min(2).max(1000).default(10),
     /**
      * Failed logins from one source address (an IPv6 /64 counts as one) within `sourceWindowMinutes`
      * that lock the address out of logging in for `sourceLockSeconds`, doubling with each lock up to an

@@ -83,17 +83,24 @@ export class PacsGuardError extends Error {
   readonly detail: string;
   /** What the audit trail records when it must say more than the caller may learn (why a login failed). */
   readonly auditDetail: string;
+  /**
+   * The code the caller is answered with; the audit trail keeps `code`. They differ where the real
+   * reason would be an oracle: a study outside one's scope answers exactly as an absent one.
+   */
+  readonly publicCode: ErrorCode;
 
-  constructor(code: ErrorCode, detail: string, options?: { cause?: unknown; auditDetail?: string }) {
+  constructor(code: ErrorCode, detail: string, options?: { cause?: unknown; auditDetail?: string; answerAs?: ErrorCode }) {
     super(`${ERRORS[code].title}: ${detail}`, options);
     this.name = 'PacsGuardError';
     this.code = code;
     this.detail = detail;
     this.auditDetail = options?.auditDetail ?? detail;
+    this.publicCode = options?.answerAs ?? code;
   }
 
+  /** How the caller is answered (HTTP status, DICOM status, title): the public code's row of the table. */
   get spec(): ErrorSpec {
-    return ERRORS[this.code];
+    return ERRORS[this.publicCode];
   }
 }
 

@@ -1,4 +1,4 @@
-export { Retrieve } from './retrieve.js';
+export { Retrieve, notInArchive } from './retrieve.js';
 export { ReadCache } from './read-cache.js';
 export { scrubArchive, type ScrubReport } from './scrub.js';
 export { Ingest, QuarantinedError, toRecord, type IngestResult, type IngestContext, type IngestGuard } from './ingest.js';

@@ -5,6 +5,13 @@ const limits = { defaultLimit: 100, maxLimit: 1000 };
 const q = (params: Array<[string, string]>, level: 'study' | 'series' | 'instance' = 'study') => parseQuery(level, params, {}, limits);
 
 describe('parseQuery', () => {
+  it('refuses unknown parameters, naming every one, and keeps every PS3.18 parameter and attribute matching', () => {
+    expect(() => q([['PatientNmae', 'DOE'], ['limt', '5'], ['PatientID', 'P1']])).toThrow(/unknown query parameter\(s\) 'PatientNmae', 'limt'/);
+    const p = q([['00100010', 'DOE*'], ['PatientID', 'P1'], ['includefield', 'StudyDescription'], ['limit', '5'], ['offset', '1'], ['fuzzymatching', 'false']]);
+    expect([...p.request.filters.keys()].sort()).toEqual(['PatientID', 'PatientName']);
+    expect(p.request).toMatchObject({ limit: 5, offset: 1 });
+  });
+
   it('parses matching keys by keyword or tag into matchers', () => {
     const p = q([['PatientName', 'DOE*'], ['00100020', 'P1'], ['StudyDate', '20240101-20240131'], ['StudyInstanceUID', '1.2.3,1.2.4'], ['ModalitiesInStudy', 'CT']]);
     expect(Object.fromEntries(p.request.filters)).toEqual({

@@ -33,6 +33,7 @@ export function parseQuery(
   let limit = limits.defaultLimit;
   let offset = 0;
   let fuzzyRequested = false;
+  const unknown: string[] = [];
 
   for (const [rawKey, value] of params) {
     const key = rawKey.trim();
@@ -65,7 +66,10 @@ export function parseQuery(
     }
     // Attribute matching: the key is a keyword or a tag; sequence paths (a.b) are not matchable here.
     const entry = lookupAttribute(key);
-    if (!entry) throw new PacsGuardError('PG_ERR_HTTP_BAD_QUERY', `'${key}' is not a query parameter nor a DICOM attribute keyword or tag`);
+    if (!entry) {
+      unknown.push(key);
+      continue;
+    }
     const keyword = entry.keyword;
     if (!(keyword in SEARCHABLE)) {
       unsupported.push(keyword);
@@ -74,6 +78,11 @@ export function parseQuery(
     includeFields.push(keyword);
     const matcher = parseMatcher(keyword as SearchableKeyword, entry.vr, value);
     if (matcher) filters.set(keyword as SearchableKeyword, matcher);
+  }
+  // Every unknown one named at once: a misspelt filter silently ignored would widen the search.
+  if (unknown.length > 0) {
+    const names = [...new Set(unknown)].slice(0, 20).map((k) => `'${k.slice(0, 64)}'`).join(', ');
+    throw new PacsGuardError('PG_ERR_HTTP_BAD_QUERY', `unknown query parameter(s) ${names}: neither a QIDO-RS parameter (PS3.18 §8.3.4) nor a DICOM attribute keyword or tag`);
   }
   if (scope.studyUid !== undefined) filters.set('StudyInstanceUID', { kind: 'single', value: scope.studyUid });
   if (scope.seriesUid !== undefined) filters.set('SeriesInstanceUID', { kind: 'single', value: scope.seriesUid });

@@ -3,6 +3,12 @@ import { PacsGuardError } from '../errors.js';
 import { sha256Hex, type ArchiveIndex, type BlobStore, type StoredInstance } from '../storage/index.js';
 import type { ReadCache } from './read-cache.js';
 
+/** The refusal's wording for a study, series or instance the archive does not hold (or may not show). */
+export function notInArchive(named: { studyUid?: string | undefined; seriesUid?: string | undefined; sopUid?: string | undefined }): string {
+  const what = named.sopUid ? `instance ${named.sopUid}` : named.seriesUid ? `series ${named.seriesUid}` : `study ${named.studyUid ?? ''}`;
+  return `${what} is not in the archive`;
+}
+
 /** Retrieval: finds what a request names and reads it back, hash-checked, never a byte that does not match. */
 export class Retrieve {
   /** `onDamage` hears of every blob that fails its hash check on a read (to mark it and raise an alert). */
@@ -22,10 +28,7 @@ export class Retrieve {
   /** The current instances a WADO-RS path names; 404 when it names nothing. */
   async instances(studyUid: string, seriesUid?: string, sopUid?: string): Promise<StoredInstance[]> {
     const found = await this.index.findInstances(studyUid, seriesUid, sopUid);
-    if (found.length === 0) {
-      const what = sopUid ? `instance ${sopUid}` : seriesUid ? `series ${seriesUid}` : `study ${studyUid}`;
-      throw new PacsGuardError('PG_ERR_NOT_FOUND', `${what} is not in the archive`);
-    }
+    if (found.length === 0) throw new PacsGuardError('PG_ERR_NOT_FOUND', notInArchive({ studyUid, seriesUid, sopUid }));
     return found;
   }
 

@@ -3,7 +3,7 @@ export { hashPassword, verifyPassword, generatePassword } from './passwords.js';
 export { generateTotpSecret, totpEnrolmentUri, totpEnrolmentQr, verifyTotp, currentTotp, totpAt, totpStep, matchTotpStep } from './totp.js';
 export { UserStore, DEFAULT_LOGIN_POLICY, type User, type LoginResult, type LoginFailure, type LoginPolicy } from './users.js';
 export { SessionStore, DEFAULT_SESSION_POLICY, hashRefreshToken, type SessionPolicy, type SessionCheck, type IssuedSession, type RefreshResult, type RefreshRefusal } from './sessions.js';
-export { SourceLockout, DEFAULT_SOURCE_LOCK_POLICY, sourceKey, type SourceLockPolicy } from './lockout.js';
+export { SourceLockout, DEFAULT_SOURCE_LOCK_POLICY, sourceKey, type SourceLockPolicy, AccountLockout, DEFAULT_ACCOUNT_LOCK_POLICY, type AccountLockPolicy, type AccountLock } from './lockout.js';
 export { TokenService, type AccessClaims } from './tokens.js';
 export { CertificateAuthority, PKI_FILES, type IssuedIdentity } from './pki.js';
 export {

@@ -97,3 +97,96 @@ export class SourceLockout {
     }
   }
 }
+
+/** When an account stops taking logins; from the config's `login` section. */
+export interface AccountLockPolicy {
+  /** Failures of one account from one source within the window that lock the account against that source. */
+  readonly failuresPerSource: number;
+  /** Distinct sources failing for one account within the window that lock it against every source. */
+  readonly distinctSources: number;
+  readonly windowSeconds: number;
+  /** Length of the first lock; each further lock doubles it, up to `maxLockSeconds`. */
+  readonly lockSeconds: number;
+  readonly maxLockSeconds: number;
+}
+
+export const DEFAULT_ACCOUNT_LOCK_POLICY: AccountLockPolicy = { failuresPerSource: 5, distinctSources: 10, windowSeconds: 15 * 60, lockSeconds: 30, maxLockSeconds: 3600 };
+
+/** A lock a failure started: against the failing source only, or against every source. */
+export interface AccountLock {
+  readonly until: Date;
+  readonly everywhere: boolean;
+}
+
+interface AccountState {
+  /** Last failure (ms) per failing source, within the window. */
+  sources: Map<string, number>;
+  lockedUntil: number;
+  locks: number;
+  lastFailure: number;
+}
+
+/**
+ * Counts failed logins per account name, whether or not the account exists (so a lock answers the same
+ * for unknown and real usernames), and per source: a stranger guessing at a colleague's account locks it
+ * only against the stranger's own source; only failures from many distinct sources (a distributed
+ * attack) lock it everywhere. NIST SP 800-63B §5.2.2, without handing attackers a denial of service.
+ */
+export class AccountLockout {
+  private readonly pairs: SourceLockout;
+  private readonly accounts = new Map<string, AccountState>();
+
+  constructor(readonly policy: AccountLockPolicy = DEFAULT_ACCOUNT_LOCK_POLICY) {
+    this.pairs = new SourceLockout({ failures: policy.failuresPerSource, windowSeconds: policy.windowSeconds, lockSeconds: policy.lockSeconds, maxLockSeconds: policy.maxLockSeconds });
+  }
+
+  /** When the account is locked against this source (or everywhere), the time the lock ends; else undefined. */
+  lockedUntil(username: string, address: string, now = new Date()): Date | undefined {
+    const a = this.accounts.get(username);
+    const everywhere = a && a.lockedUntil > now.getTime() ? a.lockedUntil : 0;
+    const here = this.pairs.lockedUntil(pairKey(username, address), now)?.getTime() ?? 0;
+    const until = Math.max(everywhere, here);
+    return until > 0 ? new Date(until) : undefined;
+  }
+
+  /** Records a failed login for the account from the source; returns the lock this failure started, if any. */
+  fail(username: string, address: string, now = new Date()): AccountLock | undefined {
+    const t = now.getTime();
+    let a = this.accounts.get(username);
+    if (!a) {
+      if (this.accounts.size >= TRACK_LIMIT) this.prune(t);
+      a = { sources: new Map(), lockedUntil: 0, locks: 0, lastFailure: 0 };
+      this.accounts.set(username, a);
+    }
+    if (a.locks > 0 && t - Math.max(a.lastFailure, a.lockedUntil) > this.policy.maxLockSeconds * 1000) a.locks = 0;
+    a.lastFailure = t;
+    const since = t - this.policy.windowSeconds * 1000;
+    for (const [source, last] of a.sources) if (last <= since) a.sources.delete(source);
+    a.sources.set(sourceKey(address), t);
+    const here = this.pairs.fail(pairKey(username, address), now);
+    if (a.lockedUntil <= t && a.sources.size >= this.policy.distinctSources) {
+      a.locks += 1;
+      a.sources.clear();
+      a.lockedUntil = t + Math.min(this.policy.maxLockSeconds, this.policy.lockSeconds * 2 ** (a.locks - 1)) * 1000;
+      return { until: new Date(a.lockedUntil), everywhere: true };
+    }
+    return here ? { until: here, everywhere: false } : undefined;
+  }
+
+  private prune(t: number): void {
+    for (const [name, a] of this.accounts) {
+      if (a.lockedUntil <= t && t - a.lastFailure > this.policy.windowSeconds * 1000) this.accounts.delete(name);
+    }
+    // Still full (names sprayed from everywhere): forget the oldest quarter rather than grow without bound.
+    let excess = this.accounts.size - Math.floor(TRACK_LIMIT * 0.75);
+    for (const name of this.accounts.keys()) {
+      if (excess-- <= 0) break;
+      this.accounts.delete(name);
+    }
+  }
+}
+
+/** One account from one source, as the per-pair count keys it (the source by its `sourceKey`). */
+function pairKey(username: string, address: string): string {
+  return `${username}\u0000${sourceKey(address)}`;
+}

@@ -79,13 +79,66 @@ describe.each([
     expect(await users.login('sara', 'a long enough password', totpAt(secret, at(10)), { now: at(10), sourceAddress: '10.9.9.10' })).toMatchObject({ ok: true });
   });
 
-  it('reports the failure that locks an account', async () => {
-    const secret = await add('lena');
-    const results = [];
-    for (let i = 0; i < 5; i++) results.push(await users.login('lena', `guess ${i}`, totpAt(secret, at(i)), { now: at(i), sourceAddress: `10.1.0.${i}` }));
-    expect(results.slice(0, 4).every((r) => !r.ok && r.accountLockedUntil === undefined)).toBe(true);
-    expect(results[4]).toMatchObject({ ok: false, reason: 'bad-password', accountLockedUntil: at(4 + 30) });
-    expect(await users.login('lena', 'a long enough password', totpAt(secret, at(10)), { now: at(10), sourceAddress: '10.1.1.1' })).toMatchObject({ ok: false, reason: 'locked' });
+  describe('account lockout', () => {
+    // Source locks out of the way: these count the account's own failures.
+    const store = () => new UserStore(database.db, { ...DEFAULT_LOGIN_POLICY, sourceLock: { failures: 1000, windowSeconds: 600, lockSeconds: 60, maxLockSeconds: 3600 }, accountLock: { failuresPerSource: 5, distinctSources: 4, windowSeconds: 600, lockSeconds: 30, maxLockSeconds: 3600 } });
+
+    it('locks an account only against the source that failed, so a stranger cannot lock a colleague out', async () => {
+      const local = store();
+      const secret = await add('lena');
+      const results = [];
+      for (let i = 0; i < 5; i++) results.push(await local.login('lena', `guess ${i}`, totpAt(secret, at(i)), { now: at(i), sourceAddress: '10.1.0.9' }));
+      expect(results.slice(0, 4).every((r) => !r.ok && r.accountLockedUntil === undefined)).toBe(true);
+      expect(results[4]).toMatchObject({ ok: false, reason: 'bad-password', accountLockedUntil: at(4 + 30), accountLockedEverywhere: false });
+      expect(await local.login('lena', 'a long enough password', totpAt(secret, at(10)), { now: at(10), sourceAddress: '10.1.0.9' })).toMatchObject({ ok: false, reason: 'locked' });
+      // Lena, at her own workstation, signs in.
+      expect(await local.login('lena', 'a long enough password', totpAt(secret, at(40)), { now: at(40), sourceAddress: '10.1.1.1' })).toMatchObject({ ok: true });
+    });
+
+    it('locks an account everywhere once failures come from the configured number of distinct sources', async () => {
+      const local = store();
+      const secret = await add('mona');
+      const results = [];
+      for (let i = 0; i < 4; i++) results.push(await local.login('mona', 'guess', '000000', { now: at(i), sourceAddress: `10.2.0.${i}` }));
+      expect(results.slice(0, 3).every((r) => !r.ok && r.accountLockedUntil === undefined)).toBe(true);
+      expect(results[3]).toMatchObject({ ok: false, accountLockedUntil: at(3 + 30), accountLockedEverywhere: true });
+      expect(await local.login('mona', 'a long enough password', totpAt(secret, at(10)), { now: at(10), sourceAddress: '10.2.9.9' })).toMatchObject({ ok: false, reason: 'locked' });
+      expect(await local.login('mona', 'a long enough password', totpAt(secret, at(40)), { now: at(40), sourceAddress: '10.2.9.9' })).toMatchObject({ ok: true });
+    });
+
+    it('counts and locks an unknown username exactly as a real one', async () => {
+      const local = store();
+      const secret = await add('nina');
+      const run = async (username: string, from: string) => {
+        const out = [];
+        for (let i = 0; i < 6; i++) {
+          const r = await local.login(username, 'guess', totpAt(secret, at(i)), { now: at(i), sourceAddress: from });
+          out.push(r.ok ? 'ok' : `${r.reason === 'locked' ? 'locked' : 'failed'}${r.accountLockedUntil ? ` until ${r.accountLockedUntil.toISOString()}` : ''}`);
+        }
+        return out;
+      };
+      const real = await run('nina', '10.3.0.1');
+      expect(real.at(-1)).toBe('locked');
+      expect(await run('nobody-at-all', '10.3.0.2')).toEqual(real);
+    });
+
+    it('spends a password hash on unknown, disabled and real accounts alike', async () => {
+      const local = store();
+      await add('omar');
+      const u = await add('pia');
+      void u;
+      await database.db.updateTable('users').set({ disabled: 1 }).where('username', '=', 'pia').execute();
+      const time = async (username: string) => {
+        const t = performance.now();
+        await local.login(username, 'wrong password here', '000000', { now: at(0), sourceAddress: `10.4.0.${username.length}` });
+        return performance.now() - t;
+      };
+      await time('warm-up');
+      const [real, unknown, disabled] = [await time('omar'), await time('no-such-person'), await time('pia')];
+      // argon2id takes tens of milliseconds: a refusal without one would take well under a tenth of it.
+      expect(unknown).toBeGreaterThan(real * 0.5);
+      expect(disabled).toBeGreaterThan(real * 0.5);
+    });
   });
 });
 

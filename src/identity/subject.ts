@@ -13,7 +13,9 @@ export type Subject =
       readonly services: readonly string[];
       readonly moveDestinations: readonly string[];
     }
-  | { readonly kind: 'anonymous'; readonly id: 'anonymous'; readonly reason: string };
+  // `reason` is for the audit trail; `answer`, when given, is what the caller is told instead (a
+  // refused token's reason names the internal user id it carried, which the caller must not learn).
+  | { readonly kind: 'anonymous'; readonly id: 'anonymous'; readonly reason: string; readonly answer?: string };
 
 /** Roles known today; the policy layer says what each may do. */
 export const ROLES = [

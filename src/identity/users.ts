@@ -2,7 +2,7 @@ import type { Kysely, Selectable } from 'kysely';
 import { randomBytes } from 'node:crypto';
 import { PacsGuardError } from '../errors.js';
 import type { IndexSchema, UsersTable } from '../storage/index.js';
-import { DEFAULT_SOURCE_LOCK_POLICY, SourceLockout, type SourceLockPolicy } from './lockout.js';
+import { AccountLockout, DEFAULT_ACCOUNT_LOCK_POLICY, DEFAULT_SOURCE_LOCK_POLICY, SourceLockout, type AccountLock, type AccountLockPolicy, type SourceLockPolicy } from './lockout.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 import { DEFAULT_SESSION_POLICY, SessionStore, type SessionPolicy } from './sessions.js';
 import { PERSON_ROLES, type PersonRole } from './subject.js';
@@ -28,14 +28,16 @@ export type LoginResult =
       readonly detail?: string;
       /** Set when this failure locked the account: until when. */
       readonly accountLockedUntil?: Date;
+      /** With `accountLockedUntil`: whether the lock holds against every source or only the failing one. */
+      readonly accountLockedEverywhere?: boolean;
       /** Set when this failure locked the source address out: until when. */
       readonly sourceLockedUntil?: Date;
     };
 
 /** The login rules; from the config's `login` and `sessions` sections. */
 export interface LoginPolicy {
-  /** Failed logins in a row after which the account locks, for longer each further failure (capped at an hour). */
-  readonly accountLockAfterFailures: number;
+  /** When an account locks: against the failing source, or after many distinct sources against all. */
+  readonly accountLock: AccountLockPolicy;
   readonly sourceLock: SourceLockPolicy;
   /** Days without a login after which the account is disabled at its next attempt; 0 never. */
   readonly dormantAfterDays: number;
@@ -43,7 +45,7 @@ export interface LoginPolicy {
 }
 
 export const DEFAULT_LOGIN_POLICY: LoginPolicy = {
-  accountLockAfterFailures: 5, sourceLock: DEFAULT_SOURCE_LOCK_POLICY, dormantAfterDays: 90, sessions: DEFAULT_SESSION_POLICY,
+  accountLock: DEFAULT_ACCOUNT_LOCK_POLICY, sourceLock: DEFAULT_SOURCE_LOCK_POLICY, dormantAfterDays: 90, sessions: DEFAULT_SESSION_POLICY,
 };
 
 const USERNAME = /^[A-Za-z0-9._@-]{1,64}$/;
@@ -55,10 +57,13 @@ export class UserStore {
   readonly sessions: SessionStore;
   /** Failed logins per source address. */
   readonly sources: SourceLockout;
+  /** Failed logins per account name (known or not) and source. */
+  readonly accounts: AccountLockout;
 
   constructor(private readonly db: Kysely<IndexSchema>, readonly policy: LoginPolicy = DEFAULT_LOGIN_POLICY) {
     this.sessions = new SessionStore(db, policy.sessions);
     this.sources = new SourceLockout(policy.sourceLock);
+    this.accounts = new AccountLockout(policy.accountLock);
   }
 
   /** Creates a person with a role, an argon2id password hash and a TOTP secret. */
@@ -149,29 +154,38 @@ export class UserStore {
     const now = opts.now ?? new Date();
     const r = await this.db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
     if (!r || r.disabled === 1) return { ok: false, reason: 'disabled', username: r?.username ?? String(userId) };
-    if (r.locked_until && new Date(r.locked_until) > now) return { ok: false, reason: 'locked', username: r.username, detail: `account locked until ${r.locked_until}` };
+    const locked = this.accounts.lockedUntil(r.username, opts.sourceAddress ?? '', now);
+    if (locked) return { ok: false, reason: 'locked', username: r.username, detail: `account locked until ${locked.toISOString()}` };
     return this.claimTotp(r, totp, this.failureFor(r.username, opts.sourceAddress ?? '', now), now);
   }
 
   /** Source lock, existence, disabled, locked, dormant and password: what every login checks first. */
   private async firstFactor(username: string, password: string, now: Date, source: string): Promise<
     | { ok: false; result: LoginResult }
-    | { ok: true; row: Selectable<UsersTable>; fail: (reason: LoginFailure, more?: { detail?: string; accountLockedUntil?: Date }) => LoginResult }
+    | { ok: true; row: Selectable<UsersTable>; fail: (reason: LoginFailure, more?: { detail?: string }) => LoginResult }
   > {
     // Before any database read or password hash: a locked-out source costs us nothing.
     const sourceLocked = this.sources.lockedUntil(source, now);
     if (sourceLocked) return { ok: false, result: { ok: false, reason: 'source-locked', username, detail: `source ${source} locked out until ${sourceLocked.toISOString()}` } };
+    // Also before any read: locks are kept per account name, known or not, so a lock answers the same
+    // (and as fast) for a username that does not exist as for one that does.
+    const accountLocked = this.accounts.lockedUntil(username, source, now);
+    if (accountLocked) return { ok: false, result: { ok: false, reason: 'locked', username, detail: `account locked until ${accountLocked.toISOString()} from ${source}` } };
     const fail = this.failureFor(username, source, now);
     const r = await this.db.selectFrom('users').selectAll().where('username', '=', username).executeTakeFirst();
+    // Spend the time a real check would, so response time does not reveal which usernames exist
+    // (nor which accounts are disabled or dormant).
     if (!r) {
-      // Spend the time a real check would, so response time does not reveal which usernames exist.
       await verifyPassword(await dummyHash(), password);
       return { ok: false, result: fail('unknown-user') };
     }
-    if (r.disabled === 1) return { ok: false, result: fail('disabled') };
-    if (r.locked_until && new Date(r.locked_until) > now) return { ok: false, result: fail('locked', { detail: `account locked until ${r.locked_until}` }) };
+    if (r.disabled === 1) {
+      await verifyPassword(await dummyHash(), password);
+      return { ok: false, result: fail('disabled') };
+    }
     const lastActive = r.last_login_at ?? r.created_at;
     if (this.policy.dormantAfterDays > 0 && now.getTime() - Date.parse(lastActive) > this.policy.dormantAfterDays * DAY_MS) {
+      await verifyPassword(await dummyHash(), password);
       await this.db.updateTable('users').set({ disabled: 1 }).where('id', '=', r.id).execute();
       this.sessions.forgetAccount(r.id);
       return { ok: false, result: fail('dormant', { detail: `no login since ${lastActive} (over ${this.policy.dormantAfterDays} days); account disabled` }) };
@@ -180,21 +194,27 @@ export class UserStore {
     return { ok: true, row: r, fail };
   }
 
-  /** How a failed login is reported: counted against the source address, which may lock it out. */
+  /**
+   * How a failed login is reported: counted against the source address and against the account name
+   * from that source, either of which may lock.
+   */
   private failureFor(username: string, source: string, now: Date) {
-    return (reason: LoginFailure, more: { detail?: string; accountLockedUntil?: Date } = {}): LoginResult => {
+    return (reason: LoginFailure, more: { detail?: string } = {}): LoginResult => {
       const sourceLockedUntil = this.sources.fail(source, now);
-      return { ok: false, reason, username, ...more, ...(sourceLockedUntil ? { sourceLockedUntil } : {}) };
+      const accountLock: AccountLock | undefined = this.accounts.fail(username, source, now);
+      return {
+        ok: false, reason, username, ...more,
+        ...(sourceLockedUntil ? { sourceLockedUntil } : {}),
+        ...(accountLock ? { accountLockedUntil: accountLock.until, accountLockedEverywhere: accountLock.everywhere } : {}),
+      };
     };
   }
 
-  /** Counts a failed factor against the account, locking it (with doubling) past the policy's limit. */
-  private async failSecondFactor(r: Selectable<UsersTable>, reason: LoginFailure, fail: (reason: LoginFailure, more?: { detail?: string; accountLockedUntil?: Date }) => LoginResult, now: Date): Promise<LoginResult> {
+  /** Counts a failed factor: the running count is kept for the record; locking is the lockouts' (failureFor). */
+  private async failSecondFactor(r: Selectable<UsersTable>, reason: LoginFailure, fail: (reason: LoginFailure, more?: { detail?: string }) => LoginResult, _now: Date): Promise<LoginResult> {
     const failures = r.failed_logins + 1;
-    const lockAfter = this.policy.accountLockAfterFailures;
-    const lockedUntil = failures >= lockAfter ? new Date(now.getTime() + Math.min(3600, 30 * 2 ** (failures - lockAfter)) * 1000) : null;
-    await this.db.updateTable('users').set({ failed_logins: failures, locked_until: lockedUntil?.toISOString() ?? null }).where('id', '=', r.id).execute();
-    return fail(reason, lockedUntil ? { accountLockedUntil: lockedUntil, detail: `${failures} failures in a row; account locked until ${lockedUntil.toISOString()}` } : {});
+    await this.db.updateTable('users').set({ failed_logins: failures }).where('id', '=', r.id).execute();
+    return fail(reason);
   }
 
   /** Disables or re-enables an account; disabling ends its sessions at once. */

@@ -35,6 +35,13 @@ describe('decide', () => {
       }
     }
   });
+  // The vendor engineer keeps the grant rules (decideVendor), console included.
+  it('serves the console to every signed-in person, whatever the role', () => {
+    const zoneWithConsole = new ZonePolicy([{ name: 'ward', description: '', addresses: ['127.0.0.0/8'], flows: ['console', 'auth'] }]).resolve('127.0.0.1');
+    for (const role of ['administrator', 'technologist', 'radiologist', 'referring-physician', 'auditor', 'researcher'] as const) {
+      expect(decide({ subject: user(role), zone: zoneWithConsole, action: 'console.view', resource: {} }).allow, role).toBe(true);
+    }
+  });
   it('keeps the administrator away from images (separation of duties)', () => {
     for (const action of ['instances.read', 'instances.search', 'instances.store'] as const) {
       expect(decide({ subject: user('administrator'), zone, action, resource: {} })).toMatchObject({ allow: false, code: 'PG_ERR_POLICY_DENIED' });

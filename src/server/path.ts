@@ -113,18 +113,18 @@ export async function identify(services: PathServices, credentials: Credentials)
     // read the CSRF cookie can echo its value (double submit, bound to the token by its signature).
     if (!claims.csrfHash) return { kind: 'anonymous', id: 'anonymous', reason: 'session cookie holds a token not issued for a cookie' };
     if (!credentials.safe && !csrfMatches(credentials.csrfHeader, claims.csrfHash)) {
-      return { kind: 'anonymous', id: 'anonymous', reason: `CSRF token ${credentials.csrfHeader ? 'wrong' : 'missing'} on a state-changing request with the session cookie of user ${claims.userId}` };
+      return { kind: 'anonymous', id: 'anonymous', reason: `CSRF token ${credentials.csrfHeader ? 'wrong' : 'missing'} on a state-changing request with the session cookie of user ${claims.userId}`, answer: `CSRF token ${credentials.csrfHeader ? 'wrong' : 'missing'} on a state-changing request with the session cookie` };
     }
   }
   // A token outlives its session: logout, reuse of a refresh token and the idle and absolute timeouts
   // end it before the token's own expiry.
   const session = await services.users.sessions.check(claims.sessionId);
-  if (!session.ok) return { kind: 'anonymous', id: 'anonymous', reason: `token of user ${claims.userId}: ${session.reason}` };
-  if (session.userId !== claims.userId) return { kind: 'anonymous', id: 'anonymous', reason: `token of user ${claims.userId} names a session of another user` };
+  if (!session.ok) return { kind: 'anonymous', id: 'anonymous', reason: `token of user ${claims.userId}: ${session.reason}`, answer: `token: ${session.reason}` };
+  if (session.userId !== claims.userId) return { kind: 'anonymous', id: 'anonymous', reason: `token of user ${claims.userId} names a session of another user`, answer: 'session ended or unknown; sign in again' };
   // Nor its account: a disabled or deleted account stops at its next request (disabled by another
   // process, the CLI or a second node: within the session cache's time). Name and role are the table's.
   const user = session.account;
-  if (!user || user.disabled) return { kind: 'anonymous', id: 'anonymous', reason: `account of token subject ${claims.userId} is disabled or gone` };
+  if (!user || user.disabled) return { kind: 'anonymous', id: 'anonymous', reason: `account of token subject ${claims.userId} is disabled or gone`, answer: 'session ended or unknown; sign in again' };
   const grant = user.role === 'vendor-engineer' ? await services.grants.activeFor(user.username) : undefined;
   return {
     kind: 'user', id: String(session.userId), username: user.username, role: user.role, sessionId: claims.sessionId,
@@ -161,7 +161,9 @@ export async function admit(
   const detail = req.detail ?? {};
   const refuse = async (d: Decision & { allow: false }): Promise<never> => {
     await services.audit.append(auditEvent({ ...req, subject, zone, resource, detail }, 4, d.reason, d.code));
-    const refusal = new Refusal(d.code, d.reason);
+    // The caller hears the refusal without internal ids (`answer`); the trail keeps the whole reason.
+    const answer = subject.kind === 'anonymous' && d.code === 'PG_ERR_AUTH_REQUIRED' ? subject.answer : undefined;
+    const refusal = new Refusal(d.code, answer ?? d.reason, { auditDetail: d.reason });
     audited.add(refusal);
     throw refusal;
   };

@@ -1,3 +1,4 @@
+import { notInArchive } from '../archive/index.js';
 import { PacsGuardError } from '../errors.js';
 import type { PersonScope, Subject } from '../identity/index.js';
 import { decideScope, isScoped } from '../policy/index.js';
@@ -16,10 +17,11 @@ export function searchScope(scope: PersonScope): NonNullable<SearchRequest['scop
 
 /**
  * Checks instances about to be served against the caller's scope: one outside it refuses the whole
- * request (with the policy's reason). Returns the break-glass claim that allowed any of them, if one did,
+ * request. The caller is answered exactly as if `named` were absent (no oracle of who exists, no
+ * patient id); the audit trail keeps the policy's reason. Returns the break-glass claim that allowed any of them, if one did,
  * so the access is flagged on the audit trail.
  */
-export function enforceScope(subject: Subject, scope: PersonScope | null, instances: readonly Pick<StoredInstance, 'patientId' | 'referringPhysicianNameFold'>[]): number | undefined {
+export function enforceScope(subject: Subject, scope: PersonScope | null, instances: readonly Pick<StoredInstance, 'patientId' | 'referringPhysicianNameFold'>[], named: Parameters<typeof notInArchive>[0]): number | undefined {
   if (!scope) return undefined;
   let claim: number | undefined;
   const seen = new Set<string>();
@@ -28,7 +30,7 @@ export function enforceScope(subject: Subject, scope: PersonScope | null, instan
     if (seen.has(key)) continue;
     seen.add(key);
     const d = decideScope(subject, scope, { patientId: i.patientId, referringNameFold: i.referringPhysicianNameFold });
-    if (!d.allow) throw new PacsGuardError(d.code, d.reason);
+    if (!d.allow) throw new PacsGuardError(d.code, notInArchive(named), { auditDetail: d.reason, answerAs: 'PG_ERR_NOT_FOUND' });
     if (d.breakGlass !== undefined) claim = d.breakGlass;
   }
   return claim;

@@ -198,7 +198,13 @@ export async function openServices(dataDir: string, overrides: { index?: string 
 /** The login and session rules of the config, in the identity layer's terms. */
 export function loginPolicy(config: Config): LoginPolicy {
   return {
-    accountLockAfterFailures: config.login.accountLockAfterFailures,
+    accountLock: {
+      failuresPerSource: config.login.accountLockAfterFailures,
+      distinctSources: config.login.accountLockDistinctSources,
+      windowSeconds: config.login.sourceWindowMinutes * 60,
+      lockSeconds: 30,
+      maxLockSeconds: 3600,
+    },
     sourceLock: {
       failures: config.login.sourceLockAfterFailures,
       windowSeconds: config.login.sourceWindowMinutes * 60,

@@ -27,6 +27,8 @@ type Driver = (call: (method: string, path: string, body?: unknown) => Promise<T
 /** One real request per HTTP action: what a person would send to do it (bodies minimal; validation comes after the decision). */
 const HTTP_DRIVERS: Partial<Record<Action, Driver>> = {
   'instances.store': (c) => c('POST', '/dicomweb/studies', 'stow'),
+  // A signed-in browser reloading the console (anonymous sign-in on it: checked below).
+  'console.view': (c) => c('GET', '/console.js'),
   'instances.search': (c) => c('GET', `/dicomweb/studies?PatientID=${PATIENT}`),
   'instances.read': (c) => c('GET', `/dicomweb/studies/${STUDY}/metadata`),
   'users.manage': (c) => c('POST', '/api/users', {}),
@@ -53,7 +55,6 @@ const ELSEWHERE: Partial<Record<Action, string>> = {
   'session.logout': 'open to anyone to attempt (src/server/http/sessions.int.test.ts)',
   'session.passkey': 'open to anyone to attempt (test/interop/passkeys.int.test.ts)',
   'session.federated': 'open to anyone to attempt (test/interop/oidc.int.test.ts)',
-  'console.view': 'the sign-in page, open to anyone in a zone with the console flow (checked below)',
   'devices.manage': 'an operator command (pacsguard device …), not an HTTP route',
   'dimse.associate': 'DIMSE: the device matrix below',
   'dimse.echo': 'DIMSE: the device matrix below',

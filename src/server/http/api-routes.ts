@@ -126,14 +126,16 @@ export function loginRefusal(result: LoginResult & { ok: false }, sourceAddress:
   const why = `login failed for '${result.username}': ${result.reason}${result.detail ? ` (${result.detail})` : ''}`;
   const alerts: SecurityAlert[] = [];
   if (result.accountLockedUntil) {
-    alerts.push({ reason: `account '${result.username}' locked until ${result.accountLockedUntil.toISOString()} after repeated failed logins`, code: 'PG_ERR_AUTH_LOCKED', objects: { username: result.username } });
+    const against = result.accountLockedEverywhere ? 'every source (failures from many sources)' : `source ${sourceAddress}`;
+    alerts.push({ reason: `account '${result.username}' locked against ${against} until ${result.accountLockedUntil.toISOString()} after repeated failed logins`, code: 'PG_ERR_AUTH_LOCKED', objects: { username: result.username }, detail: { lockedEverywhere: result.accountLockedEverywhere === true } });
   }
   if (result.sourceLockedUntil) {
     alerts.push({ reason: `source ${sourceAddress} locked out of logging in until ${result.sourceLockedUntil.toISOString()} after repeated failed logins`, code: 'PG_ERR_AUTH_SOURCE_LOCKED', detail: { lockedSource: sourceAddress } });
   }
   let error: PacsGuardError;
   if (result.reason === 'source-locked') error = new PacsGuardError('PG_ERR_AUTH_SOURCE_LOCKED', 'too many failed logins from this address; try again later', { auditDetail: why });
-  else if (result.reason === 'locked') error = new PacsGuardError('PG_ERR_AUTH_LOCKED', `account '${result.username}' is locked after repeated failures`, { auditDetail: why });
+  // Names no account: a lock reads the same for a username that exists as for one that does not.
+  else if (result.reason === 'locked') error = new PacsGuardError('PG_ERR_AUTH_LOCKED', 'too many failed logins for this account from here; try again later', { auditDetail: why });
   else error = new PacsGuardError('PG_ERR_AUTH_FAILED', 'wrong username, password or TOTP code', { auditDetail: why });
   return withSecurityAlerts(error, alerts);
 }
@@ -216,7 +218,9 @@ export async function registerApiRoutes(app: FastifyInstance, services: Services
         if (typeof header !== 'string' || !cookie || !sameText(header, cookie)) {
           throw new PacsGuardError('PG_ERR_AUTH_FAILED', 'refresh with the session cookies needs the X-CSRF-Token header', { auditDetail: `refresh refused: CSRF token ${typeof header === 'string' ? 'wrong' : 'missing'}` });
         }
-        csrf = header;
+        // A new token of the server's own making: one the client sent (planted in its cookie jar by a
+        // sibling subdomain, say) must not become the session's (session fixation of the CSRF token).
+        csrf = randomBytes(32).toString('base64url');
       }
       const result = await services.users.sessions.refresh(refreshToken, { sourceAddress });
       if (!result.ok) {

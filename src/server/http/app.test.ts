@@ -39,4 +39,48 @@ describe('HTTP routes fail closed', () => {
     expect(trail.some((line) => line.includes('PG_ERR_NOT_FOUND') && line.includes('/api/no-such-route'))).toBe(true);
     await app.close();
   });
+
+  it("answers the router's own refusals as problems, audited, with every security header", async () => {
+    const app = await buildHttpApp(services, undefined, { logger: false });
+    const normal = await app.inject({ method: 'GET', url: '/api/no-such-route' });
+    for (const [url, fastifyCode] of [['/dicomweb/studies/%zz/metadata', 'FST_ERR_BAD_URL'], [`/dicomweb/studies/${'1'.repeat(300)}/metadata`, 'FST_ERR_MAX_PARAM_LENGTH']] as const) {
+      const res = await app.inject({ method: 'GET', url });
+      expect(res.statusCode, url).toBe(400);
+      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(res.json<{ code: string }>().code).toBe('PG_ERR_HTTP_BAD_REQUEST');
+      for (const header of ['content-security-policy', 'strict-transport-security', 'x-content-type-options', 'x-frame-options', 'cross-origin-resource-policy', 'referrer-policy']) {
+        expect(res.headers[header], `${fastifyCode} ${header}`).toBe(normal.headers[header]);
+        expect(res.headers[header]).toBeDefined();
+      }
+      expect(res.headers['cache-control']).toBe('no-store');
+      const trail = readFileSync(join(dataDir, 'audit', 'audit.log'), 'utf8').trim().split('\n');
+      expect(trail.some((line) => line.includes(`"fastifyCode":"${fastifyCode}"`) && line.includes('PG_ERR_HTTP_BAD_REQUEST'))).toBe(true);
+    }
+    await app.close();
+  });
+
+  it('refuses a JSON body that names a key twice, naming it, rather than reading the last', async () => {
+    const app = await buildHttpApp(services, undefined, { logger: false });
+    const res = await app.inject({ method: 'POST', url: '/api/auth/login', headers: { 'content-type': 'application/json' }, payload: '{"username":"a","password":"xxxxxxxxxxxx","totp":"000000","role":"technologist","role":"administrator","x":{"y":1,"y":2}}' });
+    expect(res.statusCode).toBe(400);
+    expect(res.json<{ code: string; detail: string }>()).toMatchObject({ code: 'PG_ERR_HTTP_BAD_REQUEST', detail: 'duplicate keys in the JSON body: /role, /x/y' });
+    const trail = readFileSync(join(dataDir, 'audit', 'audit.log'), 'utf8').trim().split('\n');
+    expect(trail.some((line) => line.includes('duplicate keys in the JSON body'))).toBe(true);
+    // A body without duplicates still reaches the route (a failed login, not a parse error).
+    const plain = await app.inject({ method: 'POST', url: '/api/auth/login', headers: { 'content-type': 'application/json' }, payload: '{"username":"a","password":"xxxxxxxxxxxx","totp":"000000"}' });
+    expect(plain.statusCode).toBe(401);
+    const broken = await app.inject({ method: 'POST', url: '/api/auth/login', headers: { 'content-type': 'application/json' }, payload: '{"username":' });
+    expect(broken.statusCode).toBe(400);
+    await app.close();
+  });
+
+  it('lets no API or DICOMweb answer be cached, refusals included; the console page may be', async () => {
+    const app = await buildHttpApp(services, undefined, { logger: false });
+    for (const url of ['/api/status', '/dicomweb/studies', '/api/no-such-route']) {
+      expect((await app.inject({ method: 'GET', url })).headers['cache-control'], url).toBe('no-store');
+    }
+    const login = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'nobody', password: 'x'.repeat(12), totp: '000000' } });
+    expect(login.headers['cache-control']).toBe('no-store');
+    await app.close();
+  });
 });

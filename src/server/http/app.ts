@@ -1,4 +1,5 @@
-import helmet from '@fastify/helmet';
+import fastifyHelmet from '@fastify/helmet';
+import helmet from 'helmet';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { TLSSocket } from 'node:tls';
@@ -18,12 +19,21 @@ import { registerOidcRoutes } from './oidc-routes.js';
 import { credentialsOf, resourceOfParams } from './context.js';
 import { registerDicomwebRoutes } from './dicomweb-routes.js';
 import { sendProblem, toPacsGuardError } from './problems.js';
+import { duplicateJsonKeys } from './json-body.js';
 
 /** TLS material for the HTTPS listener. */
 export interface HttpTls {
   readonly key: string;
   readonly cert: string;
   readonly ca: string;
+}
+
+/** The security headers of every answer; applied by hand where Fastify answers before any hook runs. */
+function helmetOptions(services: Services): { contentSecurityPolicy: { directives: Record<string, string[]> }; crossOriginResourcePolicy: { policy: 'cross-origin' | 'same-origin' } } {
+  return {
+    contentSecurityPolicy: { directives: { defaultSrc: ["'self'"], frameAncestors: ["'none'"] } },
+    crossOriginResourcePolicy: { policy: services.config.corsOrigins.length > 0 ? 'cross-origin' as const : 'same-origin' as const },
+  };
 }
 
 /**
@@ -44,16 +54,46 @@ export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { lo
     // Every request is in the audit trail already; per-request log lines only when asked for.
     logController: new LogController({ disableRequestLogging: process.env.PACSGUARD_LOG_REQUESTS !== '1' }),
     return503OnClosing: true,
+    // The router's own refusals (an undecodable URL, an over-long parameter) answer before any hook:
+    // they take the same problem, audit and security-header path as every other refusal.
+    frameworkErrors: (err, request, reply) => {
+      helmet(helmetOptions(services))(request.raw, reply.raw, () => undefined);
+      reply.header('Cache-Control', 'no-store');
+      const error = toPacsGuardError(err);
+      void auditRejection(services, {
+        protocol: 'http', sourceAddress: request.socket.remoteAddress ?? '', credentials: credentialsOf(request), action: 'http.request',
+        detail: { method: request.method, path: request.url.split('?')[0]?.slice(0, 200) ?? '', fastifyCode: (err as { code?: string }).code ?? '' },
+      }, error)
+        .catch((auditErr) => request.log.error({ err: auditErr }, 'could not audit a rejection'))
+        .finally(() => void sendProblem(request, reply, error));
+    },
   });
   // Nagle's algorithm delays small writes ~40 ms waiting for an ACK; DICOM exchanges are request/response.
   app.server.on('secureConnection', (socket: TLSSocket) => socket.setNoDelay(true));
   app.server.on('connection', (socket: import('node:net').Socket) => socket.setNoDelay(true));
 
-  await app.register(helmet, {
-    contentSecurityPolicy: { directives: { defaultSrc: ["'self'"], frameAncestors: ["'none'"] } },
-    crossOriginResourcePolicy: { policy: services.config.corsOrigins.length > 0 ? 'cross-origin' : 'same-origin' },
+  await app.register(fastifyHelmet, helmetOptions(services));
+  // Tokens and patient data must not stay in a browser's or a proxy's cache: no API or DICOMweb
+  // answer (nor a refusal) may be stored. Only the console's static page and script may be.
+  app.addHook('onSend', async (request, reply) => {
+    if (!(request.routeOptions.config.pacsguard?.action === 'console.view' && reply.statusCode < 400)) reply.header('Cache-Control', 'no-store');
   });
   await app.register(rateLimit, { global: false });
+  // JSON bodies with a key given twice are refused, naming it, rather than read as the last one.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    let duplicates: string[] = [];
+    try {
+      duplicates = body === '' ? [] : duplicateJsonKeys(body as string);
+    } catch {
+      // Not JSON at all: the default parser says so in its own words.
+    }
+    if (duplicates.length > 0) {
+      done(new PacsGuardError('PG_ERR_HTTP_BAD_REQUEST', `duplicate keys in the JSON body: ${duplicates.slice(0, 10).join(', ')}`), undefined);
+      return;
+    }
+    parseJson(request, body as string, done);
+  });
 
   const cors = new Set(services.config.corsOrigins);
   app.addHook('onRequest', async (request, reply) => {

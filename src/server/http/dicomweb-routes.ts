@@ -202,7 +202,7 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
         : await services.retrieve.instances(study as string, series, instance);
       // A researcher gets nothing that cannot be de-identified (burned-in text), refused before any byte.
       if (research) for (const i of found) research.dataset(JSON.parse(i.metadataJson) as DicomJson);
-      const claim = enforceScope(ctx.subject, await scopeFor(services, ctx.subject), found);
+      const claim = enforceScope(ctx.subject, await scopeFor(services, ctx.subject), found, { studyUid: study, seriesUid: series, sopUid: instance });
       // Refuse up front what cannot be served at all, rather than failing half way through the response.
       const unservable = found.find((i) => servedSyntax(i.transferSyntaxUid, wanted) === null);
       if (unservable) throw notServable(unservable, wanted);
@@ -240,7 +240,7 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
       const found = research
         ? await services.retrieve.instances((await research.originalUid(study, 'study')) as string, await research.originalUid(series, 'series'), await research.originalUid(instance, 'instance'))
         : await services.retrieve.instances(study as string, series, instance);
-      const claim = enforceScope(ctx.subject, await scopeFor(services, ctx.subject), found);
+      const claim = enforceScope(ctx.subject, await scopeFor(services, ctx.subject), found, { studyUid: study, seriesUid: series, sopUid: instance });
       const b = base(request);
       const items = found.map((i) => withFileMeta(research
         ? withBulkDataUrls(research.dataset(JSON.parse(i.metadataJson) as DicomJson) as DicomJson, pseudonymousUrl(b, i, research))
@@ -270,7 +270,7 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
         : await services.retrieve.instances(study as string, series, instance);
       const stored = found as StoredInstance;
       if (research) research.dataset(JSON.parse(stored.metadataJson) as DicomJson); // refuses burned-in text
-      const claim = enforceScope(ctx.subject, await scopeFor(services, ctx.subject), [stored]);
+      const claim = enforceScope(ctx.subject, await scopeFor(services, ctx.subject), [stored], { studyUid: study, seriesUid: series, sopUid: instance });
       // extractFrames returns native little endian pixels whatever the stored byte order.
       const frameSyntax = EXPLICIT_LE;
       if (!wanted.includes('*') && !wanted.includes(frameSyntax)) {
@@ -297,7 +297,7 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
         ? await services.retrieve.instances((await research.originalUid(study, 'study')) as string, await research.originalUid(series, 'series'), await research.originalUid(instance, 'instance'))
         : await services.retrieve.instances(study as string, series, instance);
       if (research) research.dataset(JSON.parse((found as StoredInstance).metadataJson) as DicomJson);
-      const claim = enforceScope(ctx.subject, await scopeFor(services, ctx.subject), [found as StoredInstance]);
+      const claim = enforceScope(ctx.subject, await scopeFor(services, ctx.subject), [found as StoredInstance], { studyUid: study, seriesUid: series, sopUid: instance });
       return { value: await services.retrieve.bulkData(found as StoredInstance, path), objects: touched([found as StoredInstance]), detail: breakGlassDetail(claim) };
     });
     return sendOctets(reply, [value]);

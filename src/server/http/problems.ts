@@ -11,6 +11,7 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_VALIDATION: 'PG_ERR_HTTP_BAD_REQUEST',
   FST_ERR_CTP_EMPTY_TYPE: 'PG_ERR_HTTP_BAD_CONTENT_TYPE',
   FST_ERR_BAD_URL: 'PG_ERR_HTTP_BAD_REQUEST',
+  FST_ERR_MAX_PARAM_LENGTH: 'PG_ERR_HTTP_BAD_REQUEST',
   FST_ERR_ASYNC_CONSTRAINT: 'PG_ERR_HTTP_BAD_REQUEST',
 };
 
@@ -32,12 +33,12 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
     .code(status)
     .type('application/problem+json')
     .send({
-      type: `urn:pacsguard:error:${error.code}`,
+      type: `urn:pacsguard:error:${error.publicCode}`,
       title: error.spec.title,
       status,
       // Internal errors say only that they happened: their cause goes to the log, not to the caller.
       detail: error.code === 'PG_ERR_INTERNAL' ? 'internal error; see the server log' : error.detail,
-      code: error.code,
+      code: error.publicCode,
       instance: request.url.split('?')[0],
     });
 }

@@ -55,13 +55,20 @@ describe('referring physician scope and break-glass', () => {
     expect((await call(`/dicomweb/studies/${study(2)}/metadata`, watson)).status).toBe(200);
   });
 
-  it("refuses a study outside the scope, with the reason, on every read route", async () => {
-    for (const path of [`/dicomweb/studies/${study(3)}/metadata`, `/dicomweb/studies/${study(3)}`, `/dicomweb/studies/${study(3)}/series/${study(3)}.1/instances/${study(3)}.1.1/frames/1`, `/api/instances/${study(3)}.1.1/versions`]) {
-      const r = await call(path, watson);
-      expect(r.status, path).toBe(403);
-      expect(r.json<{ detail: string }>().detail).toMatch(/not in the care of user:drwatson/);
+  it('answers a study outside the scope exactly as an absent one on every read route; the trail keeps the reason', async () => {
+    const absent = '2.25.6609';
+    const routes = (uid: string) => [`/dicomweb/studies/${uid}/metadata`, `/dicomweb/studies/${uid}`, `/dicomweb/studies/${uid}/series/${uid}.1/instances/${uid}.1.1/frames/1`, `/dicomweb/studies/${uid}/series/${uid}.1/metadata`, `/api/instances/${uid}.1.1/versions`];
+    const outside = routes(study(3));
+    const missing = routes(absent);
+    for (const [i, path] of outside.entries()) {
+      const [r, a] = [await call(path, watson), await call(missing[i]!, watson)];
+      expect(r.status, path).toBe(404);
+      expect(r.headers['content-type']).toBe(a.headers['content-type']);
+      // The same body, the UIDs in the path aside: no patient id, no name, no hint the study exists.
+      expect(r.body.toString().replaceAll(study(3), absent), path).toBe(a.body.toString());
+      expect(r.body.toString()).not.toMatch(/SC-P3|drwatson|care/);
     }
-    expect(trail().filter((e) => e.event.code === 'PG_ERR_POLICY_DENIED' && /not in the care of user:drwatson/.test(e.event.reason)).length).toBeGreaterThanOrEqual(4);
+    expect(trail().filter((e) => e.event.code === 'PG_ERR_POLICY_DENIED' && /patient SC-P3 is not in the care of user:drwatson/.test(e.event.reason)).length).toBeGreaterThanOrEqual(outside.length);
   });
 
   it('break-glass: a reasoned claim opens one patient for a while, raises an alert and flags every access', async () => {
@@ -85,7 +92,7 @@ describe('referring physician scope and break-glass', () => {
     expect((await call('/api/break-glass', auditor)).json<{ claims: Array<{ id: number; username: string }> }>().claims).toEqual([expect.objectContaining({ id, username: 'drwatson' })]);
     // Time-boxed: once it expires, the patient is out of scope again.
     await s.server.services.database.db.updateTable('break_glass').set({ expires_at: new Date(Date.now() - 1000).toISOString() }).where('id', '=', id).execute();
-    expect((await call(`/dicomweb/studies/${study(3)}/metadata`, watson)).status).toBe(403);
+    expect((await call(`/dicomweb/studies/${study(3)}/metadata`, watson)).status).toBe(404);
   });
 
   it('ends a care relationship, and keeps care data for the administrator (and the auditor to read)', async () => {

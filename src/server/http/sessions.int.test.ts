@@ -36,8 +36,8 @@ describe('sessions over HTTPS', () => {
   const search = (token: string) => call('/dicomweb/studies', { token });
 
   beforeAll(async () => {
-    s = await startTestServer({ configure: (c) => ({ ...c, login: { ...c.login, sourceLockAfterFailures: 3, sourceLockSeconds: 600 } }) });
-    for (const u of ['rita', 'rene', 'rosa', 'ruth', 'remy', 'cora', 'bea', 'vera', 'cleo']) await user(u);
+    s = await startTestServer({ configure: (c) => ({ ...c, login: { ...c.login, sourceLockAfterFailures: 3, sourceLockSeconds: 600, accountLockAfterFailures: 2 } }) });
+    for (const u of ['rita', 'rene', 'rosa', 'ruth', 'remy', 'cora', 'bea', 'vera', 'cleo', 'lou']) await user(u);
   });
   afterAll(async () => s?.stop());
 
@@ -99,6 +99,11 @@ describe('sessions over HTTPS', () => {
     const after = await search(t.access_token);
     expect(after.status).toBe(401);
     expect(auditLines().at(-1)?.event.reason).toMatch(/session revoked .*logout/);
+    // The trail names the internal user id the token carried; the caller is not told it.
+    const userId = String((JSON.parse(Buffer.from(t.access_token.split('.')[1] as string, 'base64url').toString()) as { sub: string | number }).sub);
+    expect(auditLines().at(-1)?.event.reason).toContain(`user ${userId}`);
+    expect(after.json<{ detail: string }>().detail).toMatch(/session revoked/);
+    expect(after.json<{ detail: string }>().detail).not.toMatch(new RegExp(`user ${userId}\\b`));
     expect((await call('/api/auth/refresh', { method: 'POST', body: { refresh_token: t.refresh_token } })).status).toBe(401);
     // Logging out with nothing to log out of is refused and audited.
     const nothing = await call('/api/auth/logout', { method: 'POST' });
@@ -126,6 +131,22 @@ describe('sessions over HTTPS', () => {
     expect(events[2]).toMatchObject({ code: 'PG_ERR_AUTH_SOURCE_LOCKED', reason: expect.stringMatching(/source 127\.0\.0\.3 locked out/) });
     expect(events[4]).toMatchObject({ outcome: 8, code: 'PG_ERR_AUTH_SOURCE_LOCKED', reason: expect.stringMatching(/source-locked/) });
     expect((await loginCall('rita', { localAddress: '127.0.0.1', code: totpAt(secrets.get('rita') as string, new Date(Date.now() + 30_000)) })).status).toBe(200);
+  });
+
+  it('locks an account against the failing source only, with an alert, answering exactly as for an unknown name', async () => {
+    const guess = async (name: string, from: string) => {
+      for (let i = 0; i < 2; i++) expect((await loginCall(name, { localAddress: from, password: 'wrong guess here' })).status).toBe(401);
+      return loginCall(name, { localAddress: from });
+    };
+    const before = auditLines().length;
+    const [real, unknown] = [await guess('lou', '127.0.0.4'), await guess('no-such-lou', '127.0.0.5')];
+    expect(real.status).toBe(423);
+    expect([unknown.status, unknown.body.toString()]).toEqual([real.status, real.body.toString()]);
+    expect(real.body.toString()).not.toMatch(/lou/);
+    const alerts = auditLines().slice(before).map((l) => l.event).filter((e) => e.eventType === 'Security Alert');
+    expect(alerts.map((e) => e.reason)).toEqual([expect.stringMatching(/^account 'lou' locked against source 127\.0\.0\.4 until/), expect.stringMatching(/^account 'no-such-lou' locked against source 127\.0\.0\.5/)]);
+    // Lou, from her own workstation, is not locked out by what a stranger did from elsewhere.
+    expect((await loginCall('lou', { localAddress: '127.0.0.6', code: totpAt(secrets.get('lou') as string, new Date(Date.now() + 30_000)) })).status).toBe(200);
   });
 
   it('disables a dormant account at its next login, audited', async () => {
@@ -173,17 +194,28 @@ describe('sessions over HTTPS', () => {
     expect(refreshed.status).toBe(200);
     const next = new Map((refreshed.headers['set-cookie'] as string[]).map((c) => { const [pair = ''] = c.split(';'); const eq = pair.indexOf('='); return [pair.slice(0, eq), pair.slice(eq + 1)] as const; }));
     expect(next.get('__Secure-pacsguard-refresh')).not.toBe(jar.get('__Secure-pacsguard-refresh'));
-    const nextSession = `__Host-pacsguard-session=${next.get('__Host-pacsguard-session')}`;
+    // The server mints a new CSRF token on refresh; it never adopts the value the client sent.
+    const nextCsrf = refreshed.json<{ csrf_token: string }>().csrf_token;
+    expect(nextCsrf).not.toBe(answer.csrf_token);
+    expect(next.get('__Host-pacsguard-csrf')).toBe(nextCsrf);
+    const chosen = 'c'.repeat(43);
+    const planted = await call('/api/auth/refresh', { method: 'POST', headers: { cookie: `__Secure-pacsguard-refresh=${next.get('__Secure-pacsguard-refresh')}; __Host-pacsguard-csrf=${chosen}`, 'x-csrf-token': chosen } });
+    expect(planted.status).toBe(200);
+    expect(planted.json<{ csrf_token: string }>().csrf_token).not.toBe(chosen);
+    expect((planted.headers['set-cookie'] as string[]).some((c) => c.includes(chosen))).toBe(false);
+    const third = new Map((planted.headers['set-cookie'] as string[]).map((c) => { const [pair = ''] = c.split(';'); const eq = pair.indexOf('='); return [pair.slice(0, eq), pair.slice(eq + 1)] as const; }));
+    const thirdSession = `__Host-pacsguard-session=${third.get('__Host-pacsguard-session')}`;
+    expect((await call('/api/auth/logout', { method: 'POST', headers: { cookie: thirdSession, 'x-csrf-token': chosen } })).status).toBe(401);
 
     // A token issued for an Authorization header is no cookie.
     const bearer = await login('bea');
     expect((await call('/dicomweb/studies', { token: bearer.access_token })).status).toBe(200);
     expect((await call('/dicomweb/studies', { headers: { cookie: `__Host-pacsguard-session=${bearer.access_token}` } })).status).toBe(401);
 
-    const out = await call('/api/auth/logout', { method: 'POST', headers: { cookie: nextSession, 'x-csrf-token': answer.csrf_token } });
+    const out = await call('/api/auth/logout', { method: 'POST', headers: { cookie: thirdSession, 'x-csrf-token': planted.json<{ csrf_token: string }>().csrf_token } });
     expect(out.status).toBe(204);
     expect((out.headers['set-cookie'] as string[]).every((c) => c.includes('Max-Age=0'))).toBe(true);
-    expect((await call('/dicomweb/studies', { headers: { cookie: nextSession } })).status).toBe(401);
+    expect((await call('/dicomweb/studies', { headers: { cookie: thirdSession } })).status).toBe(401);
   });
 
   it('lets an administrator end every session of a person at once, audited; nobody else may', async () => {

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { notInArchive } from '../../archive/index.js';
 import { PacsGuardError } from '../../errors.js';
 import { subjectLabel, type Subject } from '../../identity/index.js';
 import { enforceScope, scopeFor } from '../scope.js';
@@ -30,8 +31,8 @@ export function registerVersionRoutes(app: FastifyInstance, services: Services):
   const home = async (sopUid: string, subject: Subject) => {
     if (isResearcher(subject)) throw new PacsGuardError('PG_ERR_POLICY_DENIED', 'researchers receive de-identified data only, through DICOMweb; versions are not offered to them');
     const h = await services.index.homeOf(sopUid);
-    if (!h || h.deleted) throw new PacsGuardError('PG_ERR_NOT_FOUND', `instance ${sopUid} is not in the archive`);
-    enforceScope(subject, await scopeFor(services, subject), [{ patientId: h.patientId, referringPhysicianNameFold: h.referringNameFold }]);
+    if (!h || h.deleted) throw new PacsGuardError('PG_ERR_NOT_FOUND', notInArchive({ sopUid }));
+    enforceScope(subject, await scopeFor(services, subject), [{ patientId: h.patientId, referringPhysicianNameFold: h.referringNameFold }], { sopUid });
     return h;
   };
   const read = { config: { pacsguard: { action: 'instances.read' as const, eventType: 'DICOM Instances Accessed' as const } } };
