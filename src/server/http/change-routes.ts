@@ -106,7 +106,7 @@ export function registerChangeRoutes(app: FastifyInstance, services: Services): 
       }
       await services.changes.recordResult(id, outcome.summary);
       return {
-        value: { ...decided, result: outcome.summary },
+        value: { ...decided, result: outcome.summary, ...(outcome.handOver ? { enrolment: outcome.handOver } : {}) },
         reason: `${by} approved request ${id} by ${decided.requestedBy}: ${outcome.summary}`,
         objects: outcome.objects, detail: { request: id, kind: decided.kind, ...outcome.detail },
       };
