@@ -55,6 +55,23 @@ describe('accounts one administrator cannot make alone', () => {
     expect(refused.body.toString()).toContain('PG_ERR_TIED_APPROVER');
   }, 60_000);
 
+  it('makes raising a role a two-person change that ties the raised account to its raiser', async () => {
+    const secret = generateTotpSecret();
+    await s.server.services.users.addUser('techx', 'technologist', 'copper lantern orbit meadow', secret, { by: 'os:root' });
+    const techx = (await login('techx', 'copper lantern orbit meadow', secret)).json<{ access_token: string }>().access_token;
+    const call2 = (path: string, token: string, body: unknown) => httpsCall(`${s.url}${path}`, { ca: s.ca, method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const asked = await call2('/api/users/techx/role', admin1, { role: 'administrator', reason: 'covers the administrator on leave' });
+    expect(asked.status, asked.body.toString()).toBe(202);
+    const id = asked.json<{ id: number }>().id;
+    expect((await call(`/api/changes/${id}/approve`, techx, { reason: 'approving my own raise' })).status).toBe(403);
+    expect((await call(`/api/changes/${id}/approve`, admin2, { reason: 'agreed with the head of IT' })).status).toBe(200);
+    const retention = await call('/api/changes', admin1, { kind: 'retention', days: 1, reason: 'shorten the retention period' });
+    expect(retention.status).toBe(201);
+    const refused = await call(`/api/changes/${retention.json<{ id: number }>().id}/approve`, techx, { reason: 'approving for who raised me' });
+    expect(refused.status).toBe(403);
+    expect(refused.body.toString()).toContain('PG_ERR_TIED_APPROVER');
+  });
+
   it('gives the creator of a technologist no way to sign in as it', async () => {
     const asked = await call('/api/users', admin1, { username: 'newtech', role: 'technologist', reason: 'a new technologist in CT' });
     expect(asked.status).toBe(202);

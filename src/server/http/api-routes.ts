@@ -292,6 +292,30 @@ export async function registerApiRoutes(app: FastifyInstance, services: Services
     return reply.code(202).send(created);
   });
 
+  // Raising (or changing) a role is the same two-person change as making the account.
+  app.put('/users/:username/role', { config: { pacsguard: { action: 'users.manage', eventType: 'Security Configuration Change' } } }, async (request, reply) => {
+    const ctx = contextOf(request);
+    const { username } = parseBody(z.object({ username: z.string().min(1).max(64) }).strict(), request.params);
+    const body = parseBody(z.object({ role: z.enum(PERSON_ROLES), reason: z.string().trim().min(10, 'say why (at least 10 characters)').max(1000) }).strict(), request.body);
+    const asked = await perform(services, { ...ctx, resource: { username } }, async () => {
+      const allowed = decideChangeRequest(ctx.subject, 'account-role');
+      if (!allowed.allow) throw new PacsGuardError(allowed.code, allowed.reason);
+      const user = await services.users.findByUsername(username);
+      if (!user) throw new PacsGuardError('PG_ERR_NOT_FOUND', `no user '${username}'`);
+      if (user.role === body.role) throw new PacsGuardError('PG_ERR_CONFLICT', `'${username}' has the role ${body.role} already`);
+      const r = await services.changes.create({
+        kind: 'account-role', target: username, accountRole: body.role, reason: body.reason, requestedBy: subjectLabel(ctx.subject),
+        requestedRole: ctx.subject.kind === 'user' ? ctx.subject.role : '', validDays: services.config.retention.requestValidDays,
+      });
+      return {
+        value: r,
+        reason: `${r.requestedBy} asked to change the role of '${username}' from ${user.role} to ${body.role} (request ${r.id}): ${body.reason}; awaiting a second administrator`,
+        objects: { username }, detail: { request: r.id, kind: r.kind },
+      };
+    });
+    return reply.code(202).send(asked);
+  });
+
   // Ends every session of a person at once (a lost laptop, a suspected compromise): their access and
   // refresh tokens stop working at their next request; the password and second factor stay.
   app.delete('/users/:username/sessions', { config: { pacsguard: { action: 'users.manage', eventType: 'Security Configuration Change' } } }, async (request) => {
