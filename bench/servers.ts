@@ -129,6 +129,18 @@ async function initDataDir(root = tmpdir()): Promise<{ dir: string; admin: Accou
   return { dir, admin };
 }
 
+/**
+ * The benchmark's technologist, made by the operator on the host before the server starts (accounts made
+ * over the API need a second administrator and the person's own enrolment).
+ */
+export async function addBenchTechnologist(dir: string): Promise<{ username: string; password: string; totpSecret: string }> {
+  const secretFile = join(dir, 'bench-tech.totp');
+  const out = await pacsguardCli(['user', 'add', '--data', dir, '--username', 'bench-tech', '--role', 'technologist', '--totp-secret-out', secretFile]);
+  const password = /^One-time password: (\S+)$/m.exec(out)?.[1];
+  if (!password) throw new Error(`pacsguard user add printed no password: ${out}`);
+  return { username: 'bench-tech', password, totpSecret: readFileSync(secretFile, 'utf8').trim() };
+}
+
 /** Waits until the child's stdout has printed every pattern (or the first one and `graceMs` passed). */
 function waitForLines(child: ChildProcess, required: RegExp, optional: RegExp[], graceMs: number): Promise<string> {
   return new Promise((ok, fail) => {
@@ -209,6 +221,7 @@ function pacsguardServer(label: string, child: ChildProcess, http: HttpClient, t
  */
 export async function startPacsGuard(opts: { cpuProfileDir?: string; root?: string } = {}): Promise<PacsGuardServer> {
   const { dir, admin } = await initDataDir(opts.root);
+  const tech = await addBenchTechnologist(dir);
   const prof = opts.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfileDir}`] : [];
   const child = spawn(process.execPath, [...prof, BIN, 'start', '--data', dir, '--host', '127.0.0.1', '--http-port', '0', '--dicom-tls-port', '0', '--dicom-port', '0'], {
     env: { ...process.env, PACSGUARD_LOG_LEVEL: 'silent', TCP_NODELAY: '1' },
@@ -220,8 +233,6 @@ export async function startPacsGuard(opts: { cpuProfileDir?: string; root?: stri
     const caPem = readFileSync(join(dir, 'pki', 'ca.pem'), 'utf8');
     const http = new HttpClient(origin, { ca: caPem });
     const adminToken = await login(http, admin);
-    const created = await http.withToken(adminToken).json<{ totpSecret: string }>('POST', '/api/users', { username: 'bench-tech', role: 'technologist', password: 'bench technologist password' });
-    const tech = { username: 'bench-tech', password: 'bench technologist password', totpSecret: created.totpSecret };
     return pacsguardServer('PacsGuard', child, http, { admin: adminToken, tech: await login(http, tech) }, {
       dataDir: dir, accounts: { admin, tech }, caPem,
       dicomTlsUrl: /^(dicom-tls:\/\/\S+)$/m.exec(text)?.[1], dicomUrl: /^(dicom:\/\/\S+)$/m.exec(text)?.[1],
@@ -239,6 +250,7 @@ export async function startPacsGuard(opts: { cpuProfileDir?: string; root?: stri
 export async function startInsecure(existing?: PacsGuardServer, opts: { audit?: boolean } = {}): Promise<PacsGuardServer> {
   const label = opts.audit ? 'baseline with audit' : 'insecure baseline';
   const init = await initDataDir();
+  const tech = await addBenchTechnologist(init.dir);
   const dir = init.dir;
   if (existing) {
     const configPath = join(dir, 'config.json');
@@ -264,8 +276,6 @@ export async function startInsecure(existing?: PacsGuardServer, opts: { audit?: 
     const dicomUrl = /^(dicom:\/\/\S+)$/m.exec(text)?.[1];
     if (existing) return pacsguardServer(label, child, http, existing.tokens, { dataDir: dir, accounts: existing.accounts, caPem: '', dicomUrl }, true);
     const adminToken = await login(http, init.admin);
-    const created = await http.withToken(adminToken).json<{ totpSecret: string }>('POST', '/api/users', { username: 'bench-tech', role: 'technologist', password: 'bench technologist password' });
-    const tech = { username: 'bench-tech', password: 'bench technologist password', totpSecret: created.totpSecret };
     return pacsguardServer(label, child, http, { admin: adminToken, tech: await login(http, tech) }, { dataDir: dir, accounts: { admin: init.admin, tech }, caPem: '', dicomUrl }, true);
   });
 }

@@ -13,6 +13,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { currentTotp } from '../src/identity/index.js';
+import { addBenchTechnologist } from './servers.js';
 import { startOrthanc } from '../test/support/orthanc.js';
 import { stowBody } from '../test/support/https.js';
 import { makeInstance } from '../test/support/synth.js';
@@ -57,6 +58,7 @@ async function startPacsGuard(): Promise<{ target: Target; stop: () => Promise<v
   init.stdout.on('data', (c: Buffer) => (out += c.toString()));
   await new Promise((r) => init.on('exit', r));
   const creds = JSON.parse(out) as { username: string; password: string; totpSecret: string };
+  const tech = await addBenchTechnologist(dir);
   // BENCH_CPU_PROFILE=DIR writes a V8 CPU profile of the server (open it in Chrome DevTools) to find hot spots.
   const prof = process.env.BENCH_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE}`] : [];
   const server = spawn(process.execPath, [...prof, bin, 'start', '--data', dir, '--host', '127.0.0.1', '--http-port', '0', '--dicom-tls-port', '0', '--dicom-port', '0'], { env: { ...process.env, PACSGUARD_LOG_LEVEL: 'silent' } });
@@ -70,10 +72,8 @@ async function startPacsGuard(): Promise<{ target: Target; stop: () => Promise<v
   });
   const ca = readFileSync(join(dir, 'pki', 'ca.pem'), 'utf8');
   const agent = new HttpsAgent({ keepAlive: true, ca });
-  // A technologist stores; the administrator may not (separation of duties), so create one through the API.
-  const adminToken = await loginAs(url, ca, agent, creds.username, creds.password, creds.totpSecret);
-  const created = await json(url + '/api/users', ca, agent, { username: 'bench-tech', role: 'technologist', password: 'bench technologist password' }, adminToken);
-  const token = await loginAs(url, ca, agent, 'bench-tech', 'bench technologist password', (created as { totpSecret: string }).totpSecret);
+  // A technologist stores; the administrator may not (separation of duties): made by the operator before the start.
+  const token = await loginAs(url, ca, agent, tech.username, tech.password, tech.totpSecret);
   return {
     target: {
       name: 'PacsGuard (TLS, auth, audit)',

@@ -195,6 +195,29 @@ export const configSchema = z.object({
     origins: z.array(z.string().url()).default([]),
     rpName: z.string().default('PacsGuard'),
   }).prefault({}),
+  /**
+   * People's accounts. An account made over the API, or raised to another role, is a two-person change;
+   * once approved, its person enrols with a one-time code and sets their own password and second factor.
+   */
+  accounts: z.object({
+    /**
+     * Where an approved account's enrolment code goes: 'approver' shows it once to the administrator who
+     * approved (never to the one who asked), to hand to the person; 'file' writes it, mode 0600, into
+     * `enrolmentDir` for delivery out of band (mail, a printed letter), and no administrator sees it.
+     */
+    enrolmentDelivery: z.enum(['approver', 'file']).default('approver'),
+    /** Folder for enrolment codes with `enrolmentDelivery: 'file'`, relative to the data directory. */
+    enrolmentDir: z.string().min(1).default('enrolments'),
+    /** Hours an enrolment code works; unused by then, an administrator issues a new one. */
+    enrolmentHours: z.number().int().min(1).max(30 * 24).default(72),
+    /**
+     * Days during which a person who asked for or approved an account (or its raised role) and that
+     * account may not approve each other's changes: a second person one made oneself is not independent.
+     */
+    sponsorTieDays: z.number().int().min(0).max(3650).default(90),
+    /** Least zxcvbn strength (0-4) of a new password, checked against common and breached passwords. */
+    minPasswordScore: z.number().int().min(0).max(4).default(3),
+  }).prefault({}),
   /** Break-glass: how long a claim of emergency access to a patient outside one's scope lasts. */
   breakGlass: z.object({ minutes: z.number().int().min(5).max(720).default(60) }).prefault({}),
   /**

@@ -73,6 +73,9 @@ export const ERRORS = {
   PG_ERR_STUDY_DELETED: { http: 409, dicomStatus: 0xc000, title: 'Study deleted; restore it before storing into it' },
   PG_ERR_SECOND_PERSON: { http: 403, dicomStatus: 0x0124, title: 'Needs the decision of a different person' },
   PG_ERR_REQUEST_CLOSED: { http: 409, dicomStatus: 0x0110, title: 'Request already decided or expired' },
+  PG_ERR_TIED_APPROVER: { http: 403, dicomStatus: 0x0124, title: 'Approver and requester brought each other in; needs an independent person' },
+  PG_ERR_WEAK_PASSWORD: { http: 400, dicomStatus: 0xc000, title: 'Password too easy to guess' },
+  PG_ERR_ENROLMENT_INVALID: { http: 401, dicomStatus: 0x0124, title: 'Enrolment code invalid, used or expired' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { CHECKPOINT_FILE, CHECKPOINT_PUBLIC_KEY_FILE, CSV_COLUMNS, readRecords, toCsvRow, toDicomAuditXml, toFhirAuditEvent, verifyChain } from '../audit/index.js';
 import { dataPaths, loadConfig } from '../config.js';
 import { PacsGuardError } from '../errors.js';
-import { generatePassword, generateTotpSecret, PERSON_ROLES, totpEnrolmentQr, totpEnrolmentUri } from '../identity/index.js';
+import { assertStrongPassword, generatePassword, generateTotpSecret, PERSON_ROLES, totpEnrolmentQr, totpEnrolmentUri } from '../identity/index.js';
 import { tuneGarbageCollection } from '../server/heap.js';
 import { openServices } from '../server/services.js';
 import { registerDeviceCommands } from './device.js';
@@ -92,7 +92,11 @@ export function buildCli(): Command {
       try {
         const password = o.passwordStdin ? readFileSync(0, 'utf8').replace(/\r?\n$/, '') : generatePassword();
         const totpSecret = generateTotpSecret();
-        const created = await services.users.addUser(o.username, o.role, password, totpSecret);
+        // The operator on the host holds the data directory and its keys: a second person could not bind
+        // them, so the CLI creates at once (audited, with the operator recorded as the account's origin).
+        await services.users.checkNewAccount(o.username, o.role);
+        assertStrongPassword(password, { minScore: services.config.accounts.minPasswordScore, context: [o.username] });
+        const created = await services.users.addUser(o.username, o.role, password, totpSecret, { by: operator() });
         await services.audit.append({
           eventType: 'Security Configuration Change', action: 'users.manage', outcome: 0, reason: `created user '${created.username}' with role ${created.role}`,
           subject: { kind: 'operator', id: operator() }, source: cliSource, objects: { username: created.username },

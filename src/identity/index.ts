@@ -1,7 +1,7 @@
 export { type Subject, type Role, type PersonRole, ROLES, PERSON_ROLES, subjectLabel } from './subject.js';
 export { hashPassword, verifyPassword, generatePassword } from './passwords.js';
 export { generateTotpSecret, totpEnrolmentUri, totpEnrolmentQr, verifyTotp, currentTotp, totpAt, totpStep, matchTotpStep } from './totp.js';
-export { UserStore, DEFAULT_LOGIN_POLICY, type User, type LoginResult, type LoginFailure, type LoginPolicy } from './users.js';
+export { UserStore, DEFAULT_LOGIN_POLICY, type AccountOrigin, type AccountSponsors, type User, type LoginResult, type LoginFailure, type LoginPolicy } from './users.js';
 export { SessionStore, DEFAULT_SESSION_POLICY, hashRefreshToken, type SessionPolicy, type SessionCheck, type IssuedSession, type RefreshResult, type RefreshRefusal } from './sessions.js';
 export { SourceLockout, DEFAULT_SOURCE_LOCK_POLICY, sourceKey, type SourceLockPolicy, AccountLockout, DEFAULT_ACCOUNT_LOCK_POLICY, type AccountLockPolicy, type AccountLock } from './lockout.js';
 export { TokenService, type AccessClaims } from './tokens.js';
@@ -15,3 +15,5 @@ export { ScopeStore, type PersonScope, type CareRelationship, type BreakGlassCla
 export { VendorGrantStore, type VendorGrant } from './grants.js';
 export { PasskeyService, type RelyingParty, type Passkey } from './passkeys.js';
 export { Federation, PendingSecondFactors, type FederationSettings, type FederatedIdentity } from './federation.js';
+export { EnrolmentStore, type IssuedEnrolment } from './enrolment.js';
+export { assertStrongPassword } from './password-strength.js';

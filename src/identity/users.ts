@@ -16,7 +16,7 @@ export interface User {
 }
 
 /** Why a login failed, kept for the audit event; the caller shows the person only "authentication failed". */
-export type LoginFailure = 'unknown-user' | 'bad-password' | 'bad-totp' | 'totp-replay' | 'bad-passkey' | 'disabled' | 'dormant' | 'locked' | 'source-locked';
+export type LoginFailure = 'unknown-user' | 'bad-password' | 'bad-totp' | 'totp-replay' | 'bad-passkey' | 'disabled' | 'dormant' | 'locked' | 'source-locked' | 'not-enrolled';
 
 export type LoginResult =
   | { readonly ok: true; readonly user: User }
@@ -48,6 +48,25 @@ export const DEFAULT_LOGIN_POLICY: LoginPolicy = {
   accountLock: DEFAULT_ACCOUNT_LOCK_POLICY, sourceLock: DEFAULT_SOURCE_LOCK_POLICY, dormantAfterDays: 90, sessions: DEFAULT_SESSION_POLICY,
 };
 
+/**
+ * Who brought an account into being and who last raised its role, each with the person who approved it:
+ * what the two-person rule reads to tell an independent second person from one the requester made.
+ */
+export interface AccountOrigin {
+  readonly createdBy: string;
+  readonly createdApprovedBy: string;
+  readonly createdAt: string;
+  readonly roleChangedBy: string;
+  readonly roleApprovedBy: string;
+  readonly roleChangedAt: string | null;
+}
+
+/** Who asked for an account (or a role) and who approved it; for the CLI, the operator alone. */
+export interface AccountSponsors {
+  readonly by: string;
+  readonly approvedBy?: string;
+}
+
 const USERNAME = /^[A-Za-z0-9._@-]{1,64}$/;
 const DAY_MS = 86_400_000;
 
@@ -66,20 +85,57 @@ export class UserStore {
     this.accounts = new AccountLockout(policy.accountLock);
   }
 
-  /** Creates a person with a role, an argon2id password hash and a TOTP secret. */
-  async addUser(username: string, role: string, password: string, totpSecret: string): Promise<User> {
+  /** Creates a person with a role, an argon2id password hash and a TOTP secret (the CLI, `init`, tests). */
+  async addUser(username: string, role: string, password: string, totpSecret: string, sponsors: AccountSponsors = { by: '' }): Promise<User> {
+    await this.checkNewAccount(username, role);
+    if (password.length < 12) throw new PacsGuardError('PG_ERR_HTTP_BAD_REQUEST', 'password must have at least 12 characters');
+    const password_hash = await hashPassword(password);
+    const row = await this.db.insertInto('users').values({
+      username, role, password_hash, totp_secret: totpSecret, disabled: 0, failed_logins: 0, created_at: new Date().toISOString(),
+      created_by: sponsors.by, created_approved_by: sponsors.approvedBy ?? '',
+    }).returning(['id']).executeTakeFirstOrThrow();
+    return { id: row.id, username, role: role as PersonRole, disabled: false };
+  }
+
+  /**
+   * Creates an approved account that has no credentials yet: nobody can sign in as it until its person
+   * enrols with the one-time code (enrolment.ts) and sets their own password and second factor.
+   */
+  async addPendingUser(username: string, role: string, sponsors: AccountSponsors): Promise<User> {
+    await this.checkNewAccount(username, role);
+    const row = await this.db.insertInto('users').values({
+      username, role, password_hash: '', totp_secret: '', disabled: 0, failed_logins: 0, created_at: new Date().toISOString(),
+      created_by: sponsors.by, created_approved_by: sponsors.approvedBy ?? '', enrolment_pending: 1,
+    }).returning(['id']).executeTakeFirstOrThrow();
+    return { id: row.id, username, role: role as PersonRole, disabled: false };
+  }
+
+  /** Refuses a malformed username, an unknown role, or a username already taken. */
+  async checkNewAccount(username: string, role: string): Promise<void> {
     if (!USERNAME.test(username)) throw new PacsGuardError('PG_ERR_HTTP_BAD_REQUEST', `username must be 1-64 of A-Z a-z 0-9 . _ @ -`);
     if (!(PERSON_ROLES as readonly string[]).includes(role)) {
       throw new PacsGuardError('PG_ERR_HTTP_BAD_REQUEST', `unknown role '${role}'; one of ${PERSON_ROLES.join(', ')}`);
     }
-    if (password.length < 12) throw new PacsGuardError('PG_ERR_HTTP_BAD_REQUEST', 'password must have at least 12 characters');
     const existing = await this.db.selectFrom('users').select('id').where('username', '=', username).executeTakeFirst();
     if (existing) throw new PacsGuardError('PG_ERR_CONFLICT', `user '${username}' exists already`);
-    const password_hash = await hashPassword(password);
-    const row = await this.db.insertInto('users').values({
-      username, role, password_hash, totp_secret: totpSecret, disabled: 0, failed_logins: 0, created_at: new Date().toISOString(),
-    }).returning(['id']).executeTakeFirstOrThrow();
-    return { id: row.id, username, role: role as PersonRole, disabled: false };
+  }
+
+  /** Gives an account another role, recording who asked and who approved; its cached sessions see it at once. */
+  async setRole(id: number, role: PersonRole, sponsors: AccountSponsors, now = new Date()): Promise<void> {
+    await this.db.updateTable('users').set({ role, role_changed_by: sponsors.by, role_approved_by: sponsors.approvedBy ?? '', role_changed_at: now.toISOString() })
+      .where('id', '=', id).execute();
+    this.sessions.forgetAccount(id);
+  }
+
+  /** Where an account came from (see AccountOrigin); undefined for an unknown username. */
+  async origin(username: string): Promise<AccountOrigin | undefined> {
+    const r = await this.db.selectFrom('users')
+      .select(['created_by', 'created_approved_by', 'created_at', 'role_changed_by', 'role_approved_by', 'role_changed_at'])
+      .where('username', '=', username).executeTakeFirst();
+    return r ? {
+      createdBy: r.created_by, createdApprovedBy: r.created_approved_by, createdAt: r.created_at,
+      roleChangedBy: r.role_changed_by, roleApprovedBy: r.role_approved_by, roleChangedAt: r.role_changed_at,
+    } : undefined;
   }
 
   /** Looks up a user by id (token subjects are checked against it so a disabled account stops at once). */
@@ -140,6 +196,7 @@ export class UserStore {
     const now = opts.now ?? new Date();
     const r = await this.db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
     if (!r || r.disabled === 1) return { ok: false, reason: 'disabled', username: r?.username ?? String(userId) };
+    if (r.enrolment_pending === 1) return { ok: false, reason: 'not-enrolled', username: r.username };
     const fail = this.failureFor(r.username, opts.sourceAddress ?? '', now);
     if (!passed) return this.failSecondFactor(r, opts.reason ?? 'bad-passkey', fail, now);
     await this.db.updateTable('users').set({ failed_logins: 0, locked_until: null, last_login_at: now.toISOString() }).where('id', '=', r.id).execute();
@@ -154,6 +211,7 @@ export class UserStore {
     const now = opts.now ?? new Date();
     const r = await this.db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
     if (!r || r.disabled === 1) return { ok: false, reason: 'disabled', username: r?.username ?? String(userId) };
+    if (r.enrolment_pending === 1) return { ok: false, reason: 'not-enrolled', username: r.username, detail: 'the account waits for its person to enrol' };
     const locked = this.accounts.lockedUntil(r.username, opts.sourceAddress ?? '', now);
     if (locked) return { ok: false, reason: 'locked', username: r.username, detail: `account locked until ${locked.toISOString()}` };
     return this.claimTotp(r, totp, this.failureFor(r.username, opts.sourceAddress ?? '', now), now);
@@ -178,6 +236,10 @@ export class UserStore {
     if (!r) {
       await verifyPassword(await dummyHash(), password);
       return { ok: false, result: fail('unknown-user') };
+    }
+    if (r.enrolment_pending === 1) {
+      await verifyPassword(await dummyHash(), password);
+      return { ok: false, result: fail('not-enrolled', { detail: 'the account waits for its person to enrol' }) };
     }
     if (r.disabled === 1) {
       await verifyPassword(await dummyHash(), password);

@@ -12,6 +12,7 @@ export const ACTIONS = {
   'session.logout': { flow: 'auth', describe: 'end a session' },
   'session.passkey': { flow: 'auth', describe: 'log in with password and a passkey (WebAuthn)' },
   'session.federated': { flow: 'auth', describe: "log in through the hospital's identity provider (OpenID Connect)" },
+  'account.enrol': { flow: 'auth', describe: 'enrol an approved account with its one-time code: set its password and second factor' },
   'passkeys.manage': { flow: 'auth', describe: "enrol, list and remove one's own passkeys" },
   'console.view': { flow: 'console', describe: "load the console's pages (signing in happens on them)" },
   'server.status': { flow: 'admin-api', describe: 'read server status' },

@@ -2,12 +2,17 @@ import type { AuditEvent } from '../audit/index.js';
 import { PacsGuardError } from '../errors.js';
 import type { ChangeRequest, DeletionLevel } from '../storage/index.js';
 import type { Services } from './services.js';
+import type { IssuedEnrolment, PersonRole } from '../identity/index.js';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 
 /** What carrying out an approved change did: in words for the record, and what it touched for the audit event. */
 export interface ChangeOutcome {
   readonly summary: string;
   readonly objects: NonNullable<AuditEvent['objects']>;
   readonly detail: Record<string, string | number | boolean>;
+  /** For the approver's answer only, never the audit trail or the request record: an enrolment code shown once. */
+  readonly handOver?: { readonly username: string; readonly code: string; readonly expiresAt: string };
 }
 
 /**
@@ -59,7 +64,37 @@ export async function carryOut(services: Services, request: ChangeRequest, appro
       await services.lifecycle.setRetentionDays(days, `${request.requestedBy} and ${approvedBy}`);
       return { summary: `retention period changed from ${before.days} to ${days} days`, objects: {}, detail: { retentionDays: days, previousDays: before.days } };
     }
+    case 'account': {
+      const sponsors = { by: request.requestedBy, approvedBy };
+      const user = await services.users.addPendingUser(request.target, request.accountRole, sponsors);
+      const issued = await services.enrolments.issue(user, { issuedBy: approvedBy, validHours: services.config.accounts.enrolmentHours });
+      const where = await deliverEnrolment(services, issued);
+      return {
+        summary: `created account '${user.username}' (${user.role}) waiting to enrol; code valid until ${issued.expiresAt}, ${where}`,
+        objects: { username: user.username }, detail: { username: user.username, role: user.role, delivery: services.config.accounts.enrolmentDelivery },
+        ...(services.config.accounts.enrolmentDelivery === 'approver' ? { handOver: issued } : {}),
+      };
+    }
+    case 'account-role': {
+      const user = await services.users.findByUsername(request.target);
+      if (!user) throw new PacsGuardError('PG_ERR_NOT_FOUND', `no user '${request.target}'`);
+      await services.users.setRole(user.id, request.accountRole as PersonRole, { by: request.requestedBy, approvedBy });
+      return { summary: `role of '${user.username}' changed from ${user.role} to ${request.accountRole}`, objects: { username: user.username }, detail: { username: user.username, role: request.accountRole, previousRole: user.role } };
+    }
     default:
       throw new PacsGuardError('PG_ERR_INTERNAL', `unknown change kind '${request.kind as string}'`);
   }
+}
+
+/**
+ * Delivers an enrolment code as configured: to the approving administrator in the answer ('approver'), or
+ * into a file readable by the service account only ('file'), for delivery out of band. Says which.
+ */
+async function deliverEnrolment(services: Services, issued: IssuedEnrolment): Promise<string> {
+  if (services.config.accounts.enrolmentDelivery === 'approver') return 'shown once to the approver';
+  const dir = resolve(services.paths.root, services.config.accounts.enrolmentDir);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const file = join(dir, `${issued.username}.json`);
+  await writeFile(file, `${JSON.stringify(issued)}\n`, { mode: 0o600 });
+  return `written to ${file}`;
 }

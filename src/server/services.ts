@@ -7,7 +7,7 @@ import { readBulkData } from '../dicom/index.js';
 import { AuditLog, AuditQueryIndex, CHECKPOINT_KEY_FILE, QUERY_INDEX_FILE, readRecords, SyslogForwarder } from '../audit/index.js';
 import { readFile } from 'node:fs/promises';
 import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js';
-import { DeviceStore, Federation, PasskeyService, PendingSecondFactors, PKI_FILES, ScopeStore, SubjectHoldStore, TokenService, UserStore, VendorGrantStore, type LoginPolicy } from '../identity/index.js';
+import { DeviceStore, EnrolmentStore, Federation, PasskeyService, PendingSecondFactors, PKI_FILES, ScopeStore, SubjectHoldStore, TokenService, UserStore, VendorGrantStore, type LoginPolicy } from '../identity/index.js';
 import { SCOPED_ROLES, ZonePolicy } from '../policy/index.js';
 import { AlertStore, ArchiveIndex, BaselineStore, BlobReplicas, ChangeRequestStore, FileBlobStore, LifecycleIndex, openIndexDatabase, PseudonymStore, type IndexDatabase } from '../storage/index.js';
 import { pseudonymsWith, type Pseudonyms } from '../dicom/index.js';
@@ -45,6 +45,8 @@ export interface Services extends PathServices {
   readonly lifecycle: LifecycleIndex;
   /** Requests for destructive changes and their two-person decisions. */
   readonly changes: ChangeRequestStore;
+  /** One-time enrolment codes for approved accounts. */
+  readonly enrolments: EnrolmentStore;
   /** Good copies of the blob store to repair damage from (config `replicas`). */
   readonly replicas: BlobReplicas;
   /** Holds on users and devices, kept in the index; containment's suspensions are holds. */
@@ -177,6 +179,7 @@ export async function openServices(dataDir: string, overrides: { index?: string 
       name: config.webauthn.rpName, origins: config.webauthn.origins,
     }),
     changes: new ChangeRequestStore(database.db),
+    enrolments: new EnrolmentStore(database.db),
     retrieve: new Retrieve(blobs, index, onDamage, repair, new ReadCache(config.limits.readCacheBytes)),
     replicas,
     auditReview,

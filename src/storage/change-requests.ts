@@ -2,7 +2,7 @@ import type { Kysely, Selectable } from 'kysely';
 import { PacsGuardError } from '../errors.js';
 import type { ChangeRequestsTable, IndexSchema } from './schema.js';
 
-export type ChangeKind = 'delete' | 'restore' | 'purge' | 'retention';
+export type ChangeKind = 'delete' | 'restore' | 'purge' | 'retention' | 'account' | 'account-role';
 export type ChangeState = 'pending' | 'approved' | 'rejected' | 'expired';
 
 /** A destructive change as requested by one person, waiting for (or decided by) another. */
@@ -11,6 +11,8 @@ export interface ChangeRequest {
   readonly kind: ChangeKind;
   readonly level: string;
   readonly target: string;
+  /** For an account request: the role the account is to have. */
+  readonly accountRole: string;
   readonly reason: string;
   readonly requestedBy: string;
   readonly requestedRole: string;
@@ -28,10 +30,10 @@ export class ChangeRequestStore {
   constructor(private readonly db: Kysely<IndexSchema>) {}
 
   /** Records a new request, pending until a different person decides it or it expires. */
-  async create(r: { kind: ChangeKind; level?: string; target: string; reason: string; requestedBy: string; requestedRole: string; validDays: number }): Promise<ChangeRequest> {
+  async create(r: { kind: ChangeKind; level?: string; target: string; accountRole?: string; reason: string; requestedBy: string; requestedRole: string; validDays: number }): Promise<ChangeRequest> {
     const now = new Date();
     const { id } = await this.db.insertInto('change_requests').values({
-      kind: r.kind, level: r.level ?? '', target: r.target, reason: r.reason, requested_by: r.requestedBy, requested_role: r.requestedRole,
+      kind: r.kind, level: r.level ?? '', target: r.target, account_role: r.accountRole ?? '', reason: r.reason, requested_by: r.requestedBy, requested_role: r.requestedRole,
       requested_at: now.toISOString(), expires_at: new Date(now.getTime() + r.validDays * 86_400_000).toISOString(), state: 'pending',
       decided_by: '', decided_at: null, decision_reason: '', result: '',
     }).returning('id').executeTakeFirstOrThrow();
@@ -71,7 +73,7 @@ export class ChangeRequestStore {
 function toRequest(r: Selectable<ChangeRequestsTable>): ChangeRequest {
   const expired = r.state === 'pending' && r.expires_at <= new Date().toISOString();
   return {
-    id: r.id, kind: r.kind as ChangeKind, level: r.level, target: r.target, reason: r.reason, requestedBy: r.requested_by,
+    id: r.id, kind: r.kind as ChangeKind, level: r.level, target: r.target, accountRole: r.account_role, reason: r.reason, requestedBy: r.requested_by,
     requestedRole: r.requested_role, requestedAt: r.requested_at, expiresAt: r.expires_at, state: expired ? 'expired' : (r.state as ChangeState),
     decidedBy: r.decided_by, decidedAt: r.decided_at, decisionReason: r.decision_reason, result: r.result,
   };

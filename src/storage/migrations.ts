@@ -385,6 +385,32 @@ function migrationsFor(engine: IndexEngine): Record<string, Migration> {
       await backfillFuzzyKeys(db, 'studies', 'referring_physician_name', 'referring_physician_name_fuzzy');
     },
   },
+  '0017_account_enrolment': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // Who brought an account into being or raised its role, and who approved it: an approver tied to
+      // the requester that way may not approve the requester's changes (a sock puppet is no second person).
+      for (const column of ['created_by', 'created_approved_by', 'role_changed_by', 'role_approved_by']) {
+        await db.schema.alterTable('users').addColumn(column, 'text', (c) => c.notNull().defaultTo('')).execute();
+      }
+      await db.schema.alterTable('users').addColumn('role_changed_at', 'text').execute();
+      // An account approved but not yet enrolled: no password, no second factor, no login.
+      await db.schema.alterTable('users').addColumn('enrolment_pending', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      // The role an account request asks for (kind 'account' and 'account-role').
+      await db.schema.alterTable('change_requests').addColumn('account_role', 'text', (c) => c.notNull().defaultTo('')).execute();
+      // One-time enrolment codes, kept only as SHA-256 hashes: the index never holds a usable code.
+      await db.schema
+        .createTable('enrolments')
+        .addColumn('id', 'integer', id)
+        .addColumn('user_id', 'integer', (c) => c.notNull())
+        .addColumn('code_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('issued_by', 'text', (c) => c.notNull())
+        .addColumn('issued_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('used_at', 'text')
+        .addColumn('totp_secret', 'text', (c) => c.notNull().defaultTo(''))
+        .execute();
+    },
+  },
   };
 }
 

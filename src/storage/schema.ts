@@ -11,6 +11,7 @@ export interface IndexSchema {
   sessions: SessionsTable;
   subject_holds: SubjectHoldsTable;
   change_requests: ChangeRequestsTable;
+  enrolments: EnrolmentsTable;
   tombstones: TombstonesTable;
   tombstone_instances: { tombstone_id: number; instance_id: number };
   settings: { key: string; value: string; changed_by: string; changed_at: string };
@@ -113,6 +114,28 @@ export interface UsersTable {
   person_name_fold: ColumnType<string, string | undefined, string>;
   /** The departments a person works in, one per line ('' when none is recorded). */
   departments: ColumnType<string, string | undefined, string>;
+  /** Who asked for the account and who approved it (migration 0017): `user:…`, `os:…` for the CLI, '' before. */
+  created_by: ColumnType<string, string | undefined, string>;
+  created_approved_by: ColumnType<string, string | undefined, string>;
+  /** Who last raised or changed the role, who approved it, and when (migration 0017). */
+  role_changed_by: ColumnType<string, string | undefined, string>;
+  role_approved_by: ColumnType<string, string | undefined, string>;
+  role_changed_at: ColumnType<string | null, string | null | undefined, string | null>;
+  /** 1 while an approved account waits for its person to enrol (set a password and second factor). */
+  enrolment_pending: ColumnType<number, number | undefined, number>;
+}
+
+/** A one-time enrolment code (migration 0017), kept as its SHA-256 hash. */
+export interface EnrolmentsTable {
+  id: Generated<number>;
+  user_id: number;
+  code_hash: string;
+  issued_by: string;
+  issued_at: string;
+  expires_at: string;
+  used_at: string | null;
+  /** The TOTP secret offered to the person in the first enrolment step, adopted only when they complete it. */
+  totp_secret: ColumnType<string, string | undefined, string>;
 }
 
 /** A DIMSE peer (migration 0002): a modality or clinical system, by certificate or as a legacy device. */
@@ -179,8 +202,10 @@ export interface SubjectHoldsTable {
 
 export interface ChangeRequestsTable {
   id: Generated<number>;
-  /** 'delete' | 'restore' | 'purge' | 'retention' */
+  /** 'delete' | 'restore' | 'purge' | 'retention' | 'account' | 'account-role' */
   kind: string;
+  /** For an account request: the role asked for (migration 0017). */
+  account_role: ColumnType<string, string | undefined, string>;
   /** For a deletion: 'study' | 'series' | 'instance'. */
   level: string;
   /** What the change names: a UID, a tombstone id, a number of days; '' for a purge. */

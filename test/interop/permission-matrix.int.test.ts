@@ -50,6 +50,7 @@ const HTTP_DRIVERS: Partial<Record<Action, Driver>> = {
 
 /** Actions not driven over HTTP here, each with where it is proven instead. */
 const ELSEWHERE: Partial<Record<Action, string>> = {
+  'account.enrol': 'open to anyone to attempt with a one-time code (src/server/http/accounts.int.test.ts)',
   'session.login': 'open to anyone to attempt (src/server/http/sessions.int.test.ts)',
   'session.refresh': 'open to anyone to attempt (src/server/http/sessions.int.test.ts)',
   'session.logout': 'open to anyone to attempt (src/server/http/sessions.int.test.ts)',

@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { PacsGuardError } from '../../errors.js';
-import { generatePassword, generateTotpSecret, PERSON_ROLES, totpEnrolmentUri, type IssuedSession, type LoginResult, type PersonRole } from '../../identity/index.js';
+import { PERSON_ROLES, subjectLabel, totpEnrolmentUri, type IssuedSession, type LoginResult, type PersonRole } from '../../identity/index.js';
+import { decideChangeRequest } from '../../policy/index.js';
 import { perform, withSecurityAlerts, type Operated, type SecurityAlert } from '../path.js';
 import type { Services } from '../services.js';
 import { contextOf, cookiesOf, credentialsOf, CSRF_COOKIE, CSRF_HEADER, REFRESH_COOKIE, SESSION_COOKIE } from './context.js';
@@ -22,7 +23,7 @@ const logoutBody = z.object({ refresh_token: z.string().min(20).max(200).optiona
 const newUserBody = z.object({
   username: z.string().min(1).max(64),
   role: z.enum(PERSON_ROLES),
-  password: z.string().min(12).max(1024).optional(),
+  reason: z.string().trim().min(10, 'say why (at least 10 characters)').max(1000),
 }).strict();
 
 /** Parses a JSON body with a zod schema at the edge, so the inside trusts its types. */
@@ -269,20 +270,54 @@ export async function registerApiRoutes(app: FastifyInstance, services: Services
     return reply.code(204).send();
   });
 
+  // An account is a way to act as a second person or to read images: creating one is itself a two-person
+  // change (policy/approvals.ts). The answer is the pending request; nobody here ever sees credentials:
+  // on approval the person gets a one-time enrolment code (config accounts.enrolmentDelivery).
   app.post('/users', { config: { pacsguard: { action: 'users.manage', eventType: 'Security Configuration Change' } } }, async (request, reply) => {
     const ctx = contextOf(request);
     const body = parseBody(newUserBody, request.body);
     const created = await perform(services, { ...ctx, resource: { username: body.username } }, async () => {
-      const password = body.password ?? generatePassword();
-      const totpSecret = generateTotpSecret();
-      const user = await services.users.addUser(body.username, body.role, password, totpSecret);
+      const allowed = decideChangeRequest(ctx.subject, 'account');
+      if (!allowed.allow) throw new PacsGuardError(allowed.code, allowed.reason);
+      await services.users.checkNewAccount(body.username, body.role);
+      if ((await services.changes.list('pending')).some((r) => r.kind === 'account' && r.target === body.username)) {
+        throw new PacsGuardError('PG_ERR_CONFLICT', `an account '${body.username}' is requested already; decide that request`);
+      }
+      const r = await services.changes.create({
+        kind: 'account', target: body.username, accountRole: body.role, reason: body.reason, requestedBy: subjectLabel(ctx.subject),
+        requestedRole: ctx.subject.kind === 'user' ? ctx.subject.role : '', validDays: services.config.retention.requestValidDays,
+      });
       return {
-        value: { username: user.username, role: user.role, ...(body.password ? {} : { password }), totpSecret, totpUri: totpEnrolmentUri(user.username, totpSecret) },
-        reason: `created user '${user.username}' with role ${user.role}`,
-        objects: { username: user.username },
+        value: r,
+        reason: `${r.requestedBy} asked for account '${body.username}' with role ${body.role} (request ${r.id}): ${body.reason}; awaiting a second administrator`,
+        objects: { username: body.username }, detail: { request: r.id, kind: r.kind },
       };
     });
-    return reply.code(201).send(created);
+    return reply.code(202).send(created);
+  });
+
+  // Raising (or changing) a role is the same two-person change as making the account.
+  app.put('/users/:username/role', { config: { pacsguard: { action: 'users.manage', eventType: 'Security Configuration Change' } } }, async (request, reply) => {
+    const ctx = contextOf(request);
+    const { username } = parseBody(z.object({ username: z.string().min(1).max(64) }).strict(), request.params);
+    const body = parseBody(z.object({ role: z.enum(PERSON_ROLES), reason: z.string().trim().min(10, 'say why (at least 10 characters)').max(1000) }).strict(), request.body);
+    const asked = await perform(services, { ...ctx, resource: { username } }, async () => {
+      const allowed = decideChangeRequest(ctx.subject, 'account-role');
+      if (!allowed.allow) throw new PacsGuardError(allowed.code, allowed.reason);
+      const user = await services.users.findByUsername(username);
+      if (!user) throw new PacsGuardError('PG_ERR_NOT_FOUND', `no user '${username}'`);
+      if (user.role === body.role) throw new PacsGuardError('PG_ERR_CONFLICT', `'${username}' has the role ${body.role} already`);
+      const r = await services.changes.create({
+        kind: 'account-role', target: username, accountRole: body.role, reason: body.reason, requestedBy: subjectLabel(ctx.subject),
+        requestedRole: ctx.subject.kind === 'user' ? ctx.subject.role : '', validDays: services.config.retention.requestValidDays,
+      });
+      return {
+        value: r,
+        reason: `${r.requestedBy} asked to change the role of '${username}' from ${user.role} to ${body.role} (request ${r.id}): ${body.reason}; awaiting a second administrator`,
+        objects: { username }, detail: { request: r.id, kind: r.kind },
+      };
+    });
+    return reply.code(202).send(asked);
   });
 
   // Ends every session of a person at once (a lost laptop, a suspected compromise): their access and
@@ -301,6 +336,23 @@ export async function registerApiRoutes(app: FastifyInstance, services: Services
       };
     });
   });
+
+  // Enrolment: the person an approved account is for, holding its one-time code, offers no other
+  // credentials (hence open to anyone to attempt, like login); a bad code answers as any bad code.
+  const enrol = { pacsguard: { action: 'account.enrol' as const, eventType: 'User Authentication' as const }, rateLimit: { max: 30, timeWindow: '1 minute' } };
+  app.post('/enrolment/totp', { config: enrol }, async (request) => perform(services, contextOf(request), async () => {
+    const body = parseBody(z.object({ code: z.string().min(1).max(128) }).strict(), request.body);
+    const offered = await services.enrolments.offerTotp(body.code);
+    return {
+      value: { username: offered.username, totpSecret: offered.totpSecret, totpUri: totpEnrolmentUri(offered.username, offered.totpSecret) },
+      reason: `enrolment of '${offered.username}': TOTP secret offered`, objects: { username: offered.username },
+    };
+  }));
+  app.post('/enrolment', { config: enrol }, async (request) => perform(services, contextOf(request), async () => {
+    const body = parseBody(z.object({ code: z.string().min(1).max(128), password: z.string().min(1).max(1024), totp: z.string().regex(/^\d{6}$/, 'totp is the 6-digit code from the authenticator') }).strict(), request.body);
+    const user = await services.enrolments.complete(body.code, { password: body.password, totp: body.totp, minPasswordScore: services.config.accounts.minPasswordScore });
+    return { value: { username: user.username, role: user.role, enrolled: true }, reason: `'${user.username}' (${user.role}) enrolled: own password and TOTP set`, objects: { username: user.username } };
+  }));
 
   app.get('/status', { config: { pacsguard: { action: 'server.status', eventType: 'Application Activity' } } }, async (request) => {
     const ctx = contextOf(request);

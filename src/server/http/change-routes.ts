@@ -87,7 +87,11 @@ export function registerChangeRoutes(app: FastifyInstance, services: Services): 
     return perform(services, { ...ctx, eventType }, async () => {
       const { reason } = parseInput(decision, request.body, 'PG_ERR_HTTP_BAD_REQUEST');
       if (!pending) throw new PacsGuardError('PG_ERR_NOT_FOUND', `no request ${id}`);
-      enforce(decideChangeDecision(ctx.subject, { kind: pending.kind as ChangeKind, requestedBy: pending.requestedBy }));
+      const originOf = (label: string) => (label.startsWith('user:') ? services.users.origin(label.slice(5)) : Promise.resolve(undefined));
+      const [approver, requester] = await Promise.all([originOf(subjectLabel(ctx.subject)), originOf(pending.requestedBy)]);
+      enforce(decideChangeDecision(ctx.subject, { kind: pending.kind as ChangeKind, requestedBy: pending.requestedBy }, {
+        ...(approver ? { approver } : {}), ...(requester ? { requester } : {}), days: services.config.accounts.sponsorTieDays,
+      }));
       const by = subjectLabel(ctx.subject);
       const decided = await services.changes.decide(id, { state: verdict, by, reason });
       if (verdict === 'rejected') {
@@ -102,7 +106,7 @@ export function registerChangeRoutes(app: FastifyInstance, services: Services): 
       }
       await services.changes.recordResult(id, outcome.summary);
       return {
-        value: { ...decided, result: outcome.summary },
+        value: { ...decided, result: outcome.summary, ...(outcome.handOver ? { enrolment: outcome.handOver } : {}) },
         reason: `${by} approved request ${id} by ${decided.requestedBy}: ${outcome.summary}`,
         objects: outcome.objects, detail: { request: id, kind: decided.kind, ...outcome.detail },
       };
