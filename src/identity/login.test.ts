@@ -134,10 +134,12 @@ describe.each([
         return performance.now() - t;
       };
       await time('warm-up');
-      const [real, unknown, disabled] = [await time('omar'), await time('no-such-person'), await time('pia')];
-      // argon2id takes tens of milliseconds: a refusal without one would take well under a tenth of it.
-      expect(unknown).toBeGreaterThan(real * 0.5);
-      expect(disabled).toBeGreaterThan(real * 0.5);
+      // The fastest of three each, so that a busy machine slowing one attempt does not decide the test.
+      const fastest = async (username: string) => Math.min(await time(username), await time(username), await time(username));
+      const [real, unknown, disabled] = [await fastest('omar'), await fastest('no-such-person'), await fastest('pia')];
+      // argon2id takes tens of milliseconds: a refusal without one takes well under a tenth of it.
+      expect(unknown).toBeGreaterThan(real * 0.3);
+      expect(disabled).toBeGreaterThan(real * 0.3);
     });
   });
 });
