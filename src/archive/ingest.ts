@@ -1,6 +1,6 @@
 import { open, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { inspectPreamble, parsePart10, sanitizePreamble, type ParsedInstance } from '../dicom/index.js';
+import { inspectPreamble, parseReceived, sanitizePreamble, type ParsedInstance } from '../dicom/index.js';
 import { PacsGuardError, asPacsGuardError } from '../errors.js';
 import { fsyncDir, sha256Hex, type ArchiveIndex, type BlobStore, type InstanceRecord, type RecordOutcome, type StagedBlob } from '../storage/index.js';
 
@@ -13,6 +13,8 @@ export interface IngestResult {
   readonly seriesUid: string;
   readonly patientId: string;
   readonly sha256: string;
+  /** What was changed to store it (a rebuilt file meta header), in words; empty when stored as received. */
+  readonly coercions: readonly string[];
 }
 
 /** Who sent a batch, and the study a study-scoped STOW-RS names. */
@@ -50,6 +52,7 @@ interface Prepared {
   readonly at: number;
   readonly parsed: ParsedInstance;
   readonly bytes: Buffer;
+  readonly coercions: readonly string[];
   readonly staged?: StagedBlob;
 }
 
@@ -143,6 +146,7 @@ export class Ingest {
         seriesUid: w.parsed.seriesInstanceUid,
         patientId: w.parsed.attributes.patientId,
         sha256: w.sha256,
+        coercions: w.coercions,
       };
     });
     try {
@@ -207,7 +211,7 @@ export class Ingest {
   }
 
   /** Validate and sanitise one instance; quarantine it if its preamble is executable. */
-  private async prepare(bytes: Uint8Array, ctx: IngestContext): Promise<{ parsed: ParsedInstance; bytes: Buffer }> {
+  private async prepare(bytes: Uint8Array, ctx: IngestContext): Promise<{ parsed: ParsedInstance; bytes: Buffer; coercions: readonly string[] }> {
     // CVE-2019-11687: a Part 10 preamble can make the same file a valid Windows executable. Such a file
     // is evidence, not an image: keep it out of the archive, keep its bytes for the investigator.
     const threat = inspectPreamble(bytes);
@@ -216,14 +220,17 @@ export class Ingest {
       const file = await this.quarantine(bytes, sha256);
       throw new QuarantinedError(file, `${threat.kind}: ${threat.detail}`, sha256);
     }
-    const sanitized = sanitizePreamble(bytes);
-    const parsed = parsePart10(sanitized);
+    // A file whose only fault is its file meta information is stored with that header rebuilt (and
+    // says so), as DCMTK's storescp stores it: a modality whose images bounce loses them.
+    const received = parseReceived(sanitizePreamble(bytes));
+    const { parsed, coercions } = received;
+    const sanitized = Buffer.isBuffer(received.bytes) ? received.bytes : Buffer.from(received.bytes.buffer, received.bytes.byteOffset, received.bytes.byteLength);
     if (ctx.expectedStudyUid !== undefined && parsed.studyInstanceUid !== ctx.expectedStudyUid) {
       throw new PacsGuardError('PG_ERR_DICOM_STUDY_MISMATCH', `instance ${parsed.sopInstanceUid} belongs to study ${parsed.studyInstanceUid}, not ${ctx.expectedStudyUid}`);
     }
     const suspicion = this.guard?.screen(parsed, sanitized);
     if (suspicion) throw new PacsGuardError('PG_ERR_DICOM_SUSPECT_PAYLOAD', `instance ${parsed.sopInstanceUid}: ${suspicion}`);
-    return { parsed, bytes: sanitized };
+    return { parsed, bytes: sanitized, coercions };
   }
 
   private async quarantine(bytes: Uint8Array, sha256: string): Promise<string> {

@@ -2,7 +2,7 @@
  * The public face of the DICOM layer. Other layers import from here only; the modules behind it may
  * change shape freely.
  */
-export { parsePart10, type ParsedInstance, type ParseOptions } from './parse.js';
+export { parsePart10, parseReceived, type ParsedInstance, type ParseOptions, type ReceivedInstance } from './parse.js';
 export { extractFrames } from './frames.js';
 export { readBulkData } from './bulkdata.js';
 export { toExplicitLittleEndian } from './transcode.js';

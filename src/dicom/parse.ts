@@ -16,6 +16,7 @@ import { indexAttributes, type IndexAttributes } from './attributes.js';
 import { datasetToJson, type DicomJson } from './json.js';
 import { printable, rawUid, readPart10Structure, type Part10Options } from './part10.js';
 import { locatePixelData, type PixelDescription } from './pixels.js';
+import { rebuildFileMeta } from './coerce.js';
 import { inspectPreamble, type PreambleThreat } from './sanitize.js';
 import type { DatasetNode } from './structure.js';
 import { isValidUid } from './uids.js';
@@ -61,6 +62,40 @@ export function parsePart10(bytes: Uint8Array, options: ParseOptions = {}): Pars
     // Our own checks should have refused the input before any decoder could fail; if one still did,
     // the file is unreadable, not the server broken.
     throw new PacsGuardError('PG_ERR_DICOM_UNREADABLE', 'the dataset could not be decoded', { cause: err });
+  }
+}
+
+/** A received file as it will be stored: parsed, and with what was coerced to make it storable. */
+export interface ReceivedInstance {
+  readonly parsed: ParsedInstance;
+  /** The file to store: the input itself, or the input with its file meta information rebuilt. */
+  readonly bytes: Uint8Array;
+  /** What was changed, in words; empty when the file was stored as received. */
+  readonly coercions: readonly string[];
+}
+
+// Refusals a rebuilt file meta header may cure: the header itself, or padding after a deflated dataset.
+const CURABLE = new Set(['PG_ERR_DICOM_META_MISMATCH', 'PG_ERR_DICOM_NO_FILE_META', 'PG_ERR_DICOM_UNREADABLE']);
+
+/**
+ * Parses a received file as parsePart10 does, but where only its file meta information is wrong
+ * (missing group length or MediaStorage UIDs, MediaStorage UIDs that contradict the dataset, bytes after
+ * a deflated dataset) rebuilds that header from the dataset, as DCMTK's storescp does, and reports each
+ * change. The dataset is never changed. Anything else is refused as parsePart10 refuses it.
+ */
+export function parseReceived(bytes: Uint8Array, options: ParseOptions = {}): ReceivedInstance {
+  try {
+    return { parsed: parsePart10(bytes, options), bytes, coercions: [] };
+  } catch (err) {
+    if (!(err instanceof PacsGuardError) || !CURABLE.has(err.code)) throw err;
+    let rebuilt;
+    try {
+      rebuilt = rebuildFileMeta(bytes, options);
+    } catch {
+      throw err;
+    }
+    if (!rebuilt) throw err;
+    return { parsed: parsePart10(rebuilt.bytes, options), bytes: rebuilt.bytes, coercions: rebuilt.coercions };
   }
 }
 

@@ -53,9 +53,19 @@ function readText(bytes: Uint8Array, node: DatasetNode, tag: number): string | u
   return Buffer.from(bytes.buffer, bytes.byteOffset + e.valueOffset, e.valueLength).toString('latin1').split('\\')[0]!.trim();
 }
 
-/** Bits in one native frame; Bits Allocated 1 frames pack without padding, so frames are addressed in bits. */
+/**
+ * Bits in one native frame; Bits Allocated 1 frames pack without padding, so frames are addressed in
+ * bits. PS3.3 C.7.6.3.1.2: chroma-subsampled native data holds one Cb and one Cr per two pixels
+ * (YBR_FULL_422, YBR_PARTIAL_422: two samples a pixel) or per four (YBR_PARTIAL_420: one and a half),
+ * not Samples per Pixel (3) for each pixel.
+ */
 export function frameBits(d: PixelDescription): number {
-  return d.rows * d.columns * d.samplesPerPixel * d.bitsAllocated;
+  const pixels = d.rows * d.columns;
+  if (!d.encapsulated && d.samplesPerPixel === 3) {
+    if (d.photometricInterpretation === 'YBR_FULL_422' || d.photometricInterpretation === 'YBR_PARTIAL_422') return pixels * 2 * d.bitsAllocated;
+    if (d.photometricInterpretation === 'YBR_PARTIAL_420') return Math.ceil(pixels * 1.5) * d.bitsAllocated;
+  }
+  return pixels * d.samplesPerPixel * d.bitsAllocated;
 }
 
 /**

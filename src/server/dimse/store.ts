@@ -31,6 +31,8 @@ export async function storeInstance(
   const file = Buffer.concat([dataset.received.header, ...dataset.parts]);
   try {
     const r = await services.ingest.ingest(file, { receivedBy: subjectLabel(ctx.subject) }, (settled) => early.record(storedOutcome(settled, file.length)), dataset.received.staged);
+    // PS3.4 B.2.3: B000, coercion of data elements, when the file meta header had to be rebuilt.
+    if (r.coercions.length > 0) return { value: { status: 0xb000, comment: 'file meta information rebuilt from the dataset' }, ...storedOutcome(r, file.length) };
     return { value: { status: 0x0000 }, ...storedOutcome(r, file.length) };
   } catch (err) {
     const e = asPacsGuardError(err);
@@ -52,6 +54,6 @@ function storedOutcome(r: IngestResult, bytes: number): OperatedOutcome {
   return {
     reason: r.outcome.kind === 'duplicate' ? 'identical re-send of a stored instance' : r.outcome.kind === 'new-version' ? `stored as version ${r.outcome.version}` : 'stored',
     objects: { studyUids: [r.studyUid], patientIds: [r.patientId], seriesUid: r.seriesUid, sopUid: r.sopUid, instanceCount: 1 },
-    detail: { bytes, outcome: r.outcome.kind },
+    detail: { bytes, outcome: r.outcome.kind, ...(r.coercions.length > 0 ? { coerced: r.coercions.join('; ') } : {}) },
   };
 }

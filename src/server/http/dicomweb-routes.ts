@@ -405,10 +405,14 @@ function stowOutcome(
         '00081150': { vr: 'UI', Value: [s.sopClassUid] },
         '00081155': { vr: 'UI', Value: [s.sopUid] },
         '00081190': { vr: 'UR', Value: [`${studyUrl(s.studyUid)}/series/${s.seriesUid}/instances/${s.sopUid}`] },
+        // PS3.18 Table 10.5.3-1 / PS3.4 B.2.3: B000, coercion of data elements (a rebuilt file meta header).
+        ...(s.coercions.length > 0 ? { '00081196': { vr: 'US', Value: [0xb000] } } : {}),
       })),
     };
   }
-  const status = failed.length === 0 ? 200 : stored.length === 0 ? 409 : 202;
+  const coerced = stored.filter((s) => s.coercions.length > 0);
+  // 202: stored, but with warnings or failures for some (PS3.18 §10.5.3).
+  const status = failed.length === 0 && coerced.length === 0 ? 200 : stored.length === 0 ? 409 : 202;
   const newVersions = stored.filter((s) => s.outcome.kind === 'new-version').length;
   const duplicates = stored.filter((s) => s.outcome.kind === 'duplicate').length;
   return {
@@ -420,7 +424,7 @@ function stowOutcome(
       patientIds: [...new Set(stored.map((s) => s.patientId))],
       instanceCount: stored.length,
     },
-    detail: { stored: stored.length, failed: failed.length, newVersions },
+    detail: { stored: stored.length, failed: failed.length, newVersions, ...(coerced.length > 0 ? { coerced: coerced.map((c) => `${c.sopUid}: ${c.coercions.join('; ')}`).join(' | ') } : {}) },
     securityAlerts: alerts,
   };
 }

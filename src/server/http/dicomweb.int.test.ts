@@ -274,6 +274,22 @@ describe('DICOMweb over HTTPS', () => {
     }
   });
 
+  it('stores a file whose meta names another instance with its header rebuilt, and warns (B000)', async () => {
+    const before = auditLines().length;
+    const odd = ct(40, { studyUid: '2.25.1040', seriesUid: '2.25.1040.1', mediaStorage: { sopInstanceUid: '2.25.999.40' } });
+    const res = await stow(tech, [odd]);
+    expect(res.status).toBe(202);
+    const item = (res.json() as Record<string, { Value: Array<Record<string, { Value: unknown[] }>> }>)['00081199']!.Value[0]!;
+    expect(item['00081155']!.Value).toEqual(['2.25.1001.1.40']);
+    expect(item['00081196']!.Value).toEqual([0xb000]);
+    const stored = multipartBodies(await call(String(item['00081190']!.Value[0]).replace(s.url, ''), { token: rad }))[0]!;
+    // The dataset as sent; the header now names the dataset's own instance.
+    expect(stored.includes(Buffer.from('2.25.999.40'))).toBe(false);
+    expect(stored.subarray(stored.length - 1024).equals(odd.subarray(odd.length - 1024))).toBe(true);
+    const event = auditLines().slice(before).find((e) => e.event.action === 'instances.store');
+    expect(JSON.stringify(event)).toContain("MediaStorageSOPInstanceUID 2.25.999.40 replaced by the dataset's 2.25.1001.1.40");
+  });
+
   it('leaves an audit log whose chain verifies', async () => {
     const v = await verifyChain(join(s.dataDir, 'audit', 'audit.log'));
     expect(v.ok).toBe(true);
