@@ -62,6 +62,9 @@ export const ERRORS = {
   // Archive and storage
   PG_ERR_STORAGE_FULL: { http: 507, dicomStatus: 0xa700, title: 'Storage full' },
   PG_ERR_STORAGE_FAILED: { http: 500, dicomStatus: 0x0110, title: 'Storage failure' },
+  // Read-only volume or I/O error: the archive cannot write now but may later, so 503 and the
+  // DICOM "Refused: Out of Resources" (PS3.4 C.4.2.1.4) that tells a modality to retry.
+  PG_ERR_STORAGE_UNAVAILABLE: { http: 503, dicomStatus: 0xa700, title: 'Storage unavailable (read-only or I/O error)' },
   PG_ERR_INTEGRITY: { http: 500, dicomStatus: 0x0110, title: 'Stored data failed its integrity check' },
   PG_ERR_AUDIT_UNAVAILABLE: { http: 503, dicomStatus: 0x0110, title: 'Audit trail unavailable; refusing to operate unaudited' },
   PG_ERR_INTERNAL: { http: 500, dicomStatus: 0x0110, title: 'Internal error' },
@@ -107,13 +110,30 @@ export class PacsGuardError extends Error {
   }
 }
 
+// Errors whose cause is the disk being full: file system (errno), SQLite (extended codes such as
+// SQLITE_FULL) and PostgreSQL (SQLSTATE class 53, 53100 disk_full).
+const FULL_CODES = /^(ENOSPC|EDQUOT|SQLITE_FULL(_.*)?|53100)$/;
+// Errors whose cause is a volume that cannot be written now: remounted read-only, failing I/O.
+const UNAVAILABLE_CODES = /^(EROFS|EIO|SQLITE_IOERR(_.*)?|SQLITE_READONLY(_.*)?|SQLITE_CANTOPEN|58030)$/;
+
+/**
+ * Maps an error from the file system, SQLite or PostgreSQL to the storage error it stands for
+ * (full: 507 / 0xA700; read-only or I/O: 503 / 0xA700), or undefined when it is not one.
+ */
+export function storageErrorOf(err: unknown): PacsGuardError | undefined {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (typeof code !== 'string') return undefined;
+  if (FULL_CODES.test(code)) {
+    return new PacsGuardError('PG_ERR_STORAGE_FULL', 'no space left on the storage device', { cause: err });
+  }
+  if (UNAVAILABLE_CODES.test(code)) {
+    return new PacsGuardError('PG_ERR_STORAGE_UNAVAILABLE', `the storage device cannot be written (${code})`, { cause: err });
+  }
+  return undefined;
+}
+
 /** Narrows an unknown thrown value to a PacsGuardError, wrapping anything else as internal. */
 export function asPacsGuardError(err: unknown): PacsGuardError {
   if (err instanceof PacsGuardError) return err;
-  const errno = (err as NodeJS.ErrnoException | undefined)?.code;
-  // ENOSPC from the filesystem, SQLITE_FULL from the index: either way the disk is full.
-  if (errno === 'ENOSPC' || errno === 'EDQUOT' || errno === 'SQLITE_FULL') {
-    return new PacsGuardError('PG_ERR_STORAGE_FULL', 'no space left on the storage device', { cause: err });
-  }
-  return new PacsGuardError('PG_ERR_INTERNAL', 'unexpected error', { cause: err });
+  return storageErrorOf(err) ?? new PacsGuardError('PG_ERR_INTERNAL', 'unexpected error', { cause: err });
 }

@@ -1,7 +1,7 @@
 import { open, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inspectPreamble, parseReceived, sanitizePreamble, type ParsedInstance } from '../dicom/index.js';
-import { PacsGuardError, asPacsGuardError } from '../errors.js';
+import { PacsGuardError, asPacsGuardError, storageErrorOf } from '../errors.js';
 import { fsyncDir, sha256Hex, type ArchiveIndex, type BlobStore, type InstanceRecord, type RecordOutcome, type StagedBlob } from '../storage/index.js';
 
 /** What became of one received instance. */
@@ -157,7 +157,7 @@ export class Ingest {
       } : undefined));
     } catch (err) {
       // The blobs stay (content-addressed, harmless, reused by a retry); nothing is acknowledged.
-      const e = err instanceof PacsGuardError ? err : new PacsGuardError('PG_ERR_STORAGE_FAILED', `index write failed: ${(err as Error).message}`, { cause: err });
+      const e = err instanceof PacsGuardError ? err : storageErrorOf(err) ?? new PacsGuardError('PG_ERR_STORAGE_FAILED', `index write failed: ${(err as Error).message}`, { cause: err });
       for (const w of written) results[w.at] = e;
     }
     return results;

@@ -56,6 +56,10 @@ export function reusingStatements(sqlite: Database.Database): { prepare(sql: str
   const kept = new Map<string, Database.Statement>();
   return {
     prepare(sql) {
+      // SQLite itself rolls the whole transaction back on SQLITE_FULL and some I/O errors; the driver's
+      // ROLLBACK then fails with "cannot rollback - no transaction is active" and that error replaces
+      // the real one, which turned a full disk into a 500. With nothing left to undo it does nothing.
+      if (/^rollback$/i.test(sql) && !sqlite.inTransaction) return sqlite.prepare('SELECT 1 WHERE 0');
       let stmt = kept.get(sql);
       if (stmt) {
         kept.delete(sql);
