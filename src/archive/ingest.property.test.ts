@@ -4,12 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeInstance } from '../../test/support/synth.js';
+import { datasetOfPart10, parsePart10 } from '../dicom/index.js';
 import { PacsGuardError } from '../errors.js';
 import { ArchiveIndex, FileBlobStore, openIndexDatabase, type IndexDatabase } from '../storage/index.js';
 import { Ingest } from './index.js';
 
-// Whatever arrives, ingest either stores it whole (and it reads back as sent, preamble zeroed) or
-// refuses it with a PacsGuardError and leaves nothing behind: no blob, no index row.
+// Whatever arrives, ingest either stores it whole or refuses it with a PacsGuardError and leaves
+// nothing behind: no blob, no index row. Stored whole means it reads back as sent, preamble zeroed;
+// when only its file meta was at fault (a coercion, reported), the header is rebuilt and the dataset
+// reads back as sent, short of anything dropped after a deflated stream.
 describe('ingest under mutated and random input (property)', () => {
   let dir: string;
   let database: IndexDatabase;
@@ -58,8 +61,19 @@ describe('ingest under mutated and random input (property)', () => {
         return;
       }
       const stored = await blobs.get(result.sha256);
-      expect(stored.subarray(128)).toEqual(Buffer.from(bytes).subarray(128));
+      if (result.coercions.length === 0) {
+        expect(stored.subarray(128)).toEqual(Buffer.from(bytes).subarray(128));
+      } else {
+        expect(parsePart10(stored).sopInstanceUid).toBe(result.sopUid);
+        const kept = datasetOfPart10(stored).dataset;
+        const sent = datasetOfPart10(Buffer.from(bytes)).dataset; // walked element by element: its group length may be the fault
+        const dropped = result.coercions.some((c) => c.includes('after the deflated dataset dropped'));
+        // A deflated stream of odd length gets the one zero pad byte PS3.5 A.5 allows in place of what was cut.
+        const compared = dropped && kept.length % 2 === 0 && kept.at(-1) === 0 ? kept.length - 1 : kept.length;
+        expect(kept.subarray(0, compared)).toEqual(sent.subarray(0, compared));
+        if (!dropped) expect(kept.length).toBe(sent.length);
+      }
       expect(await index.findInstances(result.studyUid, result.seriesUid, result.sopUid)).toHaveLength(1);
-    }), { numRuns: 200 });
+    }), { numRuns: 200, seed: Number(process.env.PG_PROPERTY_SEED ?? Date.now()) });
   });
 });
