@@ -28,6 +28,9 @@ export const ERRORS = {
   PG_ERR_DICOM_NOT_A_FRAME_SOURCE: { http: 406, dicomStatus: 0xc000, title: 'Frames are available only for uncompressed pixel data' },
   PG_ERR_DICOM_BAD_FRAME: { http: 404, dicomStatus: 0xc000, title: 'Frame number out of range' },
   PG_ERR_DICOM_SUSPECT_PAYLOAD: { http: 422, dicomStatus: 0xa900, title: 'Pixel data looks encrypted; refused' },
+  // Converting stored pixel data on the way out
+  PG_ERR_DICOM_TRANSCODE_FAILED: { http: 406, dicomStatus: 0xc000, title: 'The stored pixel data could not be converted to the syntax asked for' },
+  PG_ERR_CODECS_BUSY: { http: 503, dicomStatus: 0xa700, title: 'Every codec worker is busy; try again shortly' },
 
   // HTTP input
   PG_ERR_HTTP_BAD_CONTENT_TYPE: { http: 415, dicomStatus: 0xc000, title: 'Unsupported content type' },
