@@ -1,4 +1,4 @@
-import { extractFrames, readBulkData } from '../dicom/index.js';
+import { extractFrames, lookupTransferSyntax, readBulkData, storedFrames, toExplicitLittleEndian, TS, type CodecPool } from '../dicom/index.js';
 import { PacsGuardError } from '../errors.js';
 import { sha256Hex, type ArchiveIndex, type BlobStore, type StoredInstance } from '../storage/index.js';
 import type { ReadCache } from './read-cache.js';
@@ -23,7 +23,12 @@ export class Retrieve {
     private readonly onDamage: (sha256: string, error: PacsGuardError) => Promise<void> = async () => undefined,
     private readonly repair: (sha256: string) => Promise<Buffer | undefined> = async () => undefined,
     private readonly cache: ReadCache | null = null,
+    private readonly codecs: CodecPool | null = null,
+    private readonly converted: ReadCache | null = null,
   ) {}
+
+  /** Conversions under way, so that the frames a viewer asks for at once are decoded once. */
+  private readonly converting = new Map<string, Promise<Buffer>>();
 
   /** The current instances a WADO-RS path names; 404 when it names nothing. */
   async instances(studyUid: string, seriesUid?: string, sopUid?: string): Promise<StoredInstance[]> {
@@ -69,8 +74,44 @@ export class Retrieve {
     return readBulkData(await this.bytes(instance), path).value;
   }
 
-  /** Frames of an uncompressed instance (1-based frame numbers). */
+  /**
+   * The instance in `transferSyntaxUid`: as stored, re-encoded without a codec (native syntaxes to
+   * Explicit VR Little Endian) or converted by the codecs, and then kept for the next request. The
+   * caller has chosen a syntax that can be produced (see codecsConvert); the bytes may be shared.
+   */
+  async inSyntax(instance: StoredInstance, transferSyntaxUid: string): Promise<Buffer> {
+    const stored = await this.bytes(instance);
+    if (transferSyntaxUid === instance.transferSyntaxUid) return stored;
+    const native = lookupTransferSyntax(instance.transferSyntaxUid)?.encapsulated === false;
+    if (transferSyntaxUid === TS.explicitVrLittleEndian && native) return toExplicitLittleEndian(stored);
+    if (!this.codecs) throw new PacsGuardError('PG_ERR_DICOM_TRANSCODE_FAILED', `instance ${instance.sopUid} is stored as ${instance.transferSyntaxUid}, and no codecs run here`);
+    const key = `${instance.blobSha256}>${transferSyntaxUid}`;
+    const kept = this.converted?.get(key);
+    if (kept) return kept;
+    const under = this.converting.get(key);
+    if (under) return under;
+    const codecs = this.codecs;
+    const conversion = (async () => {
+      try {
+        const out = await codecs.transcode(stored, transferSyntaxUid);
+        this.converted?.set(key, out);
+        return out;
+      } finally {
+        this.converting.delete(key);
+      }
+    })();
+    this.converting.set(key, conversion);
+    return conversion;
+  }
+
+  /** Frames as native pixels (1-based frame numbers); a compressed instance is decoded first. */
   async frames(instance: StoredInstance, frameNumbers: number[]): Promise<Buffer[]> {
-    return extractFrames(await this.bytes(instance), frameNumbers);
+    const encapsulated = lookupTransferSyntax(instance.transferSyntaxUid)?.encapsulated === true;
+    return extractFrames(encapsulated ? await this.inSyntax(instance, TS.explicitVrLittleEndian) : await this.bytes(instance), frameNumbers);
+  }
+
+  /** Frames of a compressed instance as stored: each frame's bitstream, not decoded. */
+  async storedFrames(instance: StoredInstance, frameNumbers: number[]): Promise<Buffer[]> {
+    return storedFrames(await this.bytes(instance), frameNumbers);
   }
 }

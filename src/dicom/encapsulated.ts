@@ -5,7 +5,10 @@
  * with a codestream's start marker tell the frames apart. Anything else is refused, never guessed.
  */
 import { PacsGuardError } from '../errors.js';
+import { readPart10Structure } from './part10.js';
+import { locatePixelData } from './pixels.js';
 import type { ElementNode } from './structure.js';
+import { TS } from './uids.js';
 
 /** The start markers of the codestreams PS3.5 A.4 encapsulates: JPEG and JPEG-LS SOI, JPEG 2000 SOC. */
 function opensCodestream(bytes: Uint8Array, at: number): boolean {
@@ -75,4 +78,18 @@ export function encapsulatedPixelData(frames: readonly Uint8Array[]): Buffer {
   const header = Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x42, 0, 0, 0xff, 0xff, 0xff, 0xff]);
   const delimiter = Buffer.from([0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0]);
   return Buffer.concat([header, item(table.length), table, ...padded.flatMap((f) => [item(f.length), f]), delimiter]);
+}
+
+/** Frames of a stored compressed instance as their bitstreams (1-based frame numbers). */
+export function storedFrames(part10: Uint8Array, frameNumbers: readonly number[]): Buffer[] {
+  const structure = readPart10Structure(part10);
+  const location = locatePixelData(structure);
+  if (!location) throw new PacsGuardError('PG_ERR_DICOM_NOT_A_FRAME_SOURCE', 'the instance has no pixel data');
+  if (!location.element.fragments) throw new PacsGuardError('PG_ERR_DICOM_NOT_A_FRAME_SOURCE', 'the pixel data is not compressed');
+  const count = location.description.numberOfFrames;
+  if (frameNumbers.length === 0) throw new PacsGuardError('PG_ERR_DICOM_BAD_FRAME', 'no frame numbers requested');
+  const bad = frameNumbers.find((n) => !Number.isInteger(n) || n < 1 || n > count);
+  if (bad !== undefined) throw new PacsGuardError('PG_ERR_DICOM_BAD_FRAME', `frame ${String(bad)} is outside 1..${count}`);
+  const frames = encapsulatedFrames(structure.datasetBytes, location.element, count, structure.transferSyntax.uid !== TS.rleLossless);
+  return frameNumbers.map((n) => frames[n - 1]!);
 }

@@ -6,6 +6,7 @@ export { parsePart10, parseReceived, type ParsedInstance, type ParseOptions, typ
 export { extractFrames } from './frames.js';
 export { readBulkData } from './bulkdata.js';
 export { toExplicitLittleEndian } from './transcode.js';
+export { storedFrames } from './encapsulated.js';
 export { CodecPool, codecsConvert, DECODABLE_TRANSFER_SYNTAXES, ENCODABLE_TRANSFER_SYNTAXES, type CodecPoolOptions } from './codecs.js';
 export { inspectPreamble, sanitizePreamble, type PreambleThreat } from './sanitize.js';
 export { isValidUid, lookupTransferSyntax, transferSyntaxes, TS, type TransferSyntax } from './uids.js';

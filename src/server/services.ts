@@ -10,7 +10,7 @@ import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js
 import { DeviceStore, EnrolmentStore, Federation, PasskeyService, PendingSecondFactors, PKI_FILES, ScopeStore, SubjectHoldStore, TokenService, UserStore, VendorGrantStore, type LoginPolicy } from '../identity/index.js';
 import { SCOPED_ROLES, ZonePolicy } from '../policy/index.js';
 import { AlertStore, ArchiveIndex, BaselineStore, BlobReplicas, ChangeRequestStore, FileBlobStore, LifecycleIndex, openIndexDatabase, PseudonymStore, type IndexDatabase } from '../storage/index.js';
-import { pseudonymsWith, type Pseudonyms } from '../dicom/index.js';
+import { CodecPool, pseudonymsWith, type Pseudonyms } from '../dicom/index.js';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -156,6 +156,8 @@ export async function openServices(dataDir: string, overrides: { index?: string 
   const readCheck = { protocol: 'http' as const, address: '', by: 'pacsguard:read-check' };
   const onDamage = (sha256: string, error: PacsGuardError) => reportDamage({ index, audit }, sha256, error, readCheck);
   const replicas = new BlobReplicas(config.replicas.map((r) => resolve(paths.root, r)));
+  // Worker threads start on the first conversion, not here: most requests never need one.
+  const codecs = new CodecPool();
   const repair = (sha256: string) => repairFromReplicas({ index, audit, blobs, paths, replicas }, sha256, readCheck);
   return {
     config, paths, database, index, blobs, audit, tokens, siem,
@@ -180,7 +182,9 @@ export async function openServices(dataDir: string, overrides: { index?: string 
     }),
     changes: new ChangeRequestStore(database.db),
     enrolments: new EnrolmentStore(database.db),
-    retrieve: new Retrieve(blobs, index, onDamage, repair, new ReadCache(config.limits.readCacheBytes)),
+    // Conversions (a decoded compressed instance, an encoded one) are kept in a cache of their own, half
+    // the read cache's budget: a viewer asks for each frame of a study it shows, one request a frame.
+    retrieve: new Retrieve(blobs, index, onDamage, repair, new ReadCache(config.limits.readCacheBytes), codecs, new ReadCache(Math.floor(config.limits.readCacheBytes / 2))),
     replicas,
     auditReview,
     async close() {
@@ -190,7 +194,7 @@ export async function openServices(dataDir: string, overrides: { index?: string 
         (async () => { if (review) await (await review.catch(() => null))?.close(); })(),
         (async () => { if (analytics) await (await analytics).close(); })(),
       ]);
-      results.push(...await Promise.allSettled([audit.close()]));
+      results.push(...await Promise.allSettled([audit.close(), codecs.close()]));
       results.push(...await Promise.allSettled([database.close()]));
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { parseQuery, QuarantinedError, searchResult, withBulkDataUrls, type IngestResult } from '../../archive/index.js';
-import { deidentifyPart10, toExplicitLittleEndian, type DicomJson } from '../../dicom/index.js';
+import { codecsConvert, deidentifyPart10, lookupTransferSyntax, type DicomJson } from '../../dicom/index.js';
 import { PacsGuardError } from '../../errors.js';
 import { subjectLabel } from '../../identity/index.js';
 import type { QueryLevel, StoredInstance } from '../../storage/index.js';
@@ -46,15 +46,16 @@ function queryPairs(request: FastifyRequest): Array<[string, string]> {
 }
 
 /**
- * The bytes of a stored instance in the transfer syntax the client asked for. No decompression:
- * compressed instances go out as stored only when the client accepts that (transfer-syntax=* or its UID).
- * Implicit VR and big endian are never sent (PS3.18 §8.7.3: not for web services), even for '*'.
+ * The transfer syntax a stored instance goes out in, by the client's order of preference: as stored
+ * ('*' or its UID), Explicit VR Little Endian (re-encoded from another native syntax, or decoded), or a
+ * lossless compressed syntax the codecs encode. Implicit VR and big endian are never sent (PS3.18
+ * §8.7.3: not for web services), even for '*'. Null when nothing the client accepts can be produced.
  */
 function servedSyntax(stored: string, wanted: readonly string[]): string | null {
-  // The client's order of preference decides; '*' takes the instance as stored where that can go out.
   for (const w of wanted) {
     if ((w === '*' || w === stored) && !NOT_FOR_WEB.has(stored)) return stored;
-    if ((w === '*' || w === EXPLICIT_LE) && NATIVE_SYNTAXES.has(stored)) return EXPLICIT_LE;
+    if ((w === '*' || w === EXPLICIT_LE) && (NATIVE_SYNTAXES.has(stored) || codecsConvert(stored, EXPLICIT_LE))) return EXPLICIT_LE;
+    if (w !== '*' && !NOT_FOR_WEB.has(w) && codecsConvert(stored, w)) return w;
   }
   return null;
 }
@@ -62,12 +63,24 @@ function servedSyntax(stored: string, wanted: readonly string[]): string | null 
 async function instanceBytesFor(services: Services, instance: StoredInstance, wanted: readonly string[]): Promise<{ bytes: Buffer; syntax: string }> {
   const syntax = servedSyntax(instance.transferSyntaxUid, wanted);
   if (syntax === null) throw notServable(instance, wanted);
-  const stored = await services.retrieve.bytes(instance);
-  return { bytes: syntax === instance.transferSyntaxUid ? stored : toExplicitLittleEndian(stored), syntax };
+  return { bytes: await services.retrieve.inSyntax(instance, syntax), syntax };
 }
 
 function notServable(instance: StoredInstance, wanted: readonly string[]): PacsGuardError {
-  return new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `instance ${instance.sopUid} is stored as ${instance.transferSyntaxUid} and cannot be served as ${wanted.join(' or ')} (decompression is not offered; ask for transfer-syntax=* to get it as stored)`);
+  return new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `instance ${instance.sopUid} is stored as ${instance.transferSyntaxUid} and cannot be served as ${wanted.join(' or ')} (ask for transfer-syntax=* to get it as stored)`);
+}
+
+/**
+ * How frames go out, by the client's order of preference: a compressed instance's bitstreams as stored
+ * ('*' or the stored UID), or native pixels (Explicit VR Little Endian, decoded when compressed).
+ */
+function frameSyntax(stored: string, wanted: readonly string[]): { syntax: string; asStored: boolean } | null {
+  const encapsulated = lookupTransferSyntax(stored)?.encapsulated === true;
+  for (const w of wanted) {
+    if (encapsulated && (w === '*' || w === stored)) return { syntax: stored, asStored: true };
+    if ((w === '*' || w === EXPLICIT_LE) && (!encapsulated || codecsConvert(stored, EXPLICIT_LE))) return { syntax: EXPLICIT_LE, asStored: false };
+  }
+  return null;
 }
 
 /**
@@ -255,7 +268,7 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
   app.get('/studies/:study/series/:series/metadata', { config: metadataConfig }, metadata);
   app.get('/studies/:study/series/:series/instances/:instance/metadata', { config: metadataConfig }, metadata);
 
-  // ---- WADO-RS: frames of uncompressed images ----
+  // ---- WADO-RS: frames, native or as stored ----
   app.get('/studies/:study/series/:series/instances/:instance/frames/:frames', { config: wadoConfig }, async (request, reply) => {
     const ctx = contextOf(request);
     const { study, series, instance } = uidParams(request);
@@ -271,13 +284,13 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
       const stored = found as StoredInstance;
       if (research) research.dataset(JSON.parse(stored.metadataJson) as DicomJson); // refuses burned-in text
       const claim = enforceScope(ctx.subject, await scopeFor(services, ctx.subject), [stored], { studyUid: study, seriesUid: series, sopUid: instance });
-      // extractFrames returns native little endian pixels whatever the stored byte order.
-      const frameSyntax = EXPLICIT_LE;
-      if (!wanted.includes('*') && !wanted.includes(frameSyntax)) {
-        throw new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `frames are available as ${frameSyntax}; transcoding to ${wanted.join(' or ')} is not offered`);
+      // Native frames are little endian whatever the stored byte order; compressed ones are decoded.
+      const served = frameSyntax(stored.transferSyntaxUid, wanted);
+      if (!served) {
+        throw new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `frames of instance ${stored.sopUid} (stored as ${stored.transferSyntaxUid}) cannot be served as ${wanted.join(' or ')}`);
       }
-      const out = await services.retrieve.frames(stored, numbers);
-      return { value: { frames: out, syntax: frameSyntax }, objects: touched([stored]), detail: { frameCount: out.length, ...breakGlassDetail(claim) } } satisfies Operated<unknown>;
+      const out = served.asStored ? await services.retrieve.storedFrames(stored, numbers) : await services.retrieve.frames(stored, numbers);
+      return { value: { frames: out, syntax: served.syntax }, objects: touched([stored]), detail: { frameCount: out.length, ...breakGlassDetail(claim) } } satisfies Operated<unknown>;
     });
     return sendOctets(reply, frames, syntax);
   });
