@@ -60,10 +60,10 @@ interface RegistrationFlags {
 
 /** `pacsguard device …`: enrol devices with certificates, register legacy devices, list and revoke them. */
 export function registerDeviceCommands(program: Command): void {
-  const device = program.command('device').description('manage DIMSE devices (modalities, clinical systems)');
+  const device = program.command('device').description('manage devices (modalities, clinical systems) that call over DICOM TLS or DICOMweb');
   const common = (c: Command) => c
     .option('--role <role>', `${DEVICE_ROLES.join(' or ')}`, role, 'modality' as DeviceRole)
-    .option('--services <list>', `comma-separated DIMSE services it may use (${DIMSE_SERVICES.join(', ')}); default by role: modality ${DEFAULT_DEVICE_SERVICES.modality.join('+')}, clinical-system ${DEFAULT_DEVICE_SERVICES['clinical-system'].join('+')}`, commaList)
+    .option('--services <list>', `comma-separated services it may use (${DIMSE_SERVICES.join(', ')}; over DICOMweb store is STOW-RS, find QIDO-RS, get WADO-RS); default by role: modality ${DEFAULT_DEVICE_SERVICES.modality.join('+')}, clinical-system ${DEFAULT_DEVICE_SERVICES['clinical-system'].join('+')}`, commaList)
     .option('--move-destinations <list>', 'comma-separated AE titles of registered devices it may C-MOVE to', commaList)
     .option('--port <n>', 'port the device accepts associations on, when it is a C-MOVE destination', portNumber)
     .option('--data <dir>', 'data directory', './data');

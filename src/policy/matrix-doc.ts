@@ -1,6 +1,6 @@
 import { PERSON_ROLES, ROLES } from '../identity/index.js';
 import { CHANGE_RULES } from './approvals.js';
-import { ACTIONS, PERMISSIONS, type Action } from './permissions.js';
+import { ACTIONS, DEVICE_SERVICE_OF, PERMISSIONS, type Action } from './permissions.js';
 import { FLOWS } from './zones.js';
 
 /**
@@ -25,12 +25,13 @@ export function renderPermissionMatrix(): string {
     '',
     '## Devices',
     '',
-    'A device role bounds what any device of its kind may be allowed; each device\'s own allowed services and',
-    'C-MOVE destinations (`pacsguard device allow`) narrow it further.',
+    'A device calls over DICOM TLS, or over DICOMweb (HTTPS) presenting the client certificate enrolment',
+    'issued it. A device role bounds what any device of its kind may be allowed; each device\'s own allowed',
+    'services (the column "service") and C-MOVE destinations (`pacsguard device allow`) narrow it further.',
     '',
-    `| action | flow | ${devices.join(' | ')} |`,
-    `| --- | --- | ${devices.map(() => ':---:').join(' | ')} |`,
-    ...actions.filter((a) => devices.some((r) => PERMISSIONS[r].includes(a))).map((a) => `| \`${a}\` | ${ACTIONS[a].flow} | ${devices.map((r) => (PERMISSIONS[r].includes(a) ? '✔' : '')).join(' | ')} |`),
+    `| action | flow | service | ${devices.join(' | ')} |`,
+    `| --- | --- | --- | ${devices.map(() => ':---:').join(' | ')} |`,
+    ...actions.filter((a) => devices.some((r) => PERMISSIONS[r].includes(a))).map((a) => `| \`${a}\` | ${ACTIONS[a].flow} | ${DEVICE_SERVICE_OF[a] ?? ''} | ${devices.map((r) => (PERMISSIONS[r].includes(a) ? '✔' : '')).join(' | ')} |`),
     '',
     '## Destructive changes: two people',
     '',

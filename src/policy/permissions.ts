@@ -66,11 +66,17 @@ export const PERMISSIONS: Readonly<Record<Role, readonly Action[]>> = {
   // A device role bounds what any device of its kind could be allowed; each device's own row in the
   // devices table (allowed services, move destinations) narrows it further (see DEVICE_SERVICE_OF).
   modality: ['instances.store', 'dimse.associate', 'dimse.echo', 'dimse.store', 'dimse.find', 'dimse.get', 'dimse.move'],
-  'clinical-system': ['instances.search', 'instances.read', 'dimse.associate', 'dimse.echo', 'dimse.store', 'dimse.find', 'dimse.get', 'dimse.move'],
+  'clinical-system': ['instances.store', 'instances.search', 'instances.read', 'dimse.associate', 'dimse.echo', 'dimse.store', 'dimse.find', 'dimse.get', 'dimse.move'],
 };
 
-/** The DIMSE service (as listed in a device's allowed services) each DIMSE action needs. */
+/**
+ * The service (as listed in a device's allowed services) each action needs of a device, over DIMSE and
+ * DICOMweb alike: a system allowed to query but not to store may not STOW either.
+ */
 export const DEVICE_SERVICE_OF: Readonly<Partial<Record<Action, DimseService>>> = {
+  'instances.store': 'store',
+  'instances.search': 'find',
+  'instances.read': 'get',
   'dimse.echo': 'echo',
   'dimse.store': 'store',
   'dimse.find': 'find',

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AuditEvent, AuditEventType, AuditLog } from '../audit/index.js';
 import { PacsGuardError, asPacsGuardError } from '../errors.js';
-import { subjectLabel, type DeviceCheck, type DeviceStore, type Subject, type TokenService, type UserStore } from '../identity/index.js';
+import { aeTitlesFromSubjectAltName, subjectLabel, type DeviceCheck, type DeviceStore, type Subject, type TokenService, type UserStore } from '../identity/index.js';
 import { decide, decideZone, type Action, type Decision, type Resource, type ZoneMatch, type ZonePolicy } from '../policy/index.js';
 
 /**
@@ -23,9 +23,21 @@ export type Credentials =
   | { readonly kind: 'cookie'; readonly token: string; readonly csrfHeader?: string; readonly safe: boolean }
   | { readonly kind: 'malformed'; readonly reason: string }
   /** DICOM over mutual TLS: the client certificate TLS verified against our CA, and the calling AE title. */
-  | { readonly kind: 'device-certificate'; readonly callingAe: string; readonly sourceAddress: string; readonly certificate: { readonly fingerprint256: string; readonly subjectAltName?: string; readonly validTo: string } }
+  | { readonly kind: 'device-certificate'; readonly callingAe: string; readonly sourceAddress: string; readonly certificate: PeerCertificate }
+  /**
+   * HTTPS with a client certificate TLS verified against our CA (a clinical system's DICOMweb client):
+   * no AE title travels with the request, so the certificate's own bound AE title names the device.
+   */
+  | { readonly kind: 'client-certificate'; readonly sourceAddress: string; readonly certificate: PeerCertificate }
   /** Plain DICOM: only the calling AE title and where the connection comes from. */
   | { readonly kind: 'device-legacy'; readonly callingAe: string; readonly sourceAddress: string };
+
+/** What identify needs of a client certificate TLS verified against our CA. */
+export interface PeerCertificate {
+  readonly fingerprint256: string;
+  readonly subjectAltName?: string;
+  readonly validTo: string;
+}
 
 /** What the path knows about a request as it moves along. */
 export interface PathContext {
@@ -90,11 +102,13 @@ export function wasAudited(err: unknown): boolean {
 export async function identify(services: PathServices, credentials: Credentials): Promise<Subject> {
   if (credentials.kind === 'none') return { kind: 'anonymous', id: 'anonymous', reason: 'no credentials presented' };
   if (credentials.kind === 'malformed') return { kind: 'anonymous', id: 'anonymous', reason: credentials.reason };
-  if (credentials.kind === 'device-certificate' || credentials.kind === 'device-legacy') {
+  if (credentials.kind === 'device-certificate' || credentials.kind === 'client-certificate' || credentials.kind === 'device-legacy') {
     // Read from the registry on every call: a revoked device stops at its next association or request.
     const check: DeviceCheck = credentials.kind === 'device-certificate'
       ? await services.devices.checkCertificate(credentials.certificate, credentials.callingAe)
-      : await services.devices.checkLegacy(credentials.callingAe, credentials.sourceAddress);
+      : credentials.kind === 'client-certificate'
+        ? await checkClientCertificate(services.devices, credentials.certificate)
+        : await services.devices.checkLegacy(credentials.callingAe, credentials.sourceAddress);
     if (!check.ok) return { kind: 'anonymous', id: 'anonymous', reason: check.reason };
     const d = check.device;
     // A device belongs to the zone it was enrolled in: its certificate used from elsewhere identifies no one.
@@ -130,6 +144,13 @@ export async function identify(services: PathServices, credentials: Credentials)
     kind: 'user', id: String(session.userId), username: user.username, role: user.role, sessionId: claims.sessionId,
     ...(grant ? { grant: { id: grant.id, until: grant.until, images: grant.images } } : {}),
   };
+}
+
+/** An HTTPS client certificate names its device by the one AE title it binds (enrolment binds exactly one). */
+async function checkClientCertificate(devices: DeviceStore, certificate: PeerCertificate): Promise<DeviceCheck> {
+  const bound = aeTitlesFromSubjectAltName(certificate.subjectAltName);
+  if (bound.length !== 1) return { ok: false, reason: `client certificate binds ${bound.length === 0 ? 'no AE title' : `several AE titles (${bound.join(', ')})`}; an enrolled device's binds one` };
+  return devices.checkCertificate(certificate, bound[0] as string);
 }
 
 /** True when the X-CSRF-Token header hashes to the value signed into the session token (constant time). */

@@ -1,37 +1,12 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CertificateAuthority } from '../../src/identity/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePart10 } from '../../src/dicom/index.js';
-import { orthancAvailable, startOrthanc, type RunningOrthanc } from '../support/orthanc.js';
+import { orthancAvailable, orthancRest as rest, startOrthanc, type RunningOrthanc } from '../support/orthanc.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { makeStudy } from '../support/synth.js';
-
-/** One call to Orthanc's REST API. */
-function rest<T = unknown>(orthanc: RunningOrthanc, method: string, path: string, body?: Buffer | string | object): Promise<{ status: number; json: T }> {
-  const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(`${orthanc.restUrl}${path}`, { method, headers: payload ? { 'content-length': payload.length } : {} }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json: unknown = text;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          // not JSON
-        }
-        resolve({ status: res.statusCode ?? 0, json: json as T });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
 
 const portOf = (url: string) => Number(url.slice(url.lastIndexOf(':') + 1));
 

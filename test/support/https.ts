@@ -11,10 +11,15 @@ export interface TestResponse {
 /** One HTTPS request that trusts only the given CA (PacsGuard's own), as a real client would be set up. */
 export function httpsCall(
   url: string,
-  opts: { method?: string; headers?: Record<string, string>; body?: Buffer | string; ca: string; localAddress?: string },
+  opts: {
+    method?: string; headers?: Record<string, string>; body?: Buffer | string; ca: string; localAddress?: string;
+    /** A client certificate and its key (PEM) to present in the handshake, as an enrolled system does. */
+    clientCertificate?: { cert: string; key: string };
+  },
 ): Promise<TestResponse> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { method: opts.method ?? 'GET', headers: opts.headers, ca: opts.ca, localAddress: opts.localAddress }, (res) => {
+    const tls = opts.clientCertificate ? { cert: opts.clientCertificate.cert, key: opts.clientCertificate.key, agent: false as const } : {};
+    const req = httpsRequest(url, { method: opts.method ?? 'GET', headers: opts.headers, ca: opts.ca, localAddress: opts.localAddress, ...tls }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);

@@ -251,3 +251,27 @@ export async function startOrthanc(opts: OrthancOptions = {}): Promise<RunningOr
   }
   throw lastError;
 }
+
+/** One call to Orthanc's REST API: the status, the body as JSON when it is JSON, and the raw bytes. */
+export function orthancRest<T = unknown>(orthanc: RunningOrthanc, method: string, path: string, body?: Buffer | string | object): Promise<{ status: number; json: T; raw: Buffer }> {
+  const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${orthanc.restUrl}${path}`, { method, headers: payload ? { 'content-length': payload.length } : {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const raw = Buffer.concat(chunks);
+        let json: unknown = raw.toString('utf8');
+        try {
+          json = JSON.parse(json as string);
+        } catch {
+          // not JSON
+        }
+        resolve({ status: res.statusCode ?? 0, json: json as T, raw });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}

@@ -44,7 +44,9 @@ function helmetOptions(services: Services): { contentSecurityPolicy: { directive
  */
 export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { logger?: boolean } = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    ...(tls ? { https: { key: tls.key, cert: tls.cert, ca: tls.ca, minVersion: 'TLSv1.2' } } : {}),
+    // A client certificate is asked for, not required: clinical systems present the one enrolment
+    // issued them (identify reads it, see credentialsOf); people's browsers present none and log in.
+    ...(tls ? { https: { key: tls.key, cert: tls.cert, ca: tls.ca, minVersion: 'TLSv1.2', requestCert: true, rejectUnauthorized: false } } : {}),
     bodyLimit: services.config.limits.requestBodyBytes,
     logger: opts.logger === false ? false : {
       level: process.env.PACSGUARD_LOG_LEVEL ?? 'info',

@@ -25,6 +25,7 @@ const CORNERSTONE = 'cornerstone3D packages/dicomImageLoader/src/imageLoader/wad
 const OHIF_CONFIG = 'OHIF Viewers platform/app/public/config (orthanc, dcm4chee): acceptHeader, omitQuotationForMultipartRequest';
 // OHIF's data source hands omitQuotationForMultipartRequest to its dicomweb-client, which then drops the quotes around type.
 const OHIF_CLIENT = 'OHIF DicomWebDataSource → dicomweb-client with omitQuotationForMultipartRequest';
+const ORTHANC = 'Orthanc DICOMweb plugin 1.7, Plugin/DicomWebClient.cpp (HasWadoRsUniversalTransferSyntax, the default, adds transfer-syntax=*)';
 
 const ROWS: readonly ClientRow[] = [
   { client: 'dicomweb-client JS', source: DWC_JS, resource: 'studies', accept: 'application/dicom+json', status: 200, contentType: JSON_TYPE },
@@ -43,6 +44,12 @@ const ROWS: readonly ClientRow[] = [
   { client: 'curl, PS3.18 §8.7.3 example', source: 'PS3.18 §8.7.3.5 (multipart/related without type: the resource default)', resource: 'retrieve', accept: 'multipart/related', status: 200, contentType: DICOM_PARTS },
   { client: 'curl, no Accept', source: 'PS3.18 §8.7.3.5 (no Accept: the default media type)', resource: 'frames', accept: '', status: 200, contentType: OCTET_PARTS },
   { client: 'curl -H "Accept: */*"', source: 'curl default Accept', resource: 'metadata', accept: '*/*', status: 200, contentType: JSON_TYPE },
+  // Read on the wire from Debian's orthanc-dicomweb 1.7; its STOW-RS boundary (two UUIDs, 73
+  // characters) is in multipart.test.ts, the whole exchange in test/interop/orthanc-dicomweb-client.
+  { client: 'Orthanc DICOMweb plugin, servers/…/qido', source: ORTHANC, resource: 'studies', accept: '*/*', status: 200, contentType: JSON_TYPE },
+  { client: 'Orthanc DICOMweb plugin, servers/…/get', source: ORTHANC, resource: 'series', accept: '*/*', status: 200, contentType: JSON_TYPE },
+  { client: 'Orthanc DICOMweb plugin, servers/…/get', source: ORTHANC, resource: 'metadata', accept: '*/*', status: 200, contentType: JSON_TYPE },
+  { client: 'Orthanc DICOMweb plugin, servers/…/retrieve', source: ORTHANC, resource: 'retrieve', accept: 'multipart/related; type="application/dicom"; transfer-syntax=*', status: 200, contentType: DICOM_PARTS },
 ];
 
 describe('requests real DICOMweb clients send', () => {

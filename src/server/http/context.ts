@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import type { TLSSocket } from 'node:tls';
 import type { AuditEventType } from '../../audit/index.js';
 import type { Action } from '../../policy/index.js';
 import type { Resource } from '../../policy/index.js';
@@ -40,12 +41,16 @@ export function cookiesOf(request: FastifyRequest): Map<string, string> {
   return out;
 }
 
-/** The caller's credentials: a bearer token in the Authorization header, else the console's session cookie. */
+/**
+ * The caller's credentials: a bearer token in the Authorization header, else the console's session
+ * cookie, else the client certificate of a system (an enrolled device) presented in the TLS handshake.
+ * A person's token or cookie wins over a certificate: the request is theirs, and audited as theirs.
+ */
 export function credentialsOf(request: FastifyRequest): Credentials {
   const header = request.headers.authorization;
   if (!header) {
     const token = cookiesOf(request).get(SESSION_COOKIE);
-    if (!token) return { kind: 'none' };
+    if (!token) return clientCertificateOf(request);
     const csrf = request.headers[CSRF_HEADER];
     return {
       kind: 'cookie', token,
@@ -56,6 +61,23 @@ export function credentialsOf(request: FastifyRequest): Credentials {
   const m = /^Bearer\s+([A-Za-z0-9\-_.~+/]+=*)\s*$/i.exec(header);
   if (!m) return { kind: 'malformed', reason: 'Authorization header is not a Bearer token' };
   return { kind: 'bearer', token: m[1] as string };
+}
+
+/**
+ * The TLS client certificate, if one was presented. The listener asks for one without requiring it
+ * (browsers and people's clients have none), so OpenSSL's verdict against our CA is read here: a
+ * certificate it did not verify identifies no one, and the audit says why.
+ */
+function clientCertificateOf(request: FastifyRequest): Credentials {
+  const socket = request.socket as Partial<TLSSocket>;
+  if (!socket.encrypted || typeof socket.getPeerX509Certificate !== 'function') return { kind: 'none' };
+  const cert = socket.getPeerX509Certificate();
+  if (!cert) return { kind: 'none' };
+  if (!socket.authorized) return { kind: 'malformed', reason: `client certificate refused: ${String(socket.authorizationError)} (subject ${cert.subject.replace(/\n/g, ', ')})` };
+  return {
+    kind: 'client-certificate', sourceAddress: request.socket.remoteAddress ?? '',
+    certificate: { fingerprint256: cert.fingerprint256, validTo: cert.validTo, ...(cert.subjectAltName ? { subjectAltName: cert.subjectAltName } : {}) },
+  };
 }
 
 /** The route's admitted path context; set by the onRequest hook for every declared route. */

@@ -10,11 +10,16 @@ describe('parseMultipartRelated', () => {
   it('reads type and boundary', () => {
     expect(parseMultipartRelated('multipart/related; type="application/dicom"; boundary=abc123')).toEqual({ type: 'application/dicom', boundary: 'abc123' });
   });
+  it("accepts the 73-character boundary Orthanc's DICOMweb client writes (two UUIDs), past RFC 2046's 70", () => {
+    const boundary = '94476f5d-f33c-4fc0-b61d-a0ac784757fa-94476f5d-f33c-4fc0-b61d-a0ac784757fa';
+    expect(parseMultipartRelated(`multipart/related; type="application/dicom"; boundary=${boundary}`)).toEqual({ type: 'application/dicom', boundary });
+  });
   it.each([
     [undefined, 'PG_ERR_HTTP_BAD_CONTENT_TYPE'],
     ['application/json', 'PG_ERR_HTTP_BAD_CONTENT_TYPE'],
     ['multipart/related; type="application/dicom"', 'PG_ERR_HTTP_BAD_MULTIPART'],
-    ['multipart/related; boundary="' + 'x'.repeat(71) + '"', 'PG_ERR_HTTP_BAD_MULTIPART'],
+    ['multipart/related; boundary="' + 'x'.repeat(201) + '"', 'PG_ERR_HTTP_BAD_MULTIPART'],
+    ['multipart/related; boundary="ends in a space "', 'PG_ERR_HTTP_BAD_MULTIPART'],
     ['multipart/related; ;;; boundary', 'PG_ERR_HTTP_BAD_CONTENT_TYPE'],
   ])('refuses %s', (header, code) => {
     expect(() => parseMultipartRelated(header)).toThrow(expect.objectContaining({ code }));

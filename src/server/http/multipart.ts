@@ -26,8 +26,9 @@ export function parseMultipartRelated(header: string | undefined): { type: strin
     throw new PacsGuardError('PG_ERR_HTTP_BAD_CONTENT_TYPE', `Content-Type ${parsed.type} not accepted; expected multipart/related; type="application/dicom"`);
   }
   const boundary = parsed.parameters.boundary;
-  // RFC 2046 §5.1.1: 1 to 70 characters from a restricted set.
-  if (!boundary || !/^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$/.test(boundary)) {
+  // RFC 2046 §5.1.1's characters, not ending in a space; up to 200 of them, not 70: Orthanc's DICOMweb
+  // client writes two UUIDs (73), and a longer delimiter costs the splitter nothing that matters.
+  if (!boundary || !/^[0-9A-Za-z'()+_,\-./:=? ]{0,199}[0-9A-Za-z'()+_,\-./:=?]$/.test(boundary)) {
     throw new PacsGuardError('PG_ERR_HTTP_BAD_MULTIPART', 'multipart/related needs a valid boundary parameter (RFC 2046 §5.1.1)');
   }
   return { type: parsed.parameters.type, boundary };
