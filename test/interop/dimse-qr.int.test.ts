@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import dcmjs from 'dcmjs';
 import dimse from 'dcmjs-dimse';
 import { datasetOfPart10, parsePart10 } from '../../src/dicom/index.js';
 import { CertificateAuthority } from '../../src/identity/index.js';
@@ -130,6 +131,43 @@ describe.skipIf(!dcmtkAvailable())('C-FIND, C-GET and C-MOVE (DCMTK findscu, get
     expect(got.transferSyntaxUid).toBe('1.2.840.10008.1.2.1');
     expect(got.sopInstanceUid).toBe(want.sopInstanceUid);
     expect(got.attributes).toEqual(want.attributes);
+  });
+
+  it('decodes a compressed instance for a C-GET caller and a C-MOVE destination that take only uncompressed syntaxes', async () => {
+    const original = makeInstance({ seed: 82, patientId: 'JLS-1', rows: 64, columns: 64 });
+    const [file] = writeInstances(join(dir, 'jls-in'), [original]);
+    const compressed = await runDcmtk('dcmcjpls', [file as string, `${file as string}.jls`]);
+    expect(compressed.code, compressed.stderr).toBe(0);
+    const stored = await runDcmtk('storescu', ['-xt', '-aet', 'MODALITY', '-aec', 'PACSGUARD', '127.0.0.1', plainPort, `${file as string}.jls`]);
+    expect(stored.code, stored.stderr).toBe(0);
+    const pixels = (bytes: Buffer) => {
+      const { dict } = dcmjs.data.DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer);
+      return Buffer.concat((dict['7FE00010']?.Value as ArrayBuffer[]).map((v) => Buffer.from(v)));
+    };
+
+    const out = join(dir, 'jls-get');
+    mkdirSync(out, { recursive: true });
+    const get = await runDcmtk('getscu', ['-v', '+xe', '-aet', 'QRLEGACY', '-aec', 'PACSGUARD', '-S', '-k', 'QueryRetrieveLevel=STUDY', '-k', 'PatientID=JLS-1', '-od', out, '127.0.0.1', plainPort]);
+    expect(get.stderr, get.stderr).toMatch(/Number of Completed Suboperations : 1/);
+    const got = readFileSync(join(out, readdirSync(out)[0] as string));
+    expect(parsePart10(got).transferSyntaxUid).toBe('1.2.840.10008.1.2.1');
+    expect(pixels(got).equals(pixels(original))).toBe(true);
+
+    // A destination that takes only uncompressed syntaxes (+xe: Explicit VR Little Endian).
+    const plainOnly = await startStorescp({ port: await freePort(), aet: 'LEVIEWER', outDir: join(dir, 'leviewer'), uncompressedOnly: true });
+    try {
+      await pg.server.services.devices.addLegacy({ aeTitle: 'LEVIEWER', address: '127.0.0.1', port: plainOnly.port, zone: 'local', role: 'clinical-system', services: ['echo'] });
+      await pg.server.services.devices.addLegacy({ aeTitle: 'QRLE', address: '127.0.0.1', zone: 'local', role: 'clinical-system', services: ['echo', 'move'], moveDestinations: ['LEVIEWER'] });
+      const move = await runDcmtk('movescu', ['-v', '-aet', 'QRLE', '-aec', 'PACSGUARD', '-aem', 'LEVIEWER', '-S', '-k', 'QueryRetrieveLevel=STUDY', '-k', 'PatientID=JLS-1', '127.0.0.1', plainPort]);
+      expect(move.stderr, move.stderr).toMatch(/Received Final Move Response \(Success\)/);
+      const moved = readdirSync(plainOnly.outDir);
+      expect(moved).toHaveLength(1);
+      const received = readFileSync(join(plainOnly.outDir, moved[0] as string));
+      expect(parsePart10(received).transferSyntaxUid).toBe('1.2.840.10008.1.2.1');
+      expect(pixels(received).equals(pixels(original))).toBe(true);
+    } finally {
+      await plainOnly.stop();
+    }
   });
 
   it('serves C-GET over mutual TLS too (dcmjs-dimse as the client: DCMTK 3.6.7 getscu has no TLS)', async () => {

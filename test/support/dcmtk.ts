@@ -61,10 +61,15 @@ export interface RunningStorescp {
   stop(): Promise<void>;
 }
 
-/** Starts DCMTK's storescp on a port, accepting any AE, writing received files to `outDir`; with `tls`, mutual TLS (a peer certificate from the CA required). */
-export async function startStorescp(opts: { port: number; aet: string; outDir: string; tls?: TlsFiles }): Promise<RunningStorescp> {
+/**
+ * Starts DCMTK's storescp on a port, accepting any AE, writing received files to `outDir`; with `tls`,
+ * mutual TLS (a peer certificate from the CA required). It accepts every transfer syntax (`+xa`) unless
+ * `uncompressedOnly`, when it takes only the little endian ones, as many viewers and AI nodes do.
+ */
+export async function startStorescp(opts: { port: number; aet: string; outDir: string; tls?: TlsFiles; uncompressedOnly?: boolean }): Promise<RunningStorescp> {
   mkdirSync(opts.outDir, { recursive: true });
-  const child: ChildProcess = spawn('storescp', ['--aetitle', opts.aet, '--output-directory', opts.outDir, '+xa', ...tlsArgs(opts.tls), String(opts.port)], {
+  const syntaxes = opts.uncompressedOnly ? ['+xe'] : ['+xa'];
+  const child: ChildProcess = spawn('storescp', ['--aetitle', opts.aet, '--output-directory', opts.outDir, ...syntaxes, ...tlsArgs(opts.tls), String(opts.port)], {
     env: { ...process.env, TCP_NODELAY: '1' }, stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

@@ -4,7 +4,7 @@ import type { StoredInstance } from '../../storage/index.js';
 import type { Operated } from '../path.js';
 import type { Services } from '../services.js';
 import { SOP } from './association.js';
-import { datasetOfPart10, lookupTransferSyntax, toExplicitLittleEndian } from '../../dicom/index.js';
+import { codecsConvert, datasetOfPart10, ENCODABLE_TRANSFER_SYNTAXES, lookupTransferSyntax } from '../../dicom/index.js';
 import { encodeJson, identifierOf, parseIdentifier } from './find.js';
 import type { ListenerContext } from './scp.js';
 import { sendStore, StoreScu } from './scu.js';
@@ -44,21 +44,37 @@ async function serverTlsIdentity(services: Services): Promise<{ key: string; cer
   return { key: await read(PKI_FILES.serverKey), cert: await read(PKI_FILES.serverCert), ca: await read(PKI_FILES.caCert) };
 }
 
-/** The syntaxes an instance can go out in: as stored, or re-encoded to explicit VR little endian when native. */
+/**
+ * The syntaxes an instance is offered in when PacsGuard opens the association (C-MOVE, forwards): as
+ * stored, and Explicit VR Little Endian, which every storage SCP takes (re-encoded when native, decoded
+ * when compressed and a codec reads it).
+ */
 export function sendableSyntaxes(storedTs: string): string[] {
   const native = lookupTransferSyntax(storedTs)?.encapsulated === false;
-  return native && storedTs !== EXPLICIT_LE ? [storedTs, EXPLICIT_LE] : [storedTs];
+  return storedTs !== EXPLICIT_LE && (native || codecsConvert(storedTs, EXPLICIT_LE)) ? [storedTs, EXPLICIT_LE] : [storedTs];
+}
+
+/** Every syntax the instance can be produced in, best first: as stored, Explicit VR Little Endian, the lossless ones the codecs encode. */
+function producibleSyntaxes(storedTs: string): string[] {
+  return [...new Set([...sendableSyntaxes(storedTs), ...[...ENCODABLE_TRANSFER_SYNTAXES].filter((ts) => codecsConvert(storedTs, ts))])];
 }
 
 /** An accepted syntax to send the instance in, preferring the stored one; undefined when none fits. */
 function pickSyntax(accepted: (ts: string) => boolean, storedTs: string): string | undefined {
-  return sendableSyntaxes(storedTs).find(accepted);
+  return producibleSyntaxes(storedTs).find(accepted);
 }
 
-/** The instance's dataset in the chosen syntax: the stored bytes, or a native syntax re-encoded (never pixel data decoded). */
-async function datasetIn(services: Services, instance: StoredInstance, ts: string): Promise<Buffer> {
-  const bytes = await services.retrieve.bytes(instance);
-  return datasetOfPart10(ts === instance.transferSyntaxUid ? bytes : toExplicitLittleEndian(bytes)).dataset;
+/**
+ * The instance's dataset in the chosen syntax: the stored bytes, a native syntax re-encoded, or the
+ * codecs' conversion. Undefined when the conversion fails (a corrupt bitstream): that sub-operation fails.
+ */
+async function datasetIn(services: Services, instance: StoredInstance, ts: string): Promise<Buffer | undefined> {
+  try {
+    return datasetOfPart10(await services.retrieve.inSyntax(instance, ts)).dataset;
+  } catch (err) {
+    if (err instanceof PacsGuardError && (err.code === 'PG_ERR_DICOM_TRANSCODE_FAILED' || err.code === 'PG_ERR_CODECS_BUSY')) return undefined;
+    throw err;
+  }
 }
 
 /** Counts of sub-operations (PS3.4 C.4.2.1.4, C.4.3.1.4). */
@@ -134,8 +150,8 @@ export async function retrieveByGet(
   const identifierTs = request.getDataset()?.getTransferSyntaxUid() ?? '1.2.840.10008.1.2';
   const instances = await instancesFor(services, sopClassUid, identifierOf(request), services.config.dimse.maxRetrieveInstances);
   const association = (scp as unknown as { association: dimse.association.Association }).association;
-  // The caller must have offered to take each instance's SOP class in the syntax it is stored in
-  // (SCP role, PS3.7 D.3.3.4); PacsGuard does not transcode.
+  // The caller must have offered to take each instance's SOP class (SCP role, PS3.7 D.3.3.4) in a
+  // syntax PacsGuard can produce: as stored, or converted to one it accepted.
   const offered = (sopClass: string) => (ts: string) => association.getPresentationContexts().some(({ context }) =>
     context.getAbstractSyntaxUid() === sopClass && context.getResult() === PresentationContextResult.Accept && context.getAcceptedTransferSyntaxUid() === ts);
   const ops: SubOperations = { remaining: instances.length, completed: 0, failed: 0, warning: 0, failedUids: [] };
@@ -147,8 +163,8 @@ export async function retrieveByGet(
       countStatus(ops, 0xa702, instance.sopUid);
     } else {
       const dataset = await datasetIn(services, instance, ts);
-      const status = await sendStore(scp, dataset, { sopClassUid: instance.sopClassUid, sopInstanceUid: instance.sopUid, transferSyntaxUid: ts }, SUB_OPERATION_TIMEOUT_MS)
-        .catch(() => 0xa702);
+      const status = dataset === undefined ? 0xc000
+        : await sendStore(scp, dataset, { sopClassUid: instance.sopClassUid, sopInstanceUid: instance.sopUid, transferSyntaxUid: ts }, SUB_OPERATION_TIMEOUT_MS).catch(() => 0xa702);
       countStatus(ops, status, instance.sopUid);
     }
     if (ops.remaining > 0) {
@@ -210,7 +226,7 @@ export async function retrieveByMove(
         countStatus(ops, 0xa702, instance.sopUid);
       } else {
         const dataset = await datasetIn(services, instance, ts);
-        const status = await scu.store(dataset, {
+        const status = dataset === undefined ? 0xc000 : await scu.store(dataset, {
           sopClassUid: instance.sopClassUid, sopInstanceUid: instance.sopUid, transferSyntaxUid: ts,
           moveOriginator: { aeTitle: callingAe, messageId: request.getMessageId() },
         }, SUB_OPERATION_TIMEOUT_MS).catch(() => 0xa702);
