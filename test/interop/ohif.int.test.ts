@@ -45,6 +45,8 @@ describe('OHIF Viewer against PacsGuard', () => {
   const exchanges: Exchange[] = [];
   const ohifTimings: string[] = [];
   const frameMs: number[] = [];
+  // What the page's Content-Security-Policy stopped, as chromium reports it on the console.
+  const refusedByPolicy: string[] = [];
   const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
   beforeAll(async () => {
@@ -80,6 +82,7 @@ describe('OHIF Viewer against PacsGuard', () => {
       if (request.url().includes('/frames/')) frameMs.push(request.timing().responseEnd);
     });
     page.on('console', (message) => {
+      if (/Content Security Policy/i.test(message.text())) refusedByPolicy.push(message.text().slice(0, 300));
       if (/^(studyToFirstImage|displaySetsToFirstImage):/.test(message.text())) ohifTimings.push(message.text());
     });
     // Signing in as the console does: password and TOTP, the session kept in httpOnly cookies.
@@ -139,10 +142,11 @@ describe('OHIF Viewer against PacsGuard', () => {
       expect(await page.locator('canvas.cornerstone-canvas').count()).toBeGreaterThanOrEqual(3);
     }, 90_000);
 
-    it('had no DICOMweb request refused', () => {
+    it('had no DICOMweb request refused, and nothing the page needs refused by its policy', () => {
       const mine = exchanges.slice(from);
       expect(mine.some((e) => e.path.endsWith('/metadata'))).toBe(true);
       expect(mine.filter((e) => e.status >= 400)).toEqual([]);
+      expect(refusedByPolicy).toEqual([]);
     });
   });
 
