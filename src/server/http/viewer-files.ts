@@ -22,8 +22,9 @@ const REBASED_TYPES = new Set(['.html', '.js', '.css']);
 /**
  * OHIF's prebuilt application fixes its base at build time: `window.PUBLIC_URL="/"` and root-relative
  * `src`/`href` in index.html, the webpack runtime's public path in each entry bundle, `url(/…)` in CSS.
- * Served under another path, exactly those are rewritten (what OHIF's own deployments do with `sed`), so
- * the files stay the registry's and a new OHIF release needs no rebuild.
+ * Served under another path, exactly those are rewritten as they are served (where deployments of a
+ * prebuilt OHIF otherwise `sed` the files), so the files on disk stay the registry's and a new OHIF
+ * release needs no rebuild.
  */
 export function rebase(text: string, ext: string, base: string): string {
   if (ext === '.html') {
@@ -47,7 +48,8 @@ function inlineScriptHashes(html: string): string[] {
 /**
  * The viewer's files from a directory: a request path resolves to a file inside it, and only inside it;
  * a path naming no file and no extension is one of the single-page application's routes (its index.html).
- * Rewritten files are kept until they change on disk.
+ * Links inside the directory are followed: what it holds is the operator's choice, what a request names
+ * is not. Rewritten files are kept until they change on disk.
  */
 export class ViewerFiles {
   private readonly root: string;
