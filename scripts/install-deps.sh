@@ -2,7 +2,7 @@
 # Installs everything PacsGuard and its test suite need on a fresh Debian machine:
 # DCMTK and Orthanc (real peers for interop tests), xmllint (checks exported audit XML), rsyslog
 # with gnutls (the SIEM receiver in the syslog-TLS test), chromium (the console and passkey tests, driven by
-# playwright-core) and nftables (checks the exported firewall ruleset with `nft -c`),
+# playwright-core; the OHIF test runs its prebuilt viewer in it) and nftables (checks the exported firewall ruleset with `nft -c`),
 # then the npm packages from the lock file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,3 +24,6 @@ if command -v service >/dev/null 2>&1; then
 fi
 
 npm ci --no-audit --no-fund --loglevel=error
+# OHIF Viewer's prebuilt application for test/interop/ohif.int.test.ts: fetched once with npm pack,
+# checked against the registry's integrity, kept in node_modules/.cache (never committed).
+node --import tsx -e "import('./test/support/ohif.ts').then((m) => m.ohifDist())"

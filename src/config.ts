@@ -108,6 +108,14 @@ export const configSchema = z.object({
    */
   publicBaseUrl: z.string().url().optional(),
   /**
+   * The web viewer served at `/viewer/`, same-origin with DICOMweb so that the console's session cookie
+   * signs its requests in: `directory` holds a prebuilt OHIF Viewer (the `dist/` folder of `@ohif/app`,
+   * with its `app-config.js` pointing at `/dicomweb`), an absolute path. Without it, `/viewer/` does not exist.
+   */
+  viewer: z.object({
+    directory: z.string().refine(isAbsolute, 'an absolute path to the viewer\'s files').optional(),
+  }).prefault({}),
+  /**
    * Addresses of reverse proxies whose Forwarded (or X-Forwarded-Host/-Proto) header names the URL
    * clients see, when no publicBaseUrl is set. Empty: no one's is believed.
    */

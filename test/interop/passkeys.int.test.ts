@@ -1,12 +1,10 @@
-import { createHash, createPublicKey } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, launchChromium } from '../support/chromium.js';
 import { httpsCall } from '../support/https.js';
 import { startTestServer, type TestServer } from '../support/server.js';
-
-const CHROMIUM = '/usr/bin/chromium';
 
 // Browser globals, used only inside page.evaluate (that code runs in chromium, not in Node).
 interface ConsoleApi {
@@ -16,11 +14,6 @@ interface ConsoleApi {
 declare const window: { pacsguard: ConsoleApi };
 declare const navigator: { credentials: { get(options: { publicKey: unknown }): Promise<{ toJSON(): unknown }> } };
 declare const PublicKeyCredential: { parseRequestOptionsFromJSON(options: unknown): unknown };
-
-/** SHA-256 of the certificate's public key, base64: how chromium is told to trust exactly this server. */
-function spkiHash(certPem: string): string {
-  return createHash('sha256').update(createPublicKey(certPem).export({ type: 'spki', format: 'der' })).digest('base64');
-}
 
 // Passkeys in a real browser: Debian's chromium with a CDP virtual authenticator, on PacsGuard's own
 // sign-in page; the WebAuthn ceremony is the browser's, the verification the server's.
@@ -34,12 +27,7 @@ describe('passkeys (WebAuthn) in chromium', () => {
     expect(existsSync(CHROMIUM), 'Debian chromium is installed by scripts/install-deps.sh').toBe(true);
     s = await startTestServer();
     origin = s.url.replace('127.0.0.1', 'localhost');
-    const cert = readFileSync(join(s.dataDir, 'pki', 'server.pem'), 'utf8');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', `--ignore-certificate-errors-spki-list=${spkiHash(cert)}`],
-    });
+    browser = await launchChromium(s.dataDir);
     page = await browser.newPage();
     const cdp = await page.context().newCDPSession(page);
     await cdp.send('WebAuthn.enable');

@@ -18,6 +18,7 @@ import { registerPasskeyRoutes } from './passkey-routes.js';
 import { registerOidcRoutes } from './oidc-routes.js';
 import { credentialsOf, resourceOfParams } from './context.js';
 import { registerDicomwebRoutes } from './dicomweb-routes.js';
+import { registerViewerRoutes } from './viewer-routes.js';
 import { sendProblem, toPacsGuardError } from './problems.js';
 import { duplicateJsonKeys } from './json-body.js';
 
@@ -37,7 +38,7 @@ function helmetOptions(services: Services): { contentSecurityPolicy: { directive
 }
 
 /**
- * The HTTPS server: DICOMweb under /dicomweb, the API under /api. Every declared route passes the one
+ * The HTTPS server: DICOMweb under /dicomweb, the API under /api, the viewer (when configured) under /viewer. Every declared route passes the one
  * path's admit step in onRequest, before its body is read; undeclared routes do not exist (404, audited).
  * Without `tls` it serves plain HTTP: only the benchmark's insecure baseline (bench/) builds it so, to
  * measure what TLS costs; `pacsguard start` always passes TLS.
@@ -166,5 +167,6 @@ export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { lo
   await app.register(async (scope) => registerPasskeyRoutes(scope, services));
   await app.register(async (scope) => registerOidcRoutes(scope, services), { prefix: '/api' });
   await app.register(async (scope) => registerDicomwebRoutes(scope, services), { prefix: '/dicomweb' });
+  await app.register(async (scope) => registerViewerRoutes(scope, services));
   return app;
 }

@@ -55,6 +55,9 @@ describe('acceptedTransferSyntaxes', () => {
     [`multipart/related; type="image/jls"; transfer-syntax=1.2.840.10008.1.2.4.80, multipart/related; type=application/octet-stream; transfer-syntax=${JPEG_LOSSLESS};q=0.9, multipart/related; type=application/octet-stream; q=0.5`, OCTETS, [JPEG_LOSSLESS, EXPLICIT_VR_LITTLE_ENDIAN]],
     ['application/json;q=0.1, multipart/related; type=application/dicom', DICOM, [EXPLICIT_VR_LITTLE_ENDIAN]],
     [['multipart/related; type=image/jpeg', 'multipart/related; type=application/dicom; transfer-syntax=*'], DICOM, ['*']],
+    // The Python dicomweb-client's default for frames and bulk data: a part type that is itself a range.
+    ['multipart/related; type="*/*"', OCTETS, [EXPLICIT_VR_LITTLE_ENDIAN]],
+    ['multipart/related; type="application/*"; transfer-syntax=*', DICOM, ['*']],
   ] as const)('%j for %s parts → %j', (header, partType, expected) => {
     expect(acceptedTransferSyntaxes(header, partType)).toEqual(expected);
   });
@@ -64,6 +67,7 @@ describe('acceptedTransferSyntaxes', () => {
     ['multipart/related; type=application/octet-stream', DICOM],
     ['application/dicom+json', DICOM],
     ['multipart/related; type=application/dicom;q=0', DICOM],
+    ['multipart/related; type="image/*"', OCTETS],
   ])('refuses %j for %s parts with 406 naming the header', (header, partType) => {
     expect(() => acceptedTransferSyntaxes(header, partType)).toThrow(expect.objectContaining({ code: 'PG_ERR_HTTP_NOT_ACCEPTABLE', detail: expect.stringContaining(header) }));
   });

@@ -100,17 +100,24 @@ export function parseAccept(header: string | readonly string[] | undefined): Med
   return ranges.map(({ order: _order, ...range }) => range);
 }
 
+/** Whether a media range (`*\/*`, `application/*` or a type) covers the media type. */
+function rangeCovers(range: string, type: string): boolean {
+  return range === '*/*' || range === type || (range.endsWith('/*') && type.startsWith(range.slice(0, -1)));
+}
+
 /**
  * The transfer syntaxes a client accepts a multipart/related resource of `partType` parts in, best
  * first (`*` for "as stored"). PS3.18 §8.7.3.5: `multipart/related` without `type` means the resource's
  * default part type; `*\/*`, `multipart/*` or no Accept header the default media type; and no
- * `transfer-syntax` parameter Explicit VR Little Endian. Throws 406 when no range names this resource.
+ * `transfer-syntax` parameter Explicit VR Little Endian. A part type may itself be a range
+ * (`type="*\/*"`, the Python dicomweb-client's default for frames and bulk data). Throws 406 when no
+ * range names this resource.
  */
 export function acceptedTransferSyntaxes(header: string | readonly string[] | undefined, partType: string): string[] {
   if (header === undefined || (typeof header === 'string' && header.trim() === '')) return [EXPLICIT_VR_LITTLE_ENDIAN];
   const syntaxes: string[] = [];
   for (const range of parseAccept(header)) {
-    const partMatches = range.parameters.type === undefined || range.parameters.type === partType;
+    const partMatches = range.parameters.type === undefined || rangeCovers(range.parameters.type, partType);
     const matches = range.type === '*/*' || range.type === 'multipart/*' || (range.type === 'multipart/related' && partMatches);
     if (!matches) continue;
     const syntax = range.parameters['transfer-syntax'] ?? EXPLICIT_VR_LITTLE_ENDIAN;
