@@ -30,6 +30,7 @@ export const ERRORS = {
   PG_ERR_DICOM_SUSPECT_PAYLOAD: { http: 422, dicomStatus: 0xa900, title: 'Pixel data looks encrypted; refused' },
   // Converting stored pixel data on the way out
   PG_ERR_DICOM_TRANSCODE_FAILED: { http: 406, dicomStatus: 0xc000, title: 'The stored pixel data could not be converted to the syntax asked for' },
+  PG_ERR_DICOM_RENDER_FAILED: { http: 406, dicomStatus: 0xc000, title: 'The frame could not be rendered as an image' },
   PG_ERR_CODECS_BUSY: { http: 503, dicomStatus: 0xa700, title: 'Every codec worker is busy; try again shortly' },
 
   // HTTP input

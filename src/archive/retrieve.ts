@@ -1,4 +1,4 @@
-import { extractFrames, lookupTransferSyntax, readBulkData, storedFrames, toExplicitLittleEndian, TS, type CodecPool } from '../dicom/index.js';
+import { extractFrames, lookupTransferSyntax, readBulkData, renderFrame, storedFrames, toExplicitLittleEndian, TS, type CodecPool, type RenderedImage, type RenderOptions } from '../dicom/index.js';
 import { PacsGuardError } from '../errors.js';
 import { sha256Hex, type ArchiveIndex, type BlobStore, type StoredInstance } from '../storage/index.js';
 import type { ReadCache } from './read-cache.js';
@@ -113,5 +113,10 @@ export class Retrieve {
   /** Frames of a compressed instance as stored: each frame's bitstream, not decoded. */
   async storedFrames(instance: StoredInstance, frameNumbers: number[]): Promise<Buffer[]> {
     return storedFrames(await this.bytes(instance), frameNumbers);
+  }
+
+  /** A frame as a consumer image (rendered or thumbnail); a compressed instance is decoded first. */
+  async rendered(instance: StoredInstance, options: RenderOptions): Promise<RenderedImage> {
+    return renderFrame(await this.inSyntax(instance, TS.explicitVrLittleEndian), options);
   }
 }

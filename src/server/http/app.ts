@@ -18,6 +18,7 @@ import { registerPasskeyRoutes } from './passkey-routes.js';
 import { registerOidcRoutes } from './oidc-routes.js';
 import { credentialsOf, resourceOfParams } from './context.js';
 import { registerDicomwebRoutes } from './dicomweb-routes.js';
+import { registerRenderedRoutes } from './rendered-routes.js';
 import { registerViewerRoutes } from './viewer-routes.js';
 import { sendProblem, toPacsGuardError } from './problems.js';
 import { duplicateJsonKeys } from './json-body.js';
@@ -167,6 +168,7 @@ export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { lo
   await app.register(async (scope) => registerPasskeyRoutes(scope, services));
   await app.register(async (scope) => registerOidcRoutes(scope, services), { prefix: '/api' });
   await app.register(async (scope) => registerDicomwebRoutes(scope, services), { prefix: '/dicomweb' });
+  await app.register(async (scope) => registerRenderedRoutes(scope, services), { prefix: '/dicomweb' });
   await app.register(async (scope) => registerViewerRoutes(scope, services));
   return app;
 }

@@ -4,8 +4,8 @@ import { startTestServer, type TestServer } from '../../../test/support/server.j
 import { makeInstance } from '../../../test/support/synth.js';
 
 // The requests real DICOMweb clients send, header for header, each with where it was read. Zero
-// refusals for resources PacsGuard has; rendered resources are not offered (yet) and say so with 404.
-type Resource = 'studies' | 'series' | 'instances' | 'retrieve' | 'seriesRetrieve' | 'metadata' | 'frames' | 'bulkdata' | 'rendered' | 'store';
+// refusals for resources PacsGuard has.
+type Resource = 'studies' | 'series' | 'instances' | 'retrieve' | 'seriesRetrieve' | 'metadata' | 'frames' | 'bulkdata' | 'rendered' | 'thumbnail' | 'store';
 
 interface ClientRow {
   readonly client: string;
@@ -22,6 +22,7 @@ interface ClientRow {
 const JSON_TYPE = /^application\/dicom\+json/;
 const DICOM_PARTS = /^multipart\/related; type="application\/dicom"/;
 const OCTET_PARTS = /^multipart\/related; type="application\/octet-stream"/;
+const JPEG = /^image\/jpeg$/;
 const DWC_JS = 'dicomweb-client 0.11.3, build/dicomweb-client.es.js: _httpGetApplicationJson, _httpGetMultipartApplicationDicom, _httpGetMultipartApplicationOctetStream';
 const CORNERSTONE = 'cornerstone3D packages/dicomImageLoader/src/imageLoader/wadors/loadImage.ts: const mediaType';
 const OHIF_CONFIG = 'OHIF Viewers platform/app/public/config (orthanc, dcm4chee): acceptHeader, omitQuotationForMultipartRequest';
@@ -54,7 +55,7 @@ const ROWS: readonly ClientRow[] = [
   { client: 'OHIF, omitQuotationForMultipartRequest: false', source: OHIF_CONFIG, resource: 'bulkdata', accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*', status: 200, contentType: OCTET_PARTS },
   { client: 'OHIF, omitQuotationForMultipartRequest: true', source: OHIF_CLIENT, resource: 'retrieve', accept: 'multipart/related; type=application/dicom; transfer-syntax=*', status: 200, contentType: DICOM_PARTS },
   { client: 'OHIF, omitQuotationForMultipartRequest: false', source: OHIF_CLIENT, resource: 'retrieve', accept: 'multipart/related; type="application/dicom"; transfer-syntax=*', status: 200, contentType: DICOM_PARTS },
-  { client: 'OHIF (thumbnailRendering: thumbnail)', source: OHIF_CONFIG, resource: 'rendered', accept: 'image/jpeg', status: 404 },
+  { client: 'OHIF (thumbnailRendering: thumbnail)', source: OHIF_CONFIG, resource: 'thumbnail', accept: 'image/jpeg', status: 200, contentType: JPEG },
   { client: 'curl, PS3.18 §8.7.3 example', source: 'PS3.18 §8.7.3.5 (multipart/related without type: the resource default)', resource: 'retrieve', accept: 'multipart/related', status: 200, contentType: DICOM_PARTS },
   { client: 'curl, no Accept', source: 'PS3.18 §8.7.3.5 (no Accept: the default media type)', resource: 'frames', accept: '', status: 200, contentType: OCTET_PARTS },
   { client: 'curl -H "Accept: */*"', source: 'curl default Accept', resource: 'metadata', accept: '*/*', status: 200, contentType: JSON_TYPE },
@@ -68,7 +69,7 @@ const ROWS: readonly ClientRow[] = [
   { client: 'dicomweb-client Python', source: DWC_PY, resource: 'retrieve', accept: 'multipart/related; type="application/dicom"', status: 200, contentType: DICOM_PARTS },
   { client: 'dicomweb-client Python', source: DWC_PY, resource: 'frames', accept: 'multipart/related; type="*/*"', status: 200, contentType: OCTET_PARTS },
   { client: 'dicomweb-client Python', source: DWC_PY, resource: 'bulkdata', accept: 'multipart/related; type="*/*"', status: 200, contentType: OCTET_PARTS },
-  { client: 'dicomweb-client Python', source: DWC_PY, resource: 'rendered', accept: 'image/jpeg', status: 404 },
+  { client: 'dicomweb-client Python', source: DWC_PY, resource: 'rendered', accept: 'image/jpeg', status: 200, contentType: JPEG },
   { client: 'dicomweb-client Python', source: DWC_PY, resource: 'store', accept: '', stowContentType: 'multipart/related; type="application/dicom"; boundary="BOUNDARY"', status: 200, contentType: JSON_TYPE },
   // 3D Slicer's DICOMweb import.
   { client: '3D Slicer DICOMweb import', source: SLICER, resource: 'series', accept: 'application/dicom+json, application/json', status: 200, contentType: JSON_TYPE },
@@ -81,7 +82,7 @@ const ROWS: readonly ClientRow[] = [
   { client: 'Weasis', source: WEASIS_QIDO, resource: 'instances', accept: 'application/dicom+json', status: 200, contentType: JSON_TYPE },
   { client: 'Weasis', source: WEASIS_RETRIEVE, resource: 'seriesRetrieve', accept: 'multipart/related;type="application/dicom";transfer-syntax=*', status: 200, contentType: DICOM_PARTS },
   { client: 'Weasis', source: WEASIS_RETRIEVE, resource: 'retrieve', accept: 'multipart/related;type="application/dicom";transfer-syntax=*', status: 200, contentType: DICOM_PARTS },
-  { client: 'Weasis', source: WEASIS_RENDERED, resource: 'rendered', accept: 'image/jpeg', status: 404 },
+  { client: 'Weasis', source: WEASIS_RENDERED, resource: 'rendered', accept: 'image/jpeg', status: 200, contentType: JPEG },
   // Weasis asks for the STOW answer in XML but reads a body only on 202/409; PacsGuard answers DICOM JSON.
   { client: 'Weasis', source: WEASIS_STOW, resource: 'store', accept: 'application/dicom+xml', stowContentType: 'multipart/related;type="application/dicom";boundary=BOUNDARY', status: 200 },
   // Orthanc's DICOMweb plugin as a client (DicomWeb.Servers).
@@ -113,6 +114,7 @@ describe('requests real DICOMweb clients send', () => {
     frames: `/dicomweb/studies/${study}/series/${series}/instances/${sop}/frames/1`,
     bulkdata: `/dicomweb/studies/${study}/series/${series}/instances/${sop}/bulkdata/7FE00010`,
     rendered: `/dicomweb/studies/${study}/series/${series}/instances/${sop}/rendered`,
+    thumbnail: `/dicomweb/studies/${study}/series/${series}/instances/${sop}/thumbnail`,
     store: '/dicomweb/studies',
   };
   let tech: string;
