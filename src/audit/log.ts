@@ -5,7 +5,7 @@ import { PacsGuardError } from '../errors.js';
 import { GENESIS, sealRecord } from './chain.js';
 import { CheckpointSigner } from './checkpoint.js';
 import type { AuditEvent, AuditRecord } from './event.js';
-import { outageEndedEvent, SYSTEM_ACTOR, tailCutEvent, type AuditActor } from './repair-events.js';
+import { outageEndedEvent, SYSTEM_ACTOR, tailCutEvent, type AuditActor, type CutOccasion } from './repair-events.js';
 import { cutTornTail, readFileEnd, TORN_DIR, writeFully, type TailCut } from './torn-tail.js';
 
 /** The signed checkpoints beside the log (see checkpoint.ts). */
@@ -72,7 +72,7 @@ export class AuditLog {
   private readonly healthListeners: Array<(h: AuditSinkHealth) => void> = [];
   private readonly cutsAtOpen: TailCut[] = [];
   /** Cuts made but not yet on the record (the disk refused the record): written with the next successful write. */
-  private unrecordedCuts: Array<{ cut: TailCut; afterSeq: number; how: 'at open' | 'on recovery' }> = [];
+  private unrecordedCuts: Array<{ cut: TailCut; afterSeq: number; how: CutOccasion }> = [];
 
   private lastCheckpoint = { seq: -1, at: 0 };
 
@@ -94,7 +94,7 @@ export class AuditLog {
    * cannot take the cut or its record now, the log opens unavailable and recovers by itself.
    * One process at a time may write: two writers would fork the chain, so a second one is refused.
    */
-  static async open(dir: string, opts: { checkpointKey?: string; actor?: AuditActor } = {}): Promise<AuditLog> {
+  static async open(dir: string, opts: { checkpointKey?: string; actor?: AuditActor; explicitRepair?: boolean } = {}): Promise<AuditLog> {
     await mkdir(dir, { recursive: true, mode: 0o750 });
     const path = join(dir, 'audit.log');
     const lockPath = join(dir, 'writer.lock');
@@ -123,7 +123,7 @@ export class AuditLog {
       }
       const log = new AuditLog(fh, path, dir, lockPath, seq, head, checkpoints, opts.actor ?? SYSTEM_ACTOR);
       try {
-        log.cutsAtOpen.push(...await log.cutTornTails('at open'));
+        log.cutsAtOpen.push(...await log.cutTornTails(opts.explicitRepair ? 'by audit repair' : 'at open'));
         // Vouch for whatever the log holds now, including a tail a crash left unvouched.
         await log.checkpoint();
         if (log.unrecordedCuts.length > 0) await log.writeNow([]);
@@ -282,7 +282,7 @@ export class AuditLog {
   }
 
   /** Cuts the torn tails of the log and of its checkpoints, keeping their bytes as evidence; their records wait for the next write. */
-  private async cutTornTails(how: 'at open' | 'on recovery'): Promise<TailCut[]> {
+  private async cutTornTails(how: CutOccasion): Promise<TailCut[]> {
     const cuts: TailCut[] = [];
     const files = [{ fh: this.fh, path: this.path }, ...(this.checkpoints ? [this.checkpoints] : [])];
     for (const { fh, path } of files) {

@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent, AuditRecord } from './event.js';
+import { fillFileSystem } from '../../test/support/disk.js';
 import { AuditLog, verifyChain, type AuditSinkHealth } from './index.js';
 
 const event = (n: number): AuditEvent => ({
@@ -20,19 +21,6 @@ async function fillUntilRefused(log: AuditLog): Promise<number> {
     if (results.some((r) => r.status === 'rejected')) return n;
   }
   throw new Error('the disk never filled');
-}
-
-/** Fills the file system with a ballast file, then gives `bytes` back. */
-function leaveFree(ballast: string, bytes: number): void {
-  const fd = openSync(ballast, 'w');
-  try {
-    for (;;) writeSync(fd, Buffer.alloc(4096));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-  } finally {
-    closeSync(fd);
-  }
-  truncateSync(ballast, Math.max(0, statSync(ballast).size - bytes));
 }
 
 // The log on its own small tmpfs, beside a ballast file whose removal frees the space.
@@ -52,7 +40,7 @@ describe('the audit log on a full disk', () => {
 
   it('refuses while full, resumes by itself within seconds of space returning, and records the outage', async () => {
     const log = await AuditLog.open(dir);
-    leaveFree(ballast, 40 * 1024);
+    fillFileSystem(ballast, 40 * 1024);
     const changes: AuditSinkHealth[] = [];
     log.onHealthChange((h) => changes.push(h));
     await fillUntilRefused(log);
@@ -89,7 +77,7 @@ describe('the audit log on a full disk', () => {
   it('closes cleanly while the disk is still full, and the next writer repairs what the failed write left', async () => {
     const log = await AuditLog.open(dir);
     const before = log.count;
-    leaveFree(ballast, 40 * 1024);
+    fillFileSystem(ballast, 40 * 1024);
     await fillUntilRefused(log);
     await expect(log.close()).resolves.toBeUndefined();
     const torn = !readFileSync(path).subarray(-1).equals(Buffer.from('\n'));

@@ -28,8 +28,11 @@ const source = { address: '127.0.0.1', zone: 'local', protocol: 'cli' } as const
 // The operating-system account and process, so that even a repair at server start names who ran it.
 const runBy = () => ({ osUser: userInfo().username, pid: process.pid });
 
+/** When a torn tail is cut: by the next writer at open, by the running server when the disk recovers, or by the operator. */
+export type CutOccasion = 'at open' | 'on recovery' | 'by audit repair';
+
 /** The Security Alert that records a torn tail cut off the log or its checkpoints: what, where, and where it is kept. */
-export function tailCutEvent(cut: TailCut, afterSeq: number, actor: AuditActor, how: 'at open' | 'on recovery' | 'by audit repair'): AuditEvent {
+export function tailCutEvent(cut: TailCut, afterSeq: number, actor: AuditActor, how: CutOccasion): AuditEvent {
   return {
     eventType: 'Security Alert', action: 'audit.repair', outcome: 4,
     reason: `cut a torn, never acknowledged final record off ${cut.file} ${how}: ${cut.bytes} bytes at offset ${cut.offset} `
