@@ -70,7 +70,12 @@ export function buildCli(): Command {
     .action(async (o: { data: string; host?: string; httpPort?: number; dicomTlsPort?: number; dicomPort?: number; index?: string }) => {
       const server = await startServer(o.data, { host: o.host, httpPort: o.httpPort, dicomTlsPort: o.dicomTlsPort, dicomPort: o.dicomPort, index: o.index });
       const stop = async () => {
-        await server.stop();
+        try {
+          await server.stop();
+        } catch (err) {
+          console.error(`pacsguard: stopping failed: ${(err as Error).message}`);
+          process.exit(1);
+        }
         process.exit(0);
       };
       process.once('SIGINT', stop);
