@@ -68,10 +68,11 @@ export function buildCli(): Command {
     .option('--dicom-port <n>', 'plain DICOM port for named legacy devices', port)
     .option('--index <location>', 'index database override: a SQLite path or a postgres:// URL')
     .action(async (o: { data: string; host?: string; httpPort?: number; dicomTlsPort?: number; dicomPort?: number; index?: string }) => {
-      const server = await startServer(o.data, { host: o.host, httpPort: o.httpPort, dicomTlsPort: o.dicomTlsPort, dicomPort: o.dicomPort, index: o.index });
+      const started = startServer(o.data, { host: o.host, httpPort: o.httpPort, dicomTlsPort: o.dicomTlsPort, dicomPort: o.dicomPort, index: o.index });
+      // Listening from the start: a stop asked for while the server is still starting waits for it, then stops it cleanly.
       const stop = async () => {
         try {
-          await server.stop();
+          await (await started).stop();
         } catch (err) {
           console.error(`pacsguard: stopping failed: ${(err as Error).message}`);
           process.exit(1);
@@ -80,6 +81,7 @@ export function buildCli(): Command {
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+      await started;
     });
 
   const user = program.command('user').description('manage people');
