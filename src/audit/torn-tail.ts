@@ -19,7 +19,6 @@ export interface TornTail {
 
 /** The end of an append-only file: its last whole line, if any, and the torn bytes after it. */
 export interface FileEnd {
-  readonly size: number;
   readonly lastLine: string | null;
   readonly torn: TornTail | null;
 }
@@ -50,11 +49,11 @@ export async function readFileEnd(fh: FileHandle): Promise<FileEnd> {
   }
   const end = newlines[0] === undefined ? 0 : newlines[0] + 1;
   const torn = end < size ? { offset: end, bytes: size - end } : null;
-  if (newlines[0] === undefined) return { size, lastLine: null, torn };
+  if (newlines[0] === undefined) return { lastLine: null, torn };
   const from = newlines[1] === undefined ? 0 : newlines[1] + 1;
   const line = Buffer.alloc(newlines[0] - from);
   await readFully(fh, line, from);
-  return { size, lastLine: line.toString('utf8'), torn };
+  return { lastLine: line.toString('utf8'), torn };
 }
 
 /**
