@@ -6,7 +6,7 @@ import type { AuditLog } from '../src/audit/index.js';
  * including methods added to AuditLog later, so the baselines keep running as the log grows.
  */
 export function discardingAudit(): AuditLog {
-  const known: Record<string, unknown> = { append: async () => undefined, count: 0, path: '' };
+  const known: Record<string, unknown> = { append: async () => undefined, count: 0, path: '', health: () => ({ state: 'writable', refusedRequests: 0, lostEvents: 0 }), tailsCutAtOpen: [] };
   return new Proxy({}, {
     get: (_target, prop) => (typeof prop === 'string' && prop in known ? known[prop] : prop === 'then' ? undefined : () => undefined),
   }) as AuditLog;

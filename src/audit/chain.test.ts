@@ -64,11 +64,13 @@ describe('audit log', () => {
     expect(await verifyChain(path)).toMatchObject({ ok: false, firstBad: { line: 32, problem: 'sequence 31, expected 32' } });
   });
 
-  it('refuses to extend a log whose last record is torn, and leaves no file open behind it', async () => {
-    writeFileSync(path, `${readFileSync(path, 'utf8')}{"seq":51,"ti`);
+  it('refuses to extend a log whose last whole record is damaged, and leaves no file open behind it', async () => {
+    const ls = lines();
+    ls[49] = (ls[49] as string).replace('query 49', 'query X');
+    rewrite(ls);
     const openFiles = () => readdirSync('/proc/self/fd').length;
     const before = openFiles();
-    await expect(AuditLog.open(dir)).rejects.toMatchObject({ code: 'PG_ERR_AUDIT_UNAVAILABLE' });
+    await expect(AuditLog.open(dir)).rejects.toMatchObject({ code: 'PG_ERR_INTEGRITY' });
     expect(openFiles()).toBe(before);
   });
 

@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { checkpointSignatureValid, type Checkpoint } from './checkpoint.js';
-import { createInterface } from 'node:readline';
 import type { AuditEvent, AuditRecord } from './event.js';
+import { readLines } from './torn-tail.js';
 
 /** The hash of the (non-existent) record before the first one. */
 export const GENESIS = '0'.repeat(64);
@@ -17,17 +16,24 @@ export function sealRecord(seq: number, time: string, prev: string, event: Audit
   return { seq, time, prev, event, hash };
 }
 
-/** The result of walking a log: how many records are good, and the first bad one if any. */
+/**
+ * The result of walking a log: how many records are good, and the first bad one if any. `ok` says the
+ * chain of whole records is intact; `torn` reports bytes after the last whole record that a write never
+ * finished (never acknowledged, see torn-tail.ts): not tampering, cut by the next writer at open or by
+ * `pacsguard audit repair`.
+ */
 export interface ChainVerdict {
   readonly ok: boolean;
   readonly records: number;
   readonly headHash: string;
   readonly firstBad?: { readonly line: number; readonly problem: string };
+  readonly torn?: { readonly line: number; readonly offset: number; readonly bytes: number };
 }
 
 /**
  * Walks a log file record by record and checks each seal and link. A changed, inserted, deleted or
- * reordered record breaks a link or a seal, and the first such line is named.
+ * reordered record breaks a link or a seal, and the first such line is named. Only the bytes after the
+ * last newline can be a torn write; a damaged line that a newline ends is damage, wherever it is.
  */
 export async function verifyChain(path: string, opts: { checkpoints?: string; publicKeyPem?: string } = {}): Promise<ChainVerdict> {
   const checkpoints = opts.checkpoints ? await readCheckpoints(opts.checkpoints) : [];
@@ -48,7 +54,9 @@ async function readCheckpoints(path: string): Promise<Checkpoint[]> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
-  return text.split('\n').filter((l) => l.trim() !== '').map((l, i) => {
+  // A last line without its newline is a checkpoint whose write never finished: it vouches for nothing.
+  const whole = text.endsWith('\n') ? text : text.slice(0, text.lastIndexOf('\n') + 1);
+  return whole.split('\n').filter((l) => l.trim() !== '').map((l, i) => {
     try {
       return JSON.parse(l) as Checkpoint;
     } catch {
@@ -88,12 +96,12 @@ async function walkChain(path: string, checkpoints: Checkpoint[]): Promise<Chain
 }
 
 async function walk(path: string, onRecord: (seq: number, hash: string) => void): Promise<ChainVerdict> {
-  const lines = createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
   let prev = GENESIS;
   let expectedSeq = 1;
   let line = 0;
-  for await (const text of lines) {
+  for await (const { text, offset, bytes, whole } of readLines(path)) {
     line += 1;
+    if (!whole) return { ok: true, records: line - 1, headHash: prev, torn: { line, offset, bytes } };
     if (text === '') return { ok: false, records: line - 1, headHash: prev, firstBad: { line, problem: 'empty line' } };
     let rec: AuditRecord;
     try {

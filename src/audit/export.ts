@@ -1,6 +1,5 @@
-import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import type { AuditEventType, AuditRecord } from './event.js';
+import { readLines } from './torn-tail.js';
 
 /** Which records an export takes: a time window, a patient, a study, a subject. */
 export interface ExportFilter {
@@ -39,11 +38,11 @@ function actionCode(r: AuditRecord): string {
   return EVENT_CODES[r.event.eventType]?.action ?? 'E';
 }
 
-/** Reads the log and yields the records a filter keeps, in order. */
+/** Reads the log and yields the whole records a filter keeps, in order. */
 export async function* readRecords(logPath: string, filter: ExportFilter = {}): AsyncGenerator<AuditRecord> {
-  const lines = createInterface({ input: createReadStream(logPath, 'utf8'), crlfDelay: Infinity });
-  for await (const line of lines) {
-    if (line.trim() === '') continue;
+  for await (const { text: line, whole } of readLines(logPath)) {
+    // A torn tail (a write that never finished, see torn-tail.ts) holds no record yet.
+    if (!whole || line.trim() === '') continue;
     const head = filter.afterSeq !== undefined || filter.throughSeq !== undefined ? HEAD.exec(line) : null;
     if (head) {
       const seq = Number(head[1]);

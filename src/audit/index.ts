@@ -1,4 +1,6 @@
-export { AuditLog, CHECKPOINT_FILE, type AuditListener } from './log.js';
+export { AuditLog, CHECKPOINT_FILE, type AuditListener, type AuditSinkHealth } from './log.js';
+export { repairRunEvent, SYSTEM_ACTOR, type AuditActor } from './repair-events.js';
+export { TORN_DIR, type TailCut } from './torn-tail.js';
 export { createCheckpointKey, CheckpointSigner, checkpointSignatureValid, CHECKPOINT_KEY_FILE, CHECKPOINT_PUBLIC_KEY_FILE, type Checkpoint } from './checkpoint.js';
 export { verifyChain, sealRecord, GENESIS, type ChainVerdict } from './chain.js';
 export { AUDIT_EVENT_TYPES, type AuditEvent, type AuditEventType, type AuditRecord } from './event.js';

@@ -32,6 +32,8 @@ export async function spoolAuditEvent(auditDir: string, event: AuditEvent): Prom
 
 /** Appends every spooled event to the log, oldest first, deleting each once it is durable in the chain. */
 export async function drainAuditSpool(auditDir: string, audit: AuditLog): Promise<number> {
+  // While the trail is down the events wait here (not counted as lost); they are appended once it recovers.
+  if (audit.health().state !== 'writable') return 0;
   const dir = spoolDir(auditDir);
   let names: string[];
   try {

@@ -1,14 +1,13 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
-import { join } from 'node:path';
-import { CHECKPOINT_FILE, CHECKPOINT_PUBLIC_KEY_FILE, CSV_COLUMNS, readRecords, toCsvRow, toDicomAuditXml, toFhirAuditEvent, verifyChain } from '../audit/index.js';
-import { dataPaths, loadConfig } from '../config.js';
+import { dataPaths } from '../config.js';
 import { PacsGuardError } from '../errors.js';
 import { assertStrongPassword, generatePassword, generateTotpSecret, PERSON_ROLES, totpEnrolmentQr, totpEnrolmentUri } from '../identity/index.js';
 import { tuneGarbageCollection } from '../server/heap.js';
 import { openServices } from '../server/services.js';
+import { registerAuditCommands } from './audit.js';
 import { registerDeviceCommands } from './device.js';
 import { registerBackupCommands } from './backup.js';
 import { registerScrubCommand } from './scrub.js';
@@ -69,13 +68,20 @@ export function buildCli(): Command {
     .option('--dicom-port <n>', 'plain DICOM port for named legacy devices', port)
     .option('--index <location>', 'index database override: a SQLite path or a postgres:// URL')
     .action(async (o: { data: string; host?: string; httpPort?: number; dicomTlsPort?: number; dicomPort?: number; index?: string }) => {
-      const server = await startServer(o.data, { host: o.host, httpPort: o.httpPort, dicomTlsPort: o.dicomTlsPort, dicomPort: o.dicomPort, index: o.index });
+      const started = startServer(o.data, { host: o.host, httpPort: o.httpPort, dicomTlsPort: o.dicomTlsPort, dicomPort: o.dicomPort, index: o.index });
+      // Listening from the start: a stop asked for while the server is still starting waits for it, then stops it cleanly.
       const stop = async () => {
-        await server.stop();
+        try {
+          await (await started).stop();
+        } catch (err) {
+          console.error(`pacsguard: stopping failed: ${(err as Error).message}`);
+          process.exit(1);
+        }
         process.exit(0);
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+      await started;
     });
 
   const user = program.command('user').description('manage people');
@@ -138,59 +144,7 @@ export function buildCli(): Command {
   registerScrubCommand(program, operator);
   registerPolicyCommands(program);
 
-  const audit = program.command('audit').description('the audit trail');
-  audit.command('verify')
-    .description('check the hash chain of the audit log and its signed checkpoints; names the first bad record')
-    .option('--data <dir>', 'data directory', './data')
-    .action(async (o: { data: string }) => {
-      const paths = dataPaths(o.data);
-      const publicKey = join(paths.pki, CHECKPOINT_PUBLIC_KEY_FILE);
-      if (!existsSync(publicKey)) throw new PacsGuardError('PG_ERR_CONFIG', `checkpoint public key ${publicKey} is missing: the log's tail cannot be vouched for`);
-      const v = await verifyChain(join(paths.audit, 'audit.log'), { checkpoints: join(paths.audit, CHECKPOINT_FILE), publicKeyPem: readFileSync(publicKey, 'utf8') });
-      if (v.ok) console.log(`audit log intact: ${v.records} records, head ${v.headHash}, consistent with its signed checkpoints`);
-      else {
-        console.error(`audit log damaged at line ${v.firstBad?.line}: ${v.firstBad?.problem} (${v.records} records before it verify)`);
-        process.exitCode = 1;
-      }
-    });
-  audit.command('export')
-    .description('write audit records as FHIR AuditEvent NDJSON, DICOM audit messages (XML) or CSV, filtered')
-    .requiredOption('--format <format>', 'fhir | dicom-xml | csv')
-    .option('--since <time>', 'from this ISO 8601 time')
-    .option('--until <time>', 'up to this ISO 8601 time')
-    .option('--patient <id>', 'only records that name this patient ID')
-    .option('--study <uid>', 'only records that name this study')
-    .option('--subject <label>', 'only records of this subject, e.g. user:alice or device:CT01')
-    .option('--out <file>', 'write here instead of standard output')
-    .option('--data <dir>', 'data directory', './data')
-    .action(async (o: { format: string; since?: string; until?: string; patient?: string; study?: string; subject?: string; out?: string; data: string }) => {
-      if (!['fhir', 'dicom-xml', 'csv'].includes(o.format)) throw new PacsGuardError('PG_ERR_CONFIG', `--format must be fhir, dicom-xml or csv, not '${o.format}'`);
-      const time = (v: string | undefined, name: string) => {
-        if (v === undefined) return undefined;
-        const d = new Date(v);
-        if (Number.isNaN(d.getTime())) throw new PacsGuardError('PG_ERR_CONFIG', `${name} '${v}' is not an ISO 8601 time`);
-        return d;
-      };
-      const filter = { since: time(o.since, '--since'), until: time(o.until, '--until'), patientId: o.patient, studyUid: o.study, subject: o.subject };
-      const paths = dataPaths(o.data);
-      const source = (await loadConfig(paths.config)).aeTitle;
-      const out = o.out ? createWriteStream(o.out, { mode: 0o600 }) : process.stdout;
-      const write = (s: string) => new Promise<void>((ok) => (out.write(s) ? ok() : out.once('drain', () => ok())));
-      if (o.format === 'csv') await write(`${CSV_COLUMNS.join(',')}\n`);
-      if (o.format === 'dicom-xml') await write('<?xml version="1.0" encoding="UTF-8"?>\n<AuditMessages>\n');
-      let n = 0;
-      for await (const r of readRecords(join(paths.audit, 'audit.log'), filter)) {
-        n++;
-        if (o.format === 'fhir') await write(`${JSON.stringify(toFhirAuditEvent(r, source))}\n`);
-        else if (o.format === 'csv') await write(`${toCsvRow(r)}\n`);
-        else await write(`${toDicomAuditXml(r, source)}\n`);
-      }
-      if (o.format === 'dicom-xml') await write('</AuditMessages>\n');
-      if (o.out) {
-        await new Promise<void>((ok) => (out as ReturnType<typeof createWriteStream>).end(ok));
-        console.error(`${n} records written to ${o.out}`);
-      }
-    });
+  registerAuditCommands(program, operator);
   return program;
 }
 

@@ -7,6 +7,7 @@ import { buildHttpApp } from '../server/http/app.js';
 import { startBackgroundScrub } from '../server/integrity.js';
 import { openServices, type Services } from '../server/services.js';
 import { drainAuditSpool } from '../audit/index.js';
+import { PacsGuardError } from '../errors.js';
 import { recordPolicyVersion } from '../server/policy-record.js';
 
 export interface StartOptions {
@@ -39,6 +40,11 @@ export async function startServer(dataDir: string, opts: StartOptions = {}, log:
       ca: await readFile(join(services.paths.pki, PKI_FILES.caCert), 'utf8'),
     };
     const app = await buildHttpApp(services, tls, { logger: process.env.PACSGUARD_LOG_LEVEL !== 'silent' });
+    // The trail's outages and recoveries go to the server's log as well as (once writable) to the trail itself.
+    services.audit.onHealthChange((h) => {
+      if (h.state === 'unavailable') app.log.error({ audit: h }, `audit trail unavailable since ${h.since} (${h.error}): refusing every request until it can be written`);
+      else app.log.warn({ audit: h }, `audit trail writable again after an outage from ${h.lastOutage?.from} to ${h.lastOutage?.to}; ${h.lastOutage?.refusedRequests} requests were refused`);
+    });
     await app.listen({ host, port: opts.httpPort ?? services.config.ports.http });
     const addr = app.server.address() as AddressInfo;
     const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
@@ -79,8 +85,13 @@ export async function startServer(dataDir: string, opts: StartOptions = {}, log:
         for (const l of listeners.reverse()) await l.close();
         try {
           await services.audit.append({ eventType: 'Application Activity', action: 'server.stop', outcome: 0, reason: 'stopped', subject, source });
+        } catch (err) {
+          // The trail is down (a full disk): the stop cannot be recorded, which is no reason to fail it. The
+          // next start cuts what the failed write left and continues the chain.
+          if (!(err instanceof PacsGuardError && err.code === 'PG_ERR_AUDIT_UNAVAILABLE')) throw err;
+          log(`stopping with the audit trail unavailable: ${err.detail}`);
         } finally {
-          // Release files and the index even when the trail itself has failed.
+          // Release files and the index even when the trail itself has failed; only a failure to close them fails the stop.
           await services.close();
         }
       },
