@@ -100,6 +100,14 @@ describe.skipIf(!dcmtkAvailable())('C-FIND, C-GET and C-MOVE (DCMTK findscu, get
     expect(valuesOf(studyLevel, '0020,1208')).toEqual(['1']);
   });
 
+  it('answers keys it has no value for empty, never as the text "undefined"', async () => {
+    const patients = await find(['QueryRetrieveLevel=PATIENT', 'PatientID=PAT-71', 'NumberOfPatientRelatedStudies', 'NumberOfPatientRelatedSeries', 'NumberOfPatientRelatedInstances'], '-P');
+    const images = await find(['QueryRetrieveLevel=IMAGE', 'PatientID=PAT-72', 'SOPInstanceUID', 'NumberOfFrames']);
+    for (const output of [patients, images]) expect(output).not.toMatch(/undefined/);
+    expect(patients).toMatch(/\(0020,1200\) IS \(no value available\)/);
+    expect(images).toMatch(/\(0028,0008\) IS \(no value available\)/);
+  });
+
   it('refuses a PATIENT level query in the Study Root model with a failure status', async () => {
     const r = await runDcmtk('findscu', ['-v', '-aet', 'RIS', '-aec', 'PACSGUARD', ...tlsArgs(ris()), '-S', '-k', 'QueryRetrieveLevel=PATIENT', '-k', 'PatientID', '127.0.0.1', tlsPort]);
     expect(r.stderr).toMatch(/Final Find Response \((Failed|Error|Unknown Status: 0xa900)/i);

@@ -76,13 +76,25 @@ export function identifierOf(request: dimse.requests.Request): Record<string, un
   return dataset.getElements() as Record<string, unknown>;
 }
 
+/**
+ * DICOM JSON with every element that has no value given an empty one: dcmjs writes a missing Value of
+ * a number-as-text VR (IS, DS) as the text "undefined"; an empty element is zero length (PS3.4
+ * C.4.1.1.3.2: a key the SCP has no value for is returned empty).
+ */
+function withEmptyValues(json: DicomJson): DicomJson {
+  return Object.fromEntries(Object.entries(json).map(([tag, el]) => {
+    if (el.vr === 'SQ') return [tag, { ...el, Value: ((el.Value ?? []) as DicomJson[]).map(withEmptyValues) }];
+    return [tag, el.Value === undefined && el.InlineBinary === undefined && el.BulkDataURI === undefined ? { ...el, Value: [] } : el];
+  }));
+}
+
 /** Encodes DICOM JSON as a dataset in a transfer syntax, with dcmjs's writer (the meta group is dropped). */
 export function encodeJson(json: DicomJson, transferSyntaxUid: string): EncodedDataset {
   const dict = new dcmjs.data.DicomDict({
     '00020001': { vr: 'OB', Value: [new Uint8Array([0, 1]).buffer] },
     '00020010': { vr: 'UI', Value: [transferSyntaxUid] },
   });
-  dict.dict = json as unknown as DcmjsDataset;
+  dict.dict = withEmptyValues(json) as unknown as DcmjsDataset;
   const file = Buffer.from(dict.write({ allowInvalidVRLength: true }));
   return new EncodedDataset(datasetOfPart10(file).dataset, transferSyntaxUid);
 }
