@@ -72,6 +72,7 @@ export const ERRORS = {
   // Configuration and CLI
   PG_ERR_CONFIG: { http: 500, dicomStatus: 0x0110, title: 'Invalid configuration' },
   PG_ERR_CONFLICT: { http: 409, dicomStatus: 0x0110, title: 'Conflict' },
+  PG_ERR_SEAL: { http: 500, dicomStatus: 0x0110, title: 'A sealed secret cannot be opened with this installation\'s key' },
 
   PG_ERR_STUDY_DELETED: { http: 409, dicomStatus: 0xc000, title: 'Study deleted; restore it before storing into it' },
   PG_ERR_SECOND_PERSON: { http: 403, dicomStatus: 0x0124, title: 'Needs the decision of a different person' },

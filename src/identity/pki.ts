@@ -28,6 +28,8 @@ export const PKI_FILES = {
   serverKey: 'server-key.pem',
   serverCert: 'server.pem',
   tokenKey: 'token-signing.jwk',
+  /** The key sealing secrets kept in the index (seal.ts), unless the config's `secretSealKeyFile` names another. */
+  sealKey: 'secret-seal.key',
 } as const;
 
 function serial(): string {

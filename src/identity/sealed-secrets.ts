@@ -1,0 +1,65 @@
+import type { Kysely } from 'kysely';
+import { existsSync } from 'node:fs';
+import { PacsGuardError } from '../errors.js';
+import type { IndexSchema } from '../storage/index.js';
+import { SecretSeal } from './seal.js';
+
+/** The index columns that hold secrets, each sealed with its own name as the purpose. */
+export const SEALED_COLUMNS = {
+  userTotp: 'users.totp_secret',
+  enrolmentTotp: 'enrolments.totp_secret',
+} as const;
+
+/** How many plaintext secrets `sealPlaintextSecrets` sealed, per column. */
+export interface SealedCount {
+  readonly users: number;
+  readonly enrolments: number;
+}
+
+/**
+ * Opens the installation's seal key. A missing key file is made only while the index holds no sealed
+ * secret (a data directory from before sealing, or a new one); with sealed secrets in the index and no
+ * key, starting would lock every person out, so it stops and says which key is missing.
+ */
+export async function openSecretSeal(keyFile: string, db: Kysely<IndexSchema>, opts: { create: boolean }): Promise<SecretSeal> {
+  if (!existsSync(keyFile)) {
+    const sealedWith = await sealedKeyId(db);
+    if (sealedWith !== undefined || !opts.create) {
+      throw new PacsGuardError('PG_ERR_CONFIG', `secret seal key ${keyFile} not found${sealedWith ? `; the index's secrets are sealed under key ${sealedWith}` : ''}`);
+    }
+    await SecretSeal.createKeyFile(keyFile).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err; // another process made it first
+    });
+  }
+  const seal = await SecretSeal.load(keyFile);
+  const sealedWith = await sealedKeyId(db);
+  if (sealedWith !== undefined && sealedWith !== seal.keyId) {
+    throw new PacsGuardError('PG_ERR_CONFIG', `the index's secrets are sealed under key ${sealedWith}, but ${keyFile} is key ${seal.keyId}`);
+  }
+  return seal;
+}
+
+/**
+ * Seals every secret still in plaintext (rows written before sealing). Idempotent: sealed values are
+ * left as they are, so a second run seals nothing.
+ */
+export async function sealPlaintextSecrets(db: Kysely<IndexSchema>, seal: SecretSeal): Promise<SealedCount> {
+  return db.transaction().execute(async (trx) => {
+    const users = await trx.selectFrom('users').select(['id', 'totp_secret']).where('totp_secret', '!=', '').where('totp_secret', 'not like', SecretSeal.likePattern).execute();
+    for (const u of users) {
+      await trx.updateTable('users').set({ totp_secret: seal.seal(u.totp_secret, SEALED_COLUMNS.userTotp) }).where('id', '=', u.id).execute();
+    }
+    const enrolments = await trx.selectFrom('enrolments').select(['id', 'totp_secret']).where('totp_secret', '!=', '').where('totp_secret', 'not like', SecretSeal.likePattern).execute();
+    for (const e of enrolments) {
+      await trx.updateTable('enrolments').set({ totp_secret: seal.seal(e.totp_secret, SEALED_COLUMNS.enrolmentTotp) }).where('id', '=', e.id).execute();
+    }
+    return { users: users.length, enrolments: enrolments.length };
+  });
+}
+
+/** The key id of some sealed secret in the index, or undefined when it holds none. */
+async function sealedKeyId(db: Kysely<IndexSchema>): Promise<string | undefined> {
+  const u = await db.selectFrom('users').select('totp_secret').where('totp_secret', 'like', SecretSeal.likePattern).limit(1).executeTakeFirst();
+  const e = u ?? await db.selectFrom('enrolments').select('totp_secret').where('totp_secret', 'like', SecretSeal.likePattern).limit(1).executeTakeFirst();
+  return e ? SecretSeal.keyIdOf(e.totp_secret) : undefined;
+}
