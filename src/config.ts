@@ -298,5 +298,5 @@ export async function loadConfig(path: string): Promise<Config> {
 
 /** Writes a config file (validated first), readable only by the service account. */
 export async function writeConfig(path: string, config: Config): Promise<void> {
-  await writeFile(path, `${JSON.stringify(configSchema.parse(config), null, 2)}\n`, { mode: 0o640 });
+  await writeFile(path, `${JSON.stringify(configSchema.parse(config), null, 2)}\n`, { mode: 0o600 });
 }

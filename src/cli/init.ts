@@ -8,7 +8,7 @@ import { PacsGuardError } from '../errors.js';
 import {
   CertificateAuthority, PKI_FILES, SecretSeal, TokenService, UserStore, generatePassword, generateTotpSecret, totpEnrolmentUri,
 } from '../identity/index.js';
-import { openIndexDatabase } from '../storage/index.js';
+import { keepNewFilesPrivate, openIndexDatabase } from '../storage/index.js';
 
 /** The first administrator's credentials, shown once. */
 export interface InitResult {
@@ -26,9 +26,10 @@ export interface InitResult {
 export async function initDataDir(dataDir: string, opts: { index?: string; serverNames?: string[] } = {}): Promise<InitResult> {
   const paths = dataPaths(dataDir);
   if (existsSync(paths.config)) throw new PacsGuardError('PG_ERR_CONFLICT', `${paths.root} is already initialised`);
-  await mkdir(paths.root, { recursive: true, mode: 0o750 });
+  keepNewFilesPrivate();
+  await mkdir(paths.root, { recursive: true, mode: 0o700 });
   await mkdir(paths.pki, { recursive: true, mode: 0o700 });
-  await mkdir(paths.blobs, { recursive: true, mode: 0o750 });
+  await mkdir(paths.blobs, { recursive: true, mode: 0o700 });
   const config = configSchema.parse(opts.index ? { index: opts.index } : {});
 
   const ca = await CertificateAuthority.create(paths.pki);
@@ -41,7 +42,7 @@ export async function initDataDir(dataDir: string, opts: { index?: string; serve
     usage: 'both',
   });
   await writeFile(join(paths.pki, PKI_FILES.serverKey), server.keyPem, { mode: 0o600, flag: 'wx' });
-  await writeFile(join(paths.pki, PKI_FILES.serverCert), server.certPem, { mode: 0o644, flag: 'wx' });
+  await writeFile(join(paths.pki, PKI_FILES.serverCert), server.certPem, { mode: 0o600, flag: 'wx' });
   await TokenService.createKeyFile(join(paths.pki, PKI_FILES.tokenKey));
   await SecretSeal.createKeyFile(join(paths.pki, PKI_FILES.sealKey));
   await createCheckpointKey(join(paths.pki, CHECKPOINT_KEY_FILE), join(paths.pki, CHECKPOINT_PUBLIC_KEY_FILE));

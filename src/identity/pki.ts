@@ -73,7 +73,7 @@ export class CertificateAuthority {
       ],
     });
     await writeFile(join(pkiDir, PKI_FILES.caKey), await exportKeyPem(keys.privateKey), { mode: 0o600, flag: 'wx' });
-    await writeFile(join(pkiDir, PKI_FILES.caCert), cert.toString('pem'), { mode: 0o644, flag: 'wx' });
+    await writeFile(join(pkiDir, PKI_FILES.caCert), cert.toString('pem'), { mode: 0o600, flag: 'wx' });
     return new CertificateAuthority(keys.privateKey, cert);
   }
 

@@ -12,7 +12,10 @@ import {
   TokenService, UserStore, VendorGrantStore, type LoginPolicy, type SecretSeal,
 } from '../identity/index.js';
 import { SCOPED_ROLES, ZonePolicy } from '../policy/index.js';
-import { AlertStore, ArchiveIndex, BaselineStore, BlobReplicas, ChangeRequestStore, FileBlobStore, LifecycleIndex, openIndexDatabase, PseudonymStore, type IndexDatabase } from '../storage/index.js';
+import {
+  AlertStore, ArchiveIndex, BaselineStore, BlobReplicas, ChangeRequestStore, closeDataDirectory, FileBlobStore, keepNewFilesPrivate, LifecycleIndex, openIndexDatabase,
+  PseudonymStore, type IndexDatabase,
+} from '../storage/index.js';
 import { pseudonymsWith, type Pseudonyms } from '../dicom/index.js';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
@@ -73,7 +76,9 @@ export interface Services extends PathServices {
 /** Opens a data directory: config, index (migrated), blob store (temporary files cleaned), audit log, keys. */
 export async function openServices(dataDir: string, overrides: { index?: string } = {}): Promise<Services> {
   const paths = dataPaths(dataDir);
+  keepNewFilesPrivate();
   const loaded = await loadConfig(paths.config);
+  await closeDataDirectory(paths.root);
   const config = overrides.index ? { ...loaded, index: overrides.index } : loaded;
   const database = await openIndexDatabase(paths.index(config));
   const blobs = await new FileBlobStore(paths.blobs).open();
