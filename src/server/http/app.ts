@@ -20,6 +20,7 @@ import { credentialsOf, resourceOfParams } from './context.js';
 import { registerDicomwebRoutes } from './dicomweb-routes.js';
 import { sendProblem, toPacsGuardError } from './problems.js';
 import { duplicateJsonKeys } from './json-body.js';
+import { refuseUndeclaredQuery } from './query-parameters.js';
 
 /** TLS material for the HTTPS listener. */
 export interface HttpTls {
@@ -123,6 +124,8 @@ export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { lo
       resource: resourceOfParams(request.params),
       detail: { method: request.method, path: request.url.split('?')[0] ?? '' },
     });
+    // After admit, so a stranger learns nothing of a route's parameters; the refusal is audited as the caller's.
+    refuseUndeclaredQuery(request.query, declared.query);
   });
 
   app.setErrorHandler(async (err, request, reply) => {

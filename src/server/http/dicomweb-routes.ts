@@ -182,7 +182,8 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
     if (result.warnings.length > 0) reply.header('Warning', result.warnings.join(', '));
     return reply.type(DICOM_JSON).send(result.body);
   };
-  const qidoConfig = { pacsguard: { action: 'instances.search', eventType: 'Query' } } as const;
+  // QIDO-RS keys are DICOM attributes besides its own parameters: parseQuery names the unknown ones.
+  const qidoConfig = { pacsguard: { action: 'instances.search', eventType: 'Query', query: 'open' } } as const;
   app.get('/studies', { config: qidoConfig }, qido('study'));
   app.get('/series', { config: qidoConfig }, qido('series'));
   app.get('/instances', { config: qidoConfig }, qido('instance'));
