@@ -58,6 +58,7 @@ export const ERRORS = {
   PG_ERR_DIMSE_BAD_IDENTIFIER: { http: 400, dicomStatus: 0xa900, title: 'Query/retrieve identifier does not match the SOP class' },
   PG_ERR_MOVE_DESTINATION_UNKNOWN: { http: 404, dicomStatus: 0xa801, title: 'Move destination unknown' },
   PG_ERR_DIMSE_UNSUPPORTED: { http: 501, dicomStatus: 0x0211, title: 'DIMSE operation not supported' },
+  PG_ERR_DIMSE_ABANDONED: { http: 400, dicomStatus: 0xa700, title: 'The association ended before the operation completed' },
 
   // Archive and storage
   PG_ERR_STORAGE_FULL: { http: 507, dicomStatus: 0xa700, title: 'Storage full' },
