@@ -11,6 +11,7 @@ import { tuneGarbageCollection } from '../server/heap.js';
 import { openServices } from '../server/services.js';
 import { registerDeviceCommands } from './device.js';
 import { registerBackupCommands } from './backup.js';
+import { registerKeyCommands } from './keys.js';
 import { registerScrubCommand } from './scrub.js';
 import { registerPolicyCommands } from './policy.js';
 import { registerUserStateCommands } from './user-state.js';
@@ -137,6 +138,7 @@ export function buildCli(): Command {
   registerBackupCommands(program);
   registerScrubCommand(program, operator);
   registerPolicyCommands(program);
+  registerKeyCommands(program, operator);
 
   const audit = program.command('audit').description('the audit trail');
   audit.command('verify')

@@ -18,4 +18,4 @@ export { Federation, PendingSecondFactors, type FederationSettings, type Federat
 export { EnrolmentStore, type IssuedEnrolment } from './enrolment.js';
 export { assertStrongPassword } from './password-strength.js';
 export { SecretSeal } from './seal.js';
-export { openSecretSeal, sealPlaintextSecrets, SEALED_COLUMNS, type SealedCount } from './sealed-secrets.js';
+export { openSecretSeal, rotateSealKey, sealPlaintextSecrets, SEALED_COLUMNS, type SealedCount } from './sealed-secrets.js';

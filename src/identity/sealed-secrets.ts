@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { existsSync } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
 import { PacsGuardError } from '../errors.js';
 import type { IndexSchema } from '../storage/index.js';
 import { SecretSeal } from './seal.js';
@@ -31,8 +32,16 @@ export async function openSecretSeal(keyFile: string, db: Kysely<IndexSchema>, o
       if (err.code !== 'EEXIST') throw err; // another process made it first
     });
   }
-  const seal = await SecretSeal.load(keyFile);
+  let seal = await SecretSeal.load(keyFile);
   const sealedWith = await sealedKeyId(db);
+  // A rotation that resealed the index and stopped before its new key took the old one's place.
+  if (sealedWith !== undefined && sealedWith !== seal.keyId && existsSync(nextKeyFile(keyFile))) {
+    const next = await SecretSeal.load(nextKeyFile(keyFile));
+    if (next.keyId === sealedWith) {
+      await rename(nextKeyFile(keyFile), keyFile);
+      seal = next;
+    }
+  }
   if (sealedWith !== undefined && sealedWith !== seal.keyId) {
     throw new PacsGuardError('PG_ERR_CONFIG', `the index's secrets are sealed under key ${sealedWith}, but ${keyFile} is key ${seal.keyId}`);
   }
@@ -55,6 +64,42 @@ export async function sealPlaintextSecrets(db: Kysely<IndexSchema>, seal: Secret
     }
     return { users: users.length, enrolments: enrolments.length };
   });
+}
+
+/** Where a rotation writes the new key until every secret is sealed under it. */
+function nextKeyFile(keyFile: string): string {
+  return `${keyFile}.next`;
+}
+
+/**
+ * Replaces the seal key: a new key is written beside the current one, every secret is opened with the
+ * current key and sealed with the new one in one transaction, then the new key takes the current one's
+ * place. Stopped at any point, the index and a key file still agree: before the commit nothing changed
+ * (the new key file is dropped on the next rotation), after it `openSecretSeal` finishes the rename.
+ */
+export async function rotateSealKey(db: Kysely<IndexSchema>, keyFile: string, current: SecretSeal): Promise<{ from: string; to: string; resealed: number }> {
+  const next = nextKeyFile(keyFile);
+  await rm(next, { force: true });
+  await SecretSeal.createKeyFile(next);
+  const fresh = await SecretSeal.load(next);
+  const resealed = await db.transaction().execute(async (trx) => {
+    let count = 0;
+    const users = await trx.selectFrom('users').select(['id', 'totp_secret']).where('totp_secret', '!=', '').execute();
+    for (const u of users) {
+      const secret = current.open(u.totp_secret, SEALED_COLUMNS.userTotp);
+      await trx.updateTable('users').set({ totp_secret: fresh.seal(secret, SEALED_COLUMNS.userTotp) }).where('id', '=', u.id).execute();
+      count++;
+    }
+    const enrolments = await trx.selectFrom('enrolments').select(['id', 'totp_secret']).where('totp_secret', '!=', '').execute();
+    for (const e of enrolments) {
+      const secret = current.open(e.totp_secret, SEALED_COLUMNS.enrolmentTotp);
+      await trx.updateTable('enrolments').set({ totp_secret: fresh.seal(secret, SEALED_COLUMNS.enrolmentTotp) }).where('id', '=', e.id).execute();
+      count++;
+    }
+    return count;
+  });
+  await rename(next, keyFile);
+  return { from: current.keyId, to: fresh.keyId, resealed };
 }
 
 /** The key id of some sealed secret in the index, or undefined when it holds none. */
