@@ -53,17 +53,7 @@ export async function openSecretSeal(keyFile: string, db: Kysely<IndexSchema>, o
  * left as they are, so a second run seals nothing.
  */
 export async function sealPlaintextSecrets(db: Kysely<IndexSchema>, seal: SecretSeal): Promise<SealedCount> {
-  return db.transaction().execute(async (trx) => {
-    const users = await trx.selectFrom('users').select(['id', 'totp_secret']).where('totp_secret', '!=', '').where('totp_secret', 'not like', SecretSeal.likePattern).execute();
-    for (const u of users) {
-      await trx.updateTable('users').set({ totp_secret: seal.seal(u.totp_secret, SEALED_COLUMNS.userTotp) }).where('id', '=', u.id).execute();
-    }
-    const enrolments = await trx.selectFrom('enrolments').select(['id', 'totp_secret']).where('totp_secret', '!=', '').where('totp_secret', 'not like', SecretSeal.likePattern).execute();
-    for (const e of enrolments) {
-      await trx.updateTable('enrolments').set({ totp_secret: seal.seal(e.totp_secret, SEALED_COLUMNS.enrolmentTotp) }).where('id', '=', e.id).execute();
-    }
-    return { users: users.length, enrolments: enrolments.length };
-  });
+  return db.transaction().execute((trx) => rewriteSecrets(trx, 'plaintext', (value, purpose) => seal.seal(value, purpose)));
 }
 
 /** Where a rotation writes the new key until every secret is sealed under it. */
@@ -82,24 +72,22 @@ export async function rotateSealKey(db: Kysely<IndexSchema>, keyFile: string, cu
   await rm(next, { force: true });
   await SecretSeal.createKeyFile(next);
   const fresh = await SecretSeal.load(next);
-  const resealed = await db.transaction().execute(async (trx) => {
-    let count = 0;
-    const users = await trx.selectFrom('users').select(['id', 'totp_secret']).where('totp_secret', '!=', '').execute();
-    for (const u of users) {
-      const secret = current.open(u.totp_secret, SEALED_COLUMNS.userTotp);
-      await trx.updateTable('users').set({ totp_secret: fresh.seal(secret, SEALED_COLUMNS.userTotp) }).where('id', '=', u.id).execute();
-      count++;
-    }
-    const enrolments = await trx.selectFrom('enrolments').select(['id', 'totp_secret']).where('totp_secret', '!=', '').execute();
-    for (const e of enrolments) {
-      const secret = current.open(e.totp_secret, SEALED_COLUMNS.enrolmentTotp);
-      await trx.updateTable('enrolments').set({ totp_secret: fresh.seal(secret, SEALED_COLUMNS.enrolmentTotp) }).where('id', '=', e.id).execute();
-      count++;
-    }
-    return count;
-  });
+  const resealed = await db.transaction().execute((trx) => rewriteSecrets(trx, 'sealed', (value, purpose) => fresh.seal(current.open(value, purpose), purpose)));
   await rename(next, keyFile);
-  return { from: current.keyId, to: fresh.keyId, resealed };
+  return { from: current.keyId, to: fresh.keyId, resealed: resealed.users + resealed.enrolments };
+}
+
+/** Rewrites each secret of the sealed columns (those in plaintext, or those sealed) in place; counts per table. */
+async function rewriteSecrets(db: Kysely<IndexSchema>, which: 'plaintext' | 'sealed', rewrite: (value: string, purpose: string) => string): Promise<SealedCount> {
+  const count = { users: 0, enrolments: 0 };
+  const tables = [['users', SEALED_COLUMNS.userTotp], ['enrolments', SEALED_COLUMNS.enrolmentTotp]] as const;
+  for (const [table, purpose] of tables) {
+    const rows = await db.selectFrom(table).select(['id', 'totp_secret'])
+      .where('totp_secret', which === 'plaintext' ? 'not like' : 'like', SecretSeal.likePattern).where('totp_secret', '!=', '').execute();
+    for (const row of rows) await db.updateTable(table).set({ totp_secret: rewrite(row.totp_secret, purpose) }).where('id', '=', row.id).execute();
+    count[table] = rows.length;
+  }
+  return count;
 }
 
 /** The key id of some sealed secret in the index, or undefined when it holds none. */

@@ -7,7 +7,7 @@ import { join } from 'node:path';
  * staging and quarantine files hold patient data or secrets; SQLite, and any library writing for us,
  * creates files with 0644 less the umask, so the umask is what closes them.
  */
-export const PRIVATE_UMASK = 0o077;
+const PRIVATE_UMASK = 0o077;
 
 /** Makes every file and folder this process creates from now on private to its account. */
 export function keepNewFilesPrivate(): void {
