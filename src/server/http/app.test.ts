@@ -97,7 +97,7 @@ describe('HTTP routes fail closed', () => {
     const auditor = await tokenOf('query-aud', 'auditor');
     const administrator = await tokenOf('query-adm', 'administrator');
     const cases: Array<[string, string, string[]]> = [
-      [radiologist, '/dicomweb/studies/1.2.3?accept=application/dicom&foo=1', ['accept', 'foo']],
+      [radiologist, '/dicomweb/studies/1.2.3?accept=application/dicom&charset=utf-8&foo=1', ['charset', 'foo']],
       [radiologist, '/dicomweb/studies/1.2.3/metadata?includefield=all', ['includefield']],
       [radiologist, '/dicomweb/studies/1.2.3/series/4.5/instances/6.7/frames/1?quality=90', ['quality']],
       [auditor, '/api/audit/events?patinet=P1&limit=5', ['patinet']],

@@ -106,6 +106,15 @@ function touched(instances: readonly StoredInstance[]) {
   };
 }
 
+/**
+ * What the caller accepts: PS3.18 §8.3.3.1's `accept` query parameter, which takes the place of the
+ * Accept header for clients that cannot set one (a link, an <img>), else the header.
+ */
+function acceptOf(request: FastifyRequest): string | string[] | undefined {
+  const asked = (request.query as Record<string, unknown> | undefined)?.accept;
+  return typeof asked === 'string' || Array.isArray(asked) ? (asked as string | string[]) : request.headers.accept;
+}
+
 /** DICOMweb (PS3.18): STOW-RS, QIDO-RS and WADO-RS under /dicomweb. */
 export async function registerDicomwebRoutes(app: FastifyInstance, services: Services): Promise<void> {
   // DICOMweb takes multipart/related bodies only; anything else (JSON included) is a 415 before it is read.
@@ -197,7 +206,7 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
     const { study, series, instance } = uidParams(request);
     const research = isResearcher(ctx.subject) ? new ResearchView(services.pseudonyms, services.pseudonymStore) : null;
     const instances = await perform(services, { ...ctx, resource: { studyUid: study, seriesUid: series, sopUid: instance } }, async () => {
-      const wanted = acceptedTransferSyntaxes(request.headers.accept, 'application/dicom');
+      const wanted = acceptedTransferSyntaxes(acceptOf(request), 'application/dicom');
       const found = research
         ? await services.retrieve.instances((await research.originalUid(study, 'study')) as string, await research.originalUid(series, 'series'), await research.originalUid(instance, 'instance'))
         : await services.retrieve.instances(study as string, series, instance);
@@ -227,7 +236,7 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
     }
     return reply.type(`multipart/related; type="application/dicom"; boundary=${boundary}`).send(Readable.from(body()));
   };
-  const wadoConfig = { pacsguard: { action: 'instances.read', eventType: 'DICOM Instances Transferred' } } as const;
+  const wadoConfig = { pacsguard: { action: 'instances.read', eventType: 'DICOM Instances Transferred', query: ['accept'] } } as const;
   app.get('/studies/:study', { config: wadoConfig }, retrieveInstances);
   app.get('/studies/:study/series/:series', { config: wadoConfig }, retrieveInstances);
   app.get('/studies/:study/series/:series/instances/:instance', { config: wadoConfig }, retrieveInstances);
@@ -264,7 +273,7 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
     const { frames, syntax } = await perform(services, { ...ctx, resource: { studyUid: study, seriesUid: series, sopUid: instance }, detail: { ...ctx.detail, frames: frameList.slice(0, 200) } }, async () => {
       if (!/^\d{1,6}(,\d{1,6}){0,9999}$/.test(frameList)) throw new PacsGuardError('PG_ERR_HTTP_BAD_REQUEST', `frame list '${frameList.slice(0, 80)}' is not comma-separated frame numbers`);
       const numbers = frameList.split(',').map(Number);
-      const wanted = acceptedTransferSyntaxes(request.headers.accept, 'application/octet-stream');
+      const wanted = acceptedTransferSyntaxes(acceptOf(request), 'application/octet-stream');
       const research = isResearcher(ctx.subject) ? new ResearchView(services.pseudonyms, services.pseudonymStore) : null;
       const [found] = research
         ? await services.retrieve.instances((await research.originalUid(study, 'study')) as string, await research.originalUid(series, 'series'), await research.originalUid(instance, 'instance'))
@@ -289,7 +298,7 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
     const { study, series, instance } = uidParams(request);
     const path = (request.params as Params)['*'] ?? '';
     const value = await perform(services, { ...ctx, resource: { studyUid: study, seriesUid: series, sopUid: instance }, detail: { ...ctx.detail, bulkdata: path.slice(0, 200) } }, async () => {
-      const wanted = acceptedTransferSyntaxes(request.headers.accept, 'application/octet-stream');
+      const wanted = acceptedTransferSyntaxes(acceptOf(request), 'application/octet-stream');
       if (!wanted.includes('*') && !wanted.includes(EXPLICIT_LE)) throw new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `bulk data is available as ${EXPLICIT_LE}, not ${wanted.join(' or ')}`);
       const research = isResearcher(ctx.subject) ? new ResearchView(services.pseudonyms, services.pseudonymStore) : null;
       // Bulk data other than the pixels may hold anything (reports, overlays with names): not for researchers.
