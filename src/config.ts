@@ -29,6 +29,14 @@ export const configSchema = z.object({
   ports: z.object({ http: port.default(8443), dicomTls: port.default(2762), dicom: port.default(11112) }).prefault({}),
   /** The index: a SQLite file (relative to the data directory) or a postgres:// URL. */
   index: z.string().default('index.sqlite'),
+  /**
+   * The key that seals secrets kept in the index (TOTP secrets, AES-256-GCM), relative to the data
+   * directory or absolute. By default `pki/secret-seal.key`, made at `init`; operators who keep the
+   * database's backups apart from its keys may point this at another volume. A copy of the index
+   * without this file reveals no secret.
+   * @default pki/secret-seal.key
+   */
+  secretSealKeyFile: z.string().min(1).optional(),
   /** Lifetime of access tokens issued at login. Short, so a stolen token is soon useless. */
   accessTokenSeconds: z.number().int().min(60).max(86_400).default(900),
   /**
@@ -298,5 +306,5 @@ export async function loadConfig(path: string): Promise<Config> {
 
 /** Writes a config file (validated first), readable only by the service account. */
 export async function writeConfig(path: string, config: Config): Promise<void> {
-  await writeFile(path, `${JSON.stringify(configSchema.parse(config), null, 2)}\n`, { mode: 0o640 });
+  await writeFile(path, `${JSON.stringify(configSchema.parse(config), null, 2)}\n`, { mode: 0o600 });
 }

@@ -62,6 +62,7 @@ export const ERRORS = {
   PG_ERR_DIMSE_BAD_IDENTIFIER: { http: 400, dicomStatus: 0xa900, title: 'Query/retrieve identifier does not match the SOP class' },
   PG_ERR_MOVE_DESTINATION_UNKNOWN: { http: 404, dicomStatus: 0xa801, title: 'Move destination unknown' },
   PG_ERR_DIMSE_UNSUPPORTED: { http: 501, dicomStatus: 0x0211, title: 'DIMSE operation not supported' },
+  PG_ERR_DIMSE_ABANDONED: { http: 400, dicomStatus: 0xa700, title: 'The association ended before the operation completed' },
 
   // Archive and storage
   PG_ERR_STORAGE_FULL: { http: 507, dicomStatus: 0xa700, title: 'Storage full' },
@@ -76,6 +77,7 @@ export const ERRORS = {
   // Configuration and CLI
   PG_ERR_CONFIG: { http: 500, dicomStatus: 0x0110, title: 'Invalid configuration' },
   PG_ERR_CONFLICT: { http: 409, dicomStatus: 0x0110, title: 'Conflict' },
+  PG_ERR_SEAL: { http: 500, dicomStatus: 0x0110, title: 'A sealed secret cannot be opened with this installation\'s key' },
 
   PG_ERR_STUDY_DELETED: { http: 409, dicomStatus: 0xc000, title: 'Study deleted; restore it before storing into it' },
   PG_ERR_SECOND_PERSON: { http: 403, dicomStatus: 0x0124, title: 'Needs the decision of a different person' },

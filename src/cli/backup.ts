@@ -6,8 +6,7 @@ import { join } from 'node:path';
 import { CHECKPOINT_FILE, CHECKPOINT_PUBLIC_KEY_FILE, verifyChain } from '../audit/index.js';
 import { dataPaths, loadConfig, type DataPaths } from '../config.js';
 import { PacsGuardError, asPacsGuardError } from '../errors.js';
-import { PKI_FILES } from '../identity/index.js';
-import { FileBlobStore, fsyncDir, openIndexDatabase } from '../storage/index.js';
+import { FileBlobStore, fsyncDir, keepNewFilesPrivate, openIndexDatabase } from '../storage/index.js';
 
 /** What a backup run did, also written as `manifest.json` in the backup folder. */
 export interface BackupManifest {
@@ -56,6 +55,7 @@ export async function backupDataDir(dataDir: string, to: string): Promise<Backup
   if (/^postgres(ql)?:\/\//.test(indexLocation)) {
     throw new PacsGuardError('PG_ERR_CONFIG', 'the index is in PostgreSQL: back it up with pg_dump or pg_basebackup; this command snapshots SQLite indexes');
   }
+  keepNewFilesPrivate();
   await mkdir(join(to, 'blobs'), { recursive: true, mode: 0o700 });
   await mkdir(join(to, 'pki'), { recursive: true, mode: 0o700 });
   await mkdir(join(to, 'audit'), { recursive: true, mode: 0o700 });
@@ -126,16 +126,14 @@ export async function restoreDataDir(from: string, dataDir: string): Promise<Res
   if (!existsSync(join(from, 'manifest.json'))) throw new PacsGuardError('PG_ERR_CONFIG', `${from} is not a PacsGuard backup (no manifest.json)`);
   const dst: DataPaths = dataPaths(dataDir);
   if (existsSync(dst.root) && (await readdir(dst.root)).length > 0) throw new PacsGuardError('PG_ERR_CONFLICT', `${dst.root} exists and is not empty; restore into a new directory`);
-  await mkdir(dst.root, { recursive: true, mode: 0o750 });
+  keepNewFilesPrivate();
+  await mkdir(dst.root, { recursive: true, mode: 0o700 });
   await mkdir(dst.pki, { recursive: true, mode: 0o700 });
-  await mkdir(dst.audit, { recursive: true, mode: 0o750 });
-  for (const f of await readdir(join(from, 'pki'))) {
-    const mode = f === PKI_FILES.caCert || f === PKI_FILES.serverCert ? 0o644 : 0o600;
-    await copyDurably(join(from, 'pki', f), join(dst.pki, f), mode);
-  }
-  await copyDurably(join(from, 'audit', 'audit.log'), join(dst.audit, 'audit.log'), 0o640);
-  if (existsSync(join(from, 'audit', CHECKPOINT_FILE))) await copyDurably(join(from, 'audit', CHECKPOINT_FILE), join(dst.audit, CHECKPOINT_FILE), 0o640);
-  await copyDurably(join(from, 'index.sqlite'), join(dst.root, 'index.sqlite'), 0o640);
+  await mkdir(dst.audit, { recursive: true, mode: 0o700 });
+  for (const f of await readdir(join(from, 'pki'))) await copyDurably(join(from, 'pki', f), join(dst.pki, f), 0o600);
+  await copyDurably(join(from, 'audit', 'audit.log'), join(dst.audit, 'audit.log'), 0o600);
+  if (existsSync(join(from, 'audit', CHECKPOINT_FILE))) await copyDurably(join(from, 'audit', CHECKPOINT_FILE), join(dst.audit, CHECKPOINT_FILE), 0o600);
+  await copyDurably(join(from, 'index.sqlite'), join(dst.root, 'index.sqlite'), 0o600);
   const source = await new FileBlobStore(join(from, 'blobs')).open();
   const target = await new FileBlobStore(dst.blobs).open();
   for (const name of await listBlobs(join(from, 'blobs'))) {
@@ -147,7 +145,7 @@ export async function restoreDataDir(from: string, dataDir: string): Promise<Res
   }
   // The backed-up config names the index the source used; the restored directory uses its own SQLite file.
   const config = JSON.parse(await readFile(join(from, 'config.json'), 'utf8')) as Record<string, unknown>;
-  await writeFile(dst.config, `${JSON.stringify({ ...config, index: 'index.sqlite' }, null, 2)}\n`, { mode: 0o640 });
+  await writeFile(dst.config, `${JSON.stringify({ ...config, index: 'index.sqlite' }, null, 2)}\n`, { mode: 0o600 });
   await fsyncDir(dst.root);
 
   const database = await openIndexDatabase(join(dst.root, 'index.sqlite'));

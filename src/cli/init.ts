@@ -6,9 +6,9 @@ import { AuditLog, CHECKPOINT_KEY_FILE, CHECKPOINT_PUBLIC_KEY_FILE, createCheckp
 import { configSchema, dataPaths, writeConfig } from '../config.js';
 import { PacsGuardError } from '../errors.js';
 import {
-  CertificateAuthority, PKI_FILES, TokenService, UserStore, generatePassword, generateTotpSecret, totpEnrolmentUri,
+  CertificateAuthority, PKI_FILES, SecretSeal, TokenService, UserStore, generatePassword, generateTotpSecret, totpEnrolmentUri,
 } from '../identity/index.js';
-import { openIndexDatabase } from '../storage/index.js';
+import { keepNewFilesPrivate, openIndexDatabase } from '../storage/index.js';
 
 /** The first administrator's credentials, shown once. */
 export interface InitResult {
@@ -26,9 +26,10 @@ export interface InitResult {
 export async function initDataDir(dataDir: string, opts: { index?: string; serverNames?: string[] } = {}): Promise<InitResult> {
   const paths = dataPaths(dataDir);
   if (existsSync(paths.config)) throw new PacsGuardError('PG_ERR_CONFLICT', `${paths.root} is already initialised`);
-  await mkdir(paths.root, { recursive: true, mode: 0o750 });
+  keepNewFilesPrivate();
+  await mkdir(paths.root, { recursive: true, mode: 0o700 });
   await mkdir(paths.pki, { recursive: true, mode: 0o700 });
-  await mkdir(paths.blobs, { recursive: true, mode: 0o750 });
+  await mkdir(paths.blobs, { recursive: true, mode: 0o700 });
   const config = configSchema.parse(opts.index ? { index: opts.index } : {});
 
   const ca = await CertificateAuthority.create(paths.pki);
@@ -41,8 +42,9 @@ export async function initDataDir(dataDir: string, opts: { index?: string; serve
     usage: 'both',
   });
   await writeFile(join(paths.pki, PKI_FILES.serverKey), server.keyPem, { mode: 0o600, flag: 'wx' });
-  await writeFile(join(paths.pki, PKI_FILES.serverCert), server.certPem, { mode: 0o644, flag: 'wx' });
+  await writeFile(join(paths.pki, PKI_FILES.serverCert), server.certPem, { mode: 0o600, flag: 'wx' });
   await TokenService.createKeyFile(join(paths.pki, PKI_FILES.tokenKey));
+  await SecretSeal.createKeyFile(join(paths.pki, PKI_FILES.sealKey));
   await createCheckpointKey(join(paths.pki, CHECKPOINT_KEY_FILE), join(paths.pki, CHECKPOINT_PUBLIC_KEY_FILE));
 
   const database = await openIndexDatabase(paths.index(config));
@@ -50,7 +52,7 @@ export async function initDataDir(dataDir: string, opts: { index?: string; serve
   try {
     const password = generatePassword();
     const totpSecret = generateTotpSecret();
-    const admin = await new UserStore(database.db).addUser('admin', 'administrator', password, totpSecret);
+    const admin = await new UserStore(database.db, await SecretSeal.load(join(paths.pki, PKI_FILES.sealKey))).addUser('admin', 'administrator', password, totpSecret);
     const source = { address: '127.0.0.1', zone: 'local', protocol: 'cli' } as const;
     const subject = { kind: 'operator', id: `os:${process.env.USER ?? process.getuid?.() ?? 'unknown'}` };
     await audit.append({ eventType: 'Application Activity', action: 'server.init', outcome: 0, reason: `data directory ${paths.root} created; CA ${ca.cert.subject}`, subject, source });

@@ -10,6 +10,7 @@ import { openServices } from '../server/services.js';
 import { registerAuditCommands } from './audit.js';
 import { registerDeviceCommands } from './device.js';
 import { registerBackupCommands } from './backup.js';
+import { registerKeyCommands } from './keys.js';
 import { registerScrubCommand } from './scrub.js';
 import { registerPolicyCommands } from './policy.js';
 import { registerUserStateCommands } from './user-state.js';
@@ -143,6 +144,7 @@ export function buildCli(): Command {
   registerBackupCommands(program);
   registerScrubCommand(program, operator);
   registerPolicyCommands(program);
+  registerKeyCommands(program, operator);
 
   registerAuditCommands(program, operator);
   return program;

@@ -2,7 +2,8 @@ import type { Kysely } from 'kysely';
 import type { AuditEvent } from '../audit/index.js';
 import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js';
 import { PacsGuardError } from '../errors.js';
-import { openServices } from '../server/services.js';
+import { openSecretSeal, type SecretSeal } from '../identity/index.js';
+import { openServices, sealKeyPath } from '../server/services.js';
 import { openIndexDatabase, type IndexSchema } from '../storage/index.js';
 import { spoolAuditEvent } from '../audit/index.js';
 
@@ -11,6 +12,8 @@ export interface OperatorContext {
   readonly config: Config;
   readonly paths: DataPaths;
   readonly db: Kysely<IndexSchema>;
+  /** Opens and seals the secrets kept in the index. */
+  readonly seal: SecretSeal;
   audit(event: AuditEvent): Promise<unknown>;
 }
 
@@ -29,14 +32,16 @@ export async function withOperatorContext<T>(dataDir: string, fn: (ctx: Operator
     const config = await loadConfig(paths.config);
     const database = await openIndexDatabase(paths.index(config));
     try {
-      return await fn({ config, paths, db: database.db, audit: (e) => spoolAuditEvent(paths.audit, e) });
+      // The running server made the key and sealed the plaintext secrets when it started.
+      const seal = await openSecretSeal(sealKeyPath(config, paths), database.db, { create: false });
+      return await fn({ config, paths, db: database.db, seal, audit: (e) => spoolAuditEvent(paths.audit, e) });
     } finally {
       await database.close();
     }
   }
   const s = services;
   try {
-    return await fn({ config: s.config, paths: s.paths, db: s.database.db, audit: (e) => s.audit.append(e) });
+    return await fn({ config: s.config, paths: s.paths, db: s.database.db, seal: s.seal, audit: (e) => s.audit.append(e) });
   } finally {
     await s.close();
   }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { PKI_FILES } from '../identity/index.js';
 import { associationSlots, startDimseListener } from '../server/dimse/index.js';
-import { buildHttpApp } from '../server/http/app.js';
+import { buildHttpApp, routesOf, type DeclaredRoute } from '../server/http/app.js';
 import { startBackgroundScrub } from '../server/integrity.js';
 import { openServices, type Services } from '../server/services.js';
 import { drainAuditSpool } from '../audit/index.js';
@@ -23,6 +23,8 @@ export interface StartOptions {
 export interface RunningServer {
   readonly urls: { https: string; dicomTls: string; dicom: string };
   readonly services: Services;
+  /** The HTTP routes served, each with its declared action. */
+  readonly routes: readonly DeclaredRoute[];
   stop(): Promise<void>;
 }
 
@@ -77,6 +79,7 @@ export async function startServer(dataDir: string, opts: StartOptions = {}, log:
     return {
       urls: { https, dicomTls: dicomTls.url, dicom: dicom.url },
       services,
+      routes: routesOf(app),
       async stop() {
         if (stopped) return;
         stopped = true;

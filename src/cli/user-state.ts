@@ -7,7 +7,7 @@ import { withOperatorContext } from './operator-context.js';
 
 /** Runs a change to a person's account (see operator-context.ts: works while the server runs). */
 function withUsers<T>(dataDir: string, fn: (users: UserStore, audit: (e: AuditEvent) => Promise<unknown>) => Promise<T>): Promise<T> {
-  return withOperatorContext(dataDir, (c) => fn(new UserStore(c.db, loginPolicy(c.config)), (e) => c.audit(e)));
+  return withOperatorContext(dataDir, (c) => fn(new UserStore(c.db, c.seal, loginPolicy(c.config)), (e) => c.audit(e)));
 }
 
 /** `pacsguard user enable|disable`: turn an account off (its sessions end) or back on (a dormant one too). */

@@ -1,9 +1,12 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openIndexDatabase, type IndexDatabase } from '../storage/index.js';
-import { currentTotp, EnrolmentStore, UserStore } from './index.js';
+import { currentTotp, EnrolmentStore, UserStore, SecretSeal } from './index.js';
+
+const testSeal = SecretSeal.withKey(randomBytes(32));
 
 describe('enrolment codes', () => {
   let dir: string;
@@ -15,8 +18,8 @@ describe('enrolment codes', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'pg-enrol-'));
     database = await openIndexDatabase(join(dir, 'index.sqlite'));
-    users = new UserStore(database.db);
-    enrolments = new EnrolmentStore(database.db);
+    users = new UserStore(database.db, testSeal);
+    enrolments = new EnrolmentStore(database.db, testSeal);
   });
   afterAll(async () => {
     await database.close();

@@ -3,6 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { PacsGuardError } from '../errors.js';
 import type { IndexSchema } from '../storage/index.js';
 import { hashPassword } from './passwords.js';
+import type { SecretSeal } from './seal.js';
+import { SEALED_COLUMNS } from './sealed-secrets.js';
 import { assertStrongPassword } from './password-strength.js';
 import type { PersonRole } from './subject.js';
 import { generateTotpSecret, matchTotpStep } from './totp.js';
@@ -25,7 +27,8 @@ const invalid = (why: string) => new PacsGuardError('PG_ERR_ENROLMENT_INVALID', 
  * holds its credentials. A code is 192 random bits, works once, and expires.
  */
 export class EnrolmentStore {
-  constructor(private readonly db: Kysely<IndexSchema>) {}
+  /** `seal` seals the offered TOTP secrets, which the index keeps only sealed (seal.ts). */
+  constructor(private readonly db: Kysely<IndexSchema>, private readonly seal: SecretSeal) {}
 
   /** Issues a code for an account waiting to enrol; earlier unused codes of the account stop working. */
   async issue(user: User, opts: { issuedBy: string; validHours: number; now?: Date }): Promise<IssuedEnrolment> {
@@ -46,7 +49,7 @@ export class EnrolmentStore {
   async offerTotp(code: string, now = new Date()): Promise<{ username: string; totpSecret: string }> {
     const row = await this.valid(code, now);
     const totpSecret = generateTotpSecret();
-    await this.db.updateTable('enrolments').set({ totp_secret: totpSecret }).where('id', '=', row.id).execute();
+    await this.db.updateTable('enrolments').set({ totp_secret: this.seal.seal(totpSecret, SEALED_COLUMNS.enrolmentTotp) }).where('id', '=', row.id).execute();
     return { username: row.username, totpSecret };
   }
 
@@ -58,7 +61,8 @@ export class EnrolmentStore {
     const now = input.now ?? new Date();
     const row = await this.valid(code, now);
     if (!row.totp_secret) throw new PacsGuardError('PG_ERR_HTTP_BAD_REQUEST', 'ask for the TOTP secret first (POST /api/enrolment/totp), then confirm it with a code');
-    const step = matchTotpStep(row.totp_secret, input.totp, now);
+    const totpSecret = this.seal.open(row.totp_secret, SEALED_COLUMNS.enrolmentTotp);
+    const step = matchTotpStep(totpSecret, input.totp, now);
     if (step === null) throw new PacsGuardError('PG_ERR_AUTH_FAILED', 'the TOTP code does not match the secret offered; check the authenticator', { auditDetail: `enrolment of '${row.username}': wrong TOTP code` });
     assertStrongPassword(input.password, { minScore: input.minPasswordScore, context: [row.username] });
     const passwordHash = await hashPassword(input.password);
@@ -67,7 +71,7 @@ export class EnrolmentStore {
         .where('id', '=', row.id).where('used_at', 'is', null).where('expires_at', '>', now.toISOString()).executeTakeFirst();
       if (Number(used.numUpdatedRows) !== 1) throw invalid(`enrolment code ${row.id} of '${row.username}' used by a concurrent request`);
       await trx.updateTable('users').set({
-        password_hash: passwordHash, totp_secret: row.totp_secret, totp_last_step: step, enrolment_pending: 0, failed_logins: 0, locked_until: null,
+        password_hash: passwordHash, totp_secret: this.seal.seal(totpSecret, SEALED_COLUMNS.userTotp), totp_last_step: step, enrolment_pending: 0, failed_logins: 0, locked_until: null,
         // The dormancy clock starts at enrolment, not at the approval days earlier.
         last_login_at: now.toISOString(),
       }).where('id', '=', row.user_id).where('enrolment_pending', '=', 1).execute();

@@ -1,10 +1,13 @@
+import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openIndexDatabase, type IndexDatabase } from '../storage/index.js';
-import { CertificateAuthority, currentTotp, generateTotpSecret, TokenService, UserStore } from './index.js';
+import { CertificateAuthority, currentTotp, generateTotpSecret, TokenService, UserStore, SecretSeal } from './index.js';
+
+const testSeal = SecretSeal.withKey(randomBytes(32));
 
 describe('identity', () => {
   let dir: string;
@@ -15,7 +18,7 @@ describe('identity', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'pg-identity-'));
     database = await openIndexDatabase(join(dir, 'index.sqlite'));
-    users = new UserStore(database.db);
+    users = new UserStore(database.db, testSeal);
     await users.addUser('alice', 'radiologist', 'correct horse battery', secret);
   });
   afterAll(async () => {

@@ -17,3 +17,5 @@ export { PasskeyService, type RelyingParty, type Passkey } from './passkeys.js';
 export { Federation, PendingSecondFactors, type FederationSettings, type FederatedIdentity } from './federation.js';
 export { EnrolmentStore, type IssuedEnrolment } from './enrolment.js';
 export { assertStrongPassword } from './password-strength.js';
+export { SecretSeal } from './seal.js';
+export { openSecretSeal, rotateSealKey, sealPlaintextSecrets, SEALED_COLUMNS, type SealedCount } from './sealed-secrets.js';

@@ -1,10 +1,13 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../../test/support/postgres.js';
 import { openIndexDatabase, type IndexDatabase } from '../storage/index.js';
-import { DEFAULT_LOGIN_POLICY, generateTotpSecret, SourceLockout, sourceKey, totpAt, UserStore } from './index.js';
+import { DEFAULT_LOGIN_POLICY, generateTotpSecret, SourceLockout, sourceKey, totpAt, UserStore, SecretSeal } from './index.js';
+
+const testSeal = SecretSeal.withKey(randomBytes(32));
 
 describe.each([
   ['sqlite', async () => {
@@ -22,7 +25,7 @@ describe.each([
   beforeAll(async () => {
     handle = await makeDb();
     database = await openIndexDatabase(handle.url);
-    users = new UserStore(database.db, { ...DEFAULT_LOGIN_POLICY, sourceLock: { failures: 3, windowSeconds: 600, lockSeconds: 60, maxLockSeconds: 3600 } });
+    users = new UserStore(database.db, testSeal, { ...DEFAULT_LOGIN_POLICY, sourceLock: { failures: 3, windowSeconds: 600, lockSeconds: 60, maxLockSeconds: 3600 } });
   });
   afterAll(async () => {
     await database?.close();
@@ -81,7 +84,7 @@ describe.each([
 
   describe('account lockout', () => {
     // Source locks out of the way: these count the account's own failures.
-    const store = () => new UserStore(database.db, { ...DEFAULT_LOGIN_POLICY, sourceLock: { failures: 1000, windowSeconds: 600, lockSeconds: 60, maxLockSeconds: 3600 }, accountLock: { failuresPerSource: 5, distinctSources: 4, windowSeconds: 600, lockSeconds: 30, maxLockSeconds: 3600 } });
+    const store = () => new UserStore(database.db, testSeal, { ...DEFAULT_LOGIN_POLICY, sourceLock: { failures: 1000, windowSeconds: 600, lockSeconds: 60, maxLockSeconds: 3600 }, accountLock: { failuresPerSource: 5, distinctSources: 4, windowSeconds: 600, lockSeconds: 30, maxLockSeconds: 3600 } });
 
     it('locks an account only against the source that failed, so a stranger cannot lock a colleague out', async () => {
       const local = store();

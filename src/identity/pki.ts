@@ -28,6 +28,8 @@ export const PKI_FILES = {
   serverKey: 'server-key.pem',
   serverCert: 'server.pem',
   tokenKey: 'token-signing.jwk',
+  /** The key sealing secrets kept in the index (seal.ts), unless the config's `secretSealKeyFile` names another. */
+  sealKey: 'secret-seal.key',
 } as const;
 
 function serial(): string {
@@ -71,7 +73,7 @@ export class CertificateAuthority {
       ],
     });
     await writeFile(join(pkiDir, PKI_FILES.caKey), await exportKeyPem(keys.privateKey), { mode: 0o600, flag: 'wx' });
-    await writeFile(join(pkiDir, PKI_FILES.caCert), cert.toString('pem'), { mode: 0o644, flag: 'wx' });
+    await writeFile(join(pkiDir, PKI_FILES.caCert), cert.toString('pem'), { mode: 0o600, flag: 'wx' });
     return new CertificateAuthority(keys.privateKey, cert);
   }
 

@@ -1,10 +1,13 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../../test/support/postgres.js';
 import { openIndexDatabase, type IndexDatabase } from '../storage/index.js';
-import { DEFAULT_LOGIN_POLICY, generateTotpSecret, hashRefreshToken, SessionStore, UserStore } from './index.js';
+import { DEFAULT_LOGIN_POLICY, generateTotpSecret, hashRefreshToken, SessionStore, UserStore, SecretSeal } from './index.js';
+
+const testSeal = SecretSeal.withKey(randomBytes(32));
 
 // The same rotation, reuse detection and revocation on both index engines (row counts of conditional
 // updates are what make a concurrent refresh lose, and they must hold on each).
@@ -25,7 +28,7 @@ describe.each([
   beforeAll(async () => {
     handle = await makeDb();
     database = await openIndexDatabase(handle.url);
-    userId = (await new UserStore(database.db).addUser('sam', 'radiologist', 'a long enough password', generateTotpSecret())).id;
+    userId = (await new UserStore(database.db, testSeal).addUser('sam', 'radiologist', 'a long enough password', generateTotpSecret())).id;
     sessions = new SessionStore(database.db, { idleSeconds: 1800, absoluteSeconds: 12 * 3600, cacheMs: 0 });
   });
   afterAll(async () => {
@@ -91,7 +94,7 @@ describe.each([
   });
 
   it('says whose session it is, and sees the account disabled at once here, elsewhere once its cache expires', async () => {
-    const users = new UserStore(database.db, { ...DEFAULT_LOGIN_POLICY, sessions: { idleSeconds: 1800, absoluteSeconds: 3600, cacheMs: 5000 } });
+    const users = new UserStore(database.db, testSeal, { ...DEFAULT_LOGIN_POLICY, sessions: { idleSeconds: 1800, absoluteSeconds: 3600, cacheMs: 5000 } });
     const s = await users.sessions.open(userId, { now: t0 });
     expect(await users.sessions.check(s.sessionId, at(1))).toMatchObject({ ok: true, userId, account: { username: 'sam', role: 'radiologist', disabled: false } });
     // Disabled by another process (the CLI, a second node): seen once this process reads the tables again.

@@ -5,6 +5,8 @@ import type { IndexSchema, UsersTable } from '../storage/index.js';
 import { AccountLockout, DEFAULT_ACCOUNT_LOCK_POLICY, DEFAULT_SOURCE_LOCK_POLICY, SourceLockout, type AccountLock, type AccountLockPolicy, type SourceLockPolicy } from './lockout.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 import { DEFAULT_SESSION_POLICY, SessionStore, type SessionPolicy } from './sessions.js';
+import type { SecretSeal } from './seal.js';
+import { SEALED_COLUMNS } from './sealed-secrets.js';
 import { PERSON_ROLES, type PersonRole } from './subject.js';
 import { matchTotpStep } from './totp.js';
 
@@ -79,7 +81,8 @@ export class UserStore {
   /** Failed logins per account name (known or not) and source. */
   readonly accounts: AccountLockout;
 
-  constructor(private readonly db: Kysely<IndexSchema>, readonly policy: LoginPolicy = DEFAULT_LOGIN_POLICY) {
+  /** `seal` opens and seals the TOTP secrets, which the index keeps only sealed (seal.ts). */
+  constructor(private readonly db: Kysely<IndexSchema>, private readonly seal: SecretSeal, readonly policy: LoginPolicy = DEFAULT_LOGIN_POLICY) {
     this.sessions = new SessionStore(db, policy.sessions);
     this.sources = new SourceLockout(policy.sourceLock);
     this.accounts = new AccountLockout(policy.accountLock);
@@ -91,7 +94,7 @@ export class UserStore {
     if (password.length < 12) throw new PacsGuardError('PG_ERR_HTTP_BAD_REQUEST', 'password must have at least 12 characters');
     const password_hash = await hashPassword(password);
     const row = await this.db.insertInto('users').values({
-      username, role, password_hash, totp_secret: totpSecret, disabled: 0, failed_logins: 0, created_at: new Date().toISOString(),
+      username, role, password_hash, totp_secret: this.seal.seal(totpSecret, SEALED_COLUMNS.userTotp), disabled: 0, failed_logins: 0, created_at: new Date().toISOString(),
       created_by: sponsors.by, created_approved_by: sponsors.approvedBy ?? '',
     }).returning(['id']).executeTakeFirstOrThrow();
     return { id: row.id, username, role: role as PersonRole, disabled: false };
@@ -167,7 +170,7 @@ export class UserStore {
    * the step is claimed atomically (of two sign-ins racing with one code, only one gets it).
    */
   private async claimTotp(r: Selectable<UsersTable>, totp: string, fail: (reason: LoginFailure) => LoginResult, now: Date): Promise<LoginResult> {
-    const step = matchTotpStep(r.totp_secret, totp, now);
+    const step = matchTotpStep(this.seal.open(r.totp_secret, SEALED_COLUMNS.userTotp), totp, now);
     const replay = step !== null && r.totp_last_step !== null && step <= r.totp_last_step;
     if (step === null || replay) return this.failSecondFactor(r, replay ? 'totp-replay' : 'bad-totp', fail, now);
     const claimed = await this.db.updateTable('users')

@@ -20,7 +20,8 @@ export type Decision =
   | { readonly allow: false; readonly code: ErrorCode; readonly reason: string };
 
 /** What a caller without credentials may attempt: the steps that present credentials in the request. */
-const ANONYMOUS_ATTEMPTS: readonly Action[] = ['account.enrol', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'session.federated', 'console.view'];
+/** What anyone may attempt without being signed in: the ways in, and the console's page that offers them. */
+export const ANONYMOUS_ATTEMPTS: readonly Action[] = ['account.enrol', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'session.federated', 'console.view'];
 
 /** Whether a zone may use the flow an action belongs to (the zone step of the one path). */
 export function decideZone(zones: ZonePolicy, zone: ZoneMatch, action: Action): Decision {

@@ -268,13 +268,13 @@ export async function perform<T>(services: PathServices, ctx: PathContext, opera
 /** Audits something refused outside a route's path (unknown route, unparseable request), with who and where if known. */
 export async function auditRejection(
   services: PathServices,
-  req: { protocol: PathContext['protocol']; sourceAddress: string; credentials: Credentials; action: string; eventType?: AuditEventType; detail?: Record<string, string | number | boolean> },
+  req: { protocol: PathContext['protocol']; sourceAddress: string; credentials: Credentials; action: string; eventType?: AuditEventType; resource?: Resource; detail?: Record<string, string | number | boolean> },
   error: PacsGuardError,
 ): Promise<void> {
   const subject = await identify(services, req.credentials).catch((): Subject => ({ kind: 'anonymous', id: 'anonymous', reason: 'identify failed' }));
   const zone = services.zones.resolve(req.sourceAddress);
   await services.audit.append(auditEvent(
-    { protocol: req.protocol, action: req.action, eventType: req.eventType ?? 'Application Activity', subject, zone, resource: {}, detail: req.detail ?? {} },
+    { protocol: req.protocol, action: req.action, eventType: req.eventType ?? 'Application Activity', subject, zone, resource: req.resource ?? {}, detail: req.detail ?? {} },
     error.spec.http >= 500 ? 12 : 4, error.auditDetail, error.code,
   ));
 }

@@ -7,9 +7,15 @@ import { readBulkData } from '../dicom/index.js';
 import { AuditLog, AuditQueryIndex, CHECKPOINT_KEY_FILE, QUERY_INDEX_FILE, readRecords, SyslogForwarder } from '../audit/index.js';
 import { readFile } from 'node:fs/promises';
 import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js';
-import { DeviceStore, EnrolmentStore, Federation, PasskeyService, PendingSecondFactors, PKI_FILES, ScopeStore, SubjectHoldStore, TokenService, UserStore, VendorGrantStore, type LoginPolicy } from '../identity/index.js';
+import {
+  DeviceStore, EnrolmentStore, Federation, openSecretSeal, PasskeyService, PendingSecondFactors, PKI_FILES, ScopeStore, sealPlaintextSecrets, SubjectHoldStore,
+  TokenService, UserStore, VendorGrantStore, type LoginPolicy, type SecretSeal,
+} from '../identity/index.js';
 import { SCOPED_ROLES, ZonePolicy } from '../policy/index.js';
-import { AlertStore, ArchiveIndex, BaselineStore, BlobReplicas, ChangeRequestStore, FileBlobStore, LifecycleIndex, openIndexDatabase, PseudonymStore, type IndexDatabase } from '../storage/index.js';
+import {
+  AlertStore, ArchiveIndex, BaselineStore, BlobReplicas, ChangeRequestStore, closeDataDirectory, FileBlobStore, keepNewFilesPrivate, LifecycleIndex, openIndexDatabase,
+  PseudonymStore, type IndexDatabase,
+} from '../storage/index.js';
 import { CodecPool, pseudonymsWith, type Pseudonyms } from '../dicom/index.js';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
@@ -32,6 +38,8 @@ export interface Services extends PathServices {
   /** Enterprise federation (OpenID Connect), when configured; and logins waiting for PacsGuard's own second factor. */
   readonly federation: Federation | null;
   readonly pendingSecondFactors: PendingSecondFactors;
+  /** Seals the secrets kept in the index, with the key outside it (config `secretSealKeyFile`). */
+  readonly seal: SecretSeal;
   /** Researchers' pseudonyms (keyed by a secret in pki/) and the ones handed out. */
   readonly pseudonyms: Pseudonyms;
   readonly pseudonymStore: PseudonymStore;
@@ -68,7 +76,9 @@ export interface Services extends PathServices {
 /** Opens a data directory: config, index (migrated), blob store (temporary files cleaned), audit log, keys. */
 export async function openServices(dataDir: string, overrides: { index?: string } = {}): Promise<Services> {
   const paths = dataPaths(dataDir);
+  keepNewFilesPrivate();
   const loaded = await loadConfig(paths.config);
+  await closeDataDirectory(paths.root);
   const config = overrides.index ? { ...loaded, index: overrides.index } : loaded;
   const database = await openIndexDatabase(paths.index(config));
   const blobs = await new FileBlobStore(paths.blobs).open();
@@ -108,7 +118,9 @@ export async function openServices(dataDir: string, overrides: { index?: string 
   });
   const pseudonyms = pseudonymsWith(await readFile(pseudonymKey));
   const scopes = new ScopeStore(database.db);
-  const users = new UserStore(database.db, loginPolicy(config));
+  const seal = await openSecretSeal(sealKeyPath(config, paths), database.db, { create: config.secretSealKeyFile === undefined });
+  await sealExistingSecrets(database, seal, audit);
+  const users = new UserStore(database.db, seal, loginPolicy(config));
   let analytics: Promise<AnalyticsEngine> | null = null;
   const startAnalytics = () => (analytics ??= (async () => {
     const a = config.analytics;
@@ -181,7 +193,8 @@ export async function openServices(dataDir: string, overrides: { index?: string 
       name: config.webauthn.rpName, origins: config.webauthn.origins,
     }),
     changes: new ChangeRequestStore(database.db),
-    enrolments: new EnrolmentStore(database.db),
+    enrolments: new EnrolmentStore(database.db, seal),
+    seal,
     // Conversions (a decoded compressed instance, an encoded one) are kept in a cache of their own, half
     // the read cache's budget: a viewer asks for each frame of a study it shows, one request a frame.
     retrieve: new Retrieve(blobs, index, onDamage, repair, new ReadCache(config.limits.readCacheBytes), codecs, new ReadCache(Math.floor(config.limits.readCacheBytes / 2))),
@@ -200,6 +213,22 @@ export async function openServices(dataDir: string, overrides: { index?: string 
       if (failed) throw failed.reason;
     },
   };
+}
+
+/** Where the key sealing the index's secrets lives: the config's `secretSealKeyFile`, else `pki/`. */
+export function sealKeyPath(config: Config, paths: DataPaths): string {
+  return config.secretSealKeyFile ? resolve(paths.root, config.secretSealKeyFile) : join(paths.pki, PKI_FILES.sealKey);
+}
+
+/** Seals the secrets an index from before sealing holds in plaintext; audited when there were any. */
+async function sealExistingSecrets(database: IndexDatabase, seal: SecretSeal, audit: AuditLog): Promise<void> {
+  const sealed = await sealPlaintextSecrets(database.db, seal);
+  if (sealed.users + sealed.enrolments === 0) return;
+  await audit.append({
+    eventType: 'Security Configuration Change', action: 'server.seal-secrets', outcome: 0,
+    reason: `sealed ${sealed.users} TOTP secrets of accounts and ${sealed.enrolments} of enrolments kept in plaintext, under key ${seal.keyId}`,
+    subject: { kind: 'system', id: 'pacsguard:seal' }, source: { address: '', zone: null, protocol: 'cli' },
+  });
 }
 
 /** The login and session rules of the config, in the identity layer's terms. */

@@ -30,8 +30,20 @@ describe('pacsguard command', () => {
     for (const f of ['config.json', 'index.sqlite', 'pki/ca.pem', 'pki/server.pem', 'audit/audit.log']) expect(statSync(join(data, f)).isFile(), f).toBe(true);
     expect(statSync(join(data, 'pki', 'ca-key.pem')).mode & 0o777).toBe(0o600);
     expect(statSync(join(data, 'pki', 'server-key.pem')).mode & 0o777).toBe(0o600);
-    // Secrets are not kept in the clear anywhere a config reader would look.
+    // Secrets are not kept in the clear anywhere a config reader would look, nor in the index.
     expect(readFileSync(join(data, 'config.json'), 'utf8')).not.toContain(creds.password);
+    expect(statSync(join(data, 'pki', 'secret-seal.key')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(data, 'index.sqlite')).includes(Buffer.from(creds.totpSecret))).toBe(false);
+  });
+
+  it('keys rotate-seal replaces the secret seal key and audits it', () => {
+    const key = () => readFileSync(join(data, 'pki', 'secret-seal.key'), 'utf8');
+    const before = key();
+    const r = run(['keys', 'rotate-seal', '--data', data]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^secret seal key [0-9a-f]{16} replaced by [0-9a-f]{16} .*; 1 secrets sealed again/);
+    expect(key()).not.toBe(before);
+    expect(readFileSync(join(data, 'audit', 'audit.log'), 'utf8')).toContain('"action":"keys.rotate-seal"');
   });
 
   it('refuses a second init and bad input with a one-line reason and a non-zero exit', () => {

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -89,6 +89,29 @@ describe.skipIf(!dcmtkAvailable())('DICOM over mutual TLS with enrolled device c
       expect(stored.subarray(stored.length - dataset.length).equals(dataset)).toBe(true);
       expect(parsePart10(stored).sopInstanceUid).toBe(sopInstanceUid);
     }
+  });
+
+  it('records the store a device abandons when storescu is killed mid-transfer: AE, address, certificate, instance, bytes', async () => {
+    const sopUid = '2.25.4242001';
+    // 32 MiB of pixels: still arriving when the tool is killed at the first dataset bytes.
+    const [file] = writeInstances(join(dir, 'killed'), [makeInstance({ sopUid, rows: 2048, columns: 2048, bitsAllocated: 16, numberOfFrames: 4 })]);
+    const stage = vi.spyOn(pg.server.services.blobs, 'stage');
+    const child = spawn('storescu', ['-aet', 'CT01', '-aec', 'PACSGUARD', ...tlsArgs(ct()), '127.0.0.1', tlsPort, file!], { env: { ...process.env, TCP_NODELAY: '1' } });
+    const exited = new Promise((r) => child.once('exit', r));
+    try {
+      await vi.waitFor(() => expect(stage).toHaveBeenCalled(), { timeout: 20_000, interval: 5 });
+      child.kill('SIGKILL');
+      await exited;
+    } finally {
+      stage.mockRestore();
+    }
+    await vi.waitFor(() => expect(auditOf(pg.dataDir).some((e) => e.code === 'PG_ERR_DIMSE_ABANDONED')).toBe(true), { timeout: 10_000, interval: 50 });
+    const abandoned = auditOf(pg.dataDir).find((e) => e.code === 'PG_ERR_DIMSE_ABANDONED') as AuditLine['event'] & { objects?: { sopUid?: string }; detail?: Record<string, unknown> };
+    expect(abandoned).toMatchObject({ action: 'dimse.store', subject: { id: 'device:CT01' }, source: { protocol: 'dimse' }, objects: { sopUid } });
+    expect(abandoned.detail).toMatchObject({ callingAe: 'CT01', endedBy: 'peer', certificateSubject: expect.stringContaining('CN=CT01') });
+    expect(abandoned.detail?.bytesReceived).toBeGreaterThan(0);
+    expect(abandoned.detail?.bytesReceived).toBeLessThan(32 * 1024 * 1024);
+    expect(abandoned.reason).toMatch(new RegExp(`C-STORE of ${sopUid} abandoned: the connection closed after \\d+ bytes`));
   });
 
   it('stores compressed and other transfer syntaxes as received', async () => {

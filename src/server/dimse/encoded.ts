@@ -51,6 +51,11 @@ export class DatasetCollector extends Writable {
   private size = 0;
   private held = 0;
   overflowed = false;
+  /** Dataset bytes that arrived, kept or not. */
+  get received(): number {
+    return this.size;
+  }
+
   /** Why the collector stopped keeping bytes, when it did. */
   overflowReason = '';
 

@@ -255,21 +255,52 @@ describe('DICOM listener under bad input', () => {
     expect(readdirSync(tmp)).toEqual([]);
   };
 
+  /** A PDV item (PS3.8 §9.3.5.1) on the first presentation context; control bit 0 command, bit 1 last fragment. */
+  const pdv = (control: number, bytes: Buffer) => {
+    const head = Buffer.alloc(6);
+    head.writeUInt32BE(bytes.length + 2, 0);
+    head[4] = 1; // the presentation context associateRq proposes first
+    head[5] = control;
+    return Buffer.concat([head, bytes]);
+  };
+  /** A P-DATA-TF PDU carrying one item. */
+  const pData = (item: Buffer) => {
+    const head = Buffer.alloc(6);
+    head[0] = 0x04;
+    head.writeUInt32BE(item.length, 2);
+    return Buffer.concat([head, item]);
+  };
+
+  it('records a C-STORE abandoned mid-dataset by a peer that hangs up: AE, address, instance, bytes', async () => {
+    const CT = '1.2.840.10008.5.1.4.1.1.2';
+    const socket = connect({ host: '127.0.0.1', port });
+    const replies: Buffer[] = [];
+    socket.on('data', (c: Buffer) => replies.push(c));
+    socket.on('error', () => undefined);
+    socket.write(associateRq('LEGACY', 'PACSGUARD', [CT]));
+    await vi.waitFor(() => expect(Buffer.concat(replies)[0]).toBe(0x02), { timeout: 3000, interval: 20 });
+    // The command and the first 6000 bytes of its dataset (a fragment that is not the last), then gone.
+    socket.write(Buffer.concat([
+      pData(pdv(0x03, encodeCommandSet({ AffectedSOPClassUID: CT, CommandField: 0x0001, MessageID: 1, Priority: 0, CommandDataSetType: 0x0000, AffectedSOPInstanceUID: '2.25.880011' })!)),
+      pData(pdv(0x00, Buffer.alloc(6000, 0x55))),
+    ]));
+    await new Promise((r) => setTimeout(r, 200));
+    socket.destroy();
+    await expectAudited('C-STORE of 2.25.880011 abandoned: the connection closed after 6000 bytes of its dataset');
+    const record = audit().split('\n').find((l) => l.includes('2.25.880011 abandoned')) as string;
+    expect(JSON.parse(record)).toMatchObject({
+      event: {
+        action: 'dimse.store', eventType: 'DICOM Instances Transferred', code: 'PG_ERR_DIMSE_ABANDONED',
+        subject: { kind: 'device', id: 'device:LEGACY' }, source: { address: '127.0.0.1', protocol: 'dimse' },
+        objects: { sopUid: '2.25.880011' },
+        detail: { callingAe: 'LEGACY', sopClassUid: CT, bytesReceived: 6000, endedBy: 'peer' },
+      },
+    });
+    await expectNoStagedBlobs();
+  });
+
   it('aborts a C-STORE sent before the previous one was answered, and keeps neither dataset', async () => {
     const CT = '1.2.840.10008.5.1.4.1.1.2';
-    const pdv = (control: number, bytes: Buffer) => {
-      const head = Buffer.alloc(6);
-      head.writeUInt32BE(bytes.length + 2, 0);
-      head[4] = 1; // the presentation context associateRq proposes first
-      head[5] = control;
-      return Buffer.concat([head, bytes]);
-    };
-    const pData = (item: Buffer) => {
-      const head = Buffer.alloc(6);
-      head[0] = 0x04;
-      head.writeUInt32BE(item.length, 2);
-      return Buffer.concat([head, item]);
-    };
     const store = (messageId: number) => Buffer.concat([
       pData(pdv(0x03, encodeCommandSet({ AffectedSOPClassUID: CT, CommandField: 0x0001, MessageID: messageId, Priority: 0, CommandDataSetType: 0x0000, AffectedSOPInstanceUID: `2.25.7700${messageId}` })!)),
       pData(pdv(0x02, Buffer.alloc(4096, messageId))),

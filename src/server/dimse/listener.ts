@@ -133,7 +133,7 @@ export async function startDimseListener(
         socket.destroy();
         return;
       }
-      serve(socket, { fingerprint256: cert.fingerprint256, subjectAltName: cert.subjectAltName, validTo: cert.validTo });
+      serve(socket, { fingerprint256: cert.fingerprint256, subject: cert.subject.replace(/\n/g, ', '), subjectAltName: cert.subjectAltName, validTo: cert.validTo });
     });
     // No certificate, one not from our CA, an expired one: the handshake fails, and that is audited.
     tlsServer.on('tlsClientError', (err: Error, socket: TLSSocket) => {

@@ -37,7 +37,7 @@ export interface ListenerContext {
 export interface Peer {
   readonly address: string;
   /** The TLS-verified client certificate (TLS listener only). */
-  readonly certificate?: { fingerprint256: string; subjectAltName?: string; validTo: string };
+  readonly certificate?: { fingerprint256: string; subject?: string; subjectAltName?: string; validTo: string };
   /** False when the connection came in over the listener's association limit. */
   readonly withinLimit: boolean;
 }
@@ -70,6 +70,8 @@ export class AssociationScp extends dimse.Scp {
   private aborting = false;
   /** The C-STORE dataset being received, holding bytes against the listener's shared budget. */
   private collector: DatasetCollector | undefined;
+  /** The C-STORE whose dataset is arriving, until its last byte is in: what a hang-up abandons. */
+  private receiving: { sopInstanceUid: string; sopClassUid: string; collector: DatasetCollector } | undefined;
   private storeAllowed = false;
 
   constructor(socket: Socket | TLSSocket, private readonly ctx: ListenerContext, private readonly peer: Peer) {
@@ -130,12 +132,36 @@ export class AssociationScp extends dimse.Scp {
 
   private release(): void {
     this.closed = true;
+    this.recordAbandonedStore();
     this.collector?.release();
     this.collector = undefined;
     if (this.deviceSlot !== undefined) {
       this.ctx.slots.closeForDevice(this.deviceSlot);
       this.deviceSlot = undefined;
     }
+  }
+
+  /**
+   * A connection that ends while a C-STORE dataset is still arriving (the peer hung up, the network
+   * failed, or we aborted) leaves a record of the store it abandoned: which instance, from whom, how
+   * far it got. Without it the trail shows an association and then nothing, and a modality that
+   * believes it sent a study cannot be told from one whose transfer died half way.
+   */
+  private recordAbandonedStore(): void {
+    const store = this.receiving;
+    this.receiving = undefined;
+    if (!store) return;
+    const by = this.aborting ? 'PacsGuard aborted the association' : 'the connection closed';
+    const error = new PacsGuardError('PG_ERR_DIMSE_ABANDONED', `C-STORE of ${store.sopInstanceUid || 'an unnamed instance'} abandoned: ${by} after ${store.collector.received} bytes of its dataset`);
+    void auditRejection(this.ctx.services, {
+      protocol: 'dimse', sourceAddress: this.peer.address, credentials: this.credentials, action: 'dimse.store', eventType: 'DICOM Instances Transferred',
+      ...(store.sopInstanceUid ? { resource: { sopUid: store.sopInstanceUid } } : {}),
+      detail: this.detail({
+        sopClassUid: store.sopClassUid, bytesReceived: store.collector.received, endedBy: this.aborting ? 'server' : 'peer',
+        ...(this.peer.certificate?.subject ? { certificateSubject: this.peer.certificate.subject } : {}),
+        ...(this.peer.certificate ? { certificateFingerprint: this.peer.certificate.fingerprint256 } : {}),
+      }),
+    }, error).catch(() => undefined);
   }
 
   private async protocolFailure(reason: string): Promise<void> {
@@ -367,10 +393,13 @@ export class AssociationScp extends dimse.Scp {
       staged.append(header);
     }
     this.collector = new DatasetCollector(this.ctx.limits.maxDatasetBytes, !this.storeAllowed, this.ctx.budget, header, staged);
+    this.receiving = { sopInstanceUid: request.getAffectedSopInstanceUid() ?? '', sopClassUid: request.getAffectedSopClassUid() ?? '', collector: this.collector };
     return this.collector;
   }
 
   override createDatasetFromStoreWritableStream(writable: DatasetCollector, context: dimse.association.PresentationContext, callback: (dataset: dimse.Dataset) => void): void {
+    // The whole dataset is in: from here the C-STORE ends in a response (and its own audit record).
+    if (this.receiving?.collector === writable && !writable.overflowed) this.receiving = undefined;
     if (writable.overflowed) {
       void this.protocolFailure(writable.overflowReason);
       return;

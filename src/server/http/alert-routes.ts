@@ -4,6 +4,7 @@ import { PacsGuardError } from '../../errors.js';
 import { perform } from '../path.js';
 import type { Services } from '../services.js';
 import { contextOf } from './context.js';
+import { parametersOf } from './query-parameters.js';
 
 const instant = z.string().datetime({ offset: true, message: 'an ISO 8601 date-time with offset' }).transform((v) => new Date(v));
 const alertsQuery = z.object({
@@ -17,7 +18,7 @@ const alertsQuery = z.object({
 
 /** The alerts the detectors raised, newest first, with their explanations and responses (auditor). */
 export function registerAlertRoutes(app: FastifyInstance, services: Services): void {
-  app.get('/alerts', { config: { pacsguard: { action: 'alerts.read', eventType: 'Query' } } }, async (request) => perform(services, contextOf(request), async () => {
+  app.get('/alerts', { config: { pacsguard: { action: 'alerts.read', eventType: 'Query', query: parametersOf(alertsQuery) } } }, async (request) => perform(services, contextOf(request), async () => {
     const r = alertsQuery.safeParse(request.query ?? {});
     if (!r.success) throw new PacsGuardError('PG_ERR_HTTP_BAD_QUERY', `${r.error.issues[0]?.path.join('.') || 'query'}: ${r.error.issues[0]?.message}`);
     const q = r.data;

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initDataDir } from '../../cli/init.js';
+import { currentTotp, generateTotpSecret } from '../../identity/index.js';
 import { openServices, type Services } from '../services.js';
 import { buildHttpApp } from './app.js';
 
@@ -81,6 +82,42 @@ describe('HTTP routes fail closed', () => {
     }
     const login = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'nobody', password: 'x'.repeat(12), totp: '000000' } });
     expect(login.headers['cache-control']).toBe('no-store');
+    await app.close();
+  });
+
+  it('refuses query parameters a route does not take, naming every one, on WADO-RS and the API alike', async () => {
+    const app = await buildHttpApp(services, undefined, { logger: false });
+    const tokenOf = async (username: string, role: string) => {
+      const secret = generateTotpSecret();
+      await services.users.addUser(username, role, 'query parameter test password', secret);
+      const res = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username, password: 'query parameter test password', totp: currentTotp(secret) } });
+      return `Bearer ${res.json<{ access_token: string }>().access_token}`;
+    };
+    const radiologist = await tokenOf('query-rad', 'radiologist');
+    const auditor = await tokenOf('query-aud', 'auditor');
+    const administrator = await tokenOf('query-adm', 'administrator');
+    const cases: Array<[string, string, string[]]> = [
+      [radiologist, '/dicomweb/studies/1.2.3?accept=application/dicom&charset=utf-8&foo=1', ['charset', 'foo']],
+      [radiologist, '/dicomweb/studies/1.2.3/metadata?includefield=all', ['includefield']],
+      [radiologist, '/dicomweb/studies/1.2.3/series/4.5/instances/6.7/frames/1?quality=90', ['quality']],
+      [auditor, '/api/audit/events?patinet=P1&limit=5', ['patinet']],
+      [administrator, '/api/status?verbose=1', ['verbose']],
+      [administrator, '/api/changes?state=pending&sate=approved', ['sate']],
+    ];
+    for (const [authorization, url, named] of cases) {
+      const res = await app.inject({ method: 'GET', url, headers: { authorization } });
+      expect(res.statusCode, url).toBe(400);
+      const problem = res.json<{ code: string; detail: string }>();
+      expect(problem.code, url).toBe('PG_ERR_HTTP_BAD_QUERY');
+      for (const name of named) expect(problem.detail, url).toContain(`'${name}'`);
+    }
+    expect((await app.inject({ method: 'GET', url: '/api/audit/events?patinet=P1', headers: { authorization: auditor } })).json<{ detail: string }>().detail)
+      .toMatch(/it takes patient, study, subject/);
+    // The parameters a route declares still work, and a stranger is asked to sign in, not told the parameters.
+    expect((await app.inject({ method: 'GET', url: '/api/audit/events?limit=1', headers: { authorization: auditor } })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'GET', url: '/api/status?verbose=1' })).statusCode).toBe(401);
+    const trail = readFileSync(join(dataDir, 'audit', 'audit.log'), 'utf8').trim().split('\n');
+    expect(trail.filter((line) => line.includes('PG_ERR_HTTP_BAD_QUERY') && line.includes('unknown query parameter')).length).toBeGreaterThanOrEqual(cases.length);
     await app.close();
   });
 });

@@ -16,12 +16,27 @@ import { registerGrantRoutes } from './grant-routes.js';
 import { registerAlertRoutes } from './alert-routes.js';
 import { registerPasskeyRoutes } from './passkey-routes.js';
 import { registerOidcRoutes } from './oidc-routes.js';
-import { credentialsOf, resourceOfParams } from './context.js';
+import { credentialsOf, resourceOfParams, type RouteDeclaration } from './context.js';
 import { registerDicomwebRoutes } from './dicomweb-routes.js';
 import { registerRenderedRoutes } from './rendered-routes.js';
 import { registerViewerRoutes } from './viewer-routes.js';
 import { sendProblem, toPacsGuardError } from './problems.js';
 import { duplicateJsonKeys } from './json-body.js';
+import { refuseUndeclaredQuery } from './query-parameters.js';
+
+/** A route the server serves, with what it declares: the rows of the route × role matrix. */
+export interface DeclaredRoute {
+  readonly method: string;
+  readonly url: string;
+  readonly declaration: RouteDeclaration;
+}
+
+const declaredRoutes = new WeakMap<FastifyInstance, DeclaredRoute[]>();
+
+/** Every route an app built by buildHttpApp serves (HEAD routes Fastify adds for GET ones aside). */
+export function routesOf(app: FastifyInstance): readonly DeclaredRoute[] {
+  return declaredRoutes.get(app) ?? [];
+}
 
 /** TLS material for the HTTPS listener. */
 export interface HttpTls {
@@ -127,6 +142,8 @@ export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { lo
       resource: resourceOfParams(request.params),
       detail: { method: request.method, path: request.url.split('?')[0] ?? '' },
     });
+    // After admit, so a stranger learns nothing of a route's parameters; the refusal is audited as the caller's.
+    refuseUndeclaredQuery(request.query, declared.query);
   });
 
   app.setErrorHandler(async (err, request, reply) => {
@@ -153,8 +170,11 @@ export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { lo
 
   // Fail closed: a route that does not say which action of the policy it is cannot be registered, so
   // the server does not start with it, rather than serving it to anyone.
+  const routes: DeclaredRoute[] = [];
+  declaredRoutes.set(app, routes);
   app.addHook('onRoute', (route) => {
     if (!route.config?.pacsguard) throw new PacsGuardError('PG_ERR_INTERNAL', `route ${route.method} ${route.url} declares no action (config.pacsguard)`);
+    for (const method of [route.method].flat()) if (method !== 'HEAD') routes.push({ method, url: route.url, declaration: route.config.pacsguard });
   });
 
   await app.register(async (scope) => registerApiRoutes(scope, services), { prefix: '/api' });

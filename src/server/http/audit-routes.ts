@@ -6,6 +6,7 @@ import { perform } from '../path.js';
 import type { Services } from '../services.js';
 import { contextOf } from './context.js';
 import { parseInput } from './input.js';
+import { parametersOf } from './query-parameters.js';
 
 const flag = z.enum(['true', 'false']).transform((v) => v === 'true');
 const instant = z.string().datetime({ offset: true, message: 'an ISO 8601 date-time with offset, e.g. 2026-11-01T00:00:00Z' }).transform((v) => new Date(v));
@@ -58,9 +59,9 @@ function askedOf(q: Record<string, unknown>): Record<string, string | number | b
  * and which accesses were break-glass, denied or out of hours. Each question is itself audited.
  */
 export function registerAuditRoutes(app: FastifyInstance, services: Services): void {
-  const declared = { config: { pacsguard: { action: 'audit.read' as const, eventType: 'Query' as const } } };
+  const declared = (query: z.ZodObject<z.ZodRawShape>) => ({ config: { pacsguard: { action: 'audit.read' as const, eventType: 'Query' as const, query: parametersOf(query) } } });
 
-  app.get('/audit/events', declared, async (request) => perform(services, contextOf(request), async () => {
+  app.get('/audit/events', declared(eventsQuery), async (request) => perform(services, contextOf(request), async () => {
     const q = parseInput(eventsQuery, request.query, 'PG_ERR_HTTP_BAD_QUERY');
     const query: AuditQuery = {
       ...(q.patient !== undefined ? { patientId: q.patient } : {}),
@@ -103,11 +104,11 @@ export function registerAuditRoutes(app: FastifyInstance, services: Services): v
       objects: key === 'patientId' ? { patientIds: [id] } : { studyUids: [id] },
     };
   });
-  app.get('/audit/patients/:patientId/accesses', declared, accesses('patientId'));
-  app.get('/audit/studies/:studyUid/accesses', declared, accesses('studyUid'));
+  app.get('/audit/patients/:patientId/accesses', declared(accessQuery), accesses('patientId'));
+  app.get('/audit/studies/:studyUid/accesses', declared(accessQuery), accesses('studyUid'));
 
   // "What did this user or device access in a period": its events with a count per action.
-  app.get('/audit/subjects/:subject/activity', declared, async (request) => perform(services, contextOf(request), async () => {
+  app.get('/audit/subjects/:subject/activity', declared(activityQuery), async (request) => perform(services, contextOf(request), async () => {
     const subject = (request.params as { subject: string }).subject;
     if (!/^(user|device):.{1,128}$/.test(subject)) throw new PacsGuardError('PG_ERR_HTTP_BAD_QUERY', `subject: '${subject}' is not user:NAME or device:AE`);
     const q = parseInput(activityQuery, request.query, 'PG_ERR_HTTP_BAD_QUERY');
@@ -126,7 +127,7 @@ export function registerAuditRoutes(app: FastifyInstance, services: Services): v
   }));
 
   // The review list: break-glass use, denied requests and out-of-hours accesses in a period.
-  app.get('/audit/review', declared, async (request) => perform(services, contextOf(request), async () => {
+  app.get('/audit/review', declared(reviewQuery), async (request) => perform(services, contextOf(request), async () => {
     const q = parseInput(reviewQuery, request.query, 'PG_ERR_HTTP_BAD_QUERY');
     const period = { ...(q.from ? { from: q.from } : {}), ...(q.to ? { to: q.to } : {}) };
     const index = await services.auditReview();

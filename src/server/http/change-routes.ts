@@ -8,6 +8,7 @@ import { perform } from '../path.js';
 import type { Services } from '../services.js';
 import { contextOf } from './context.js';
 import { parseInput } from './input.js';
+import { parametersOf } from './query-parameters.js';
 
 const uid = z.string().regex(/^[0-9]+(\.[0-9]+)*$/, 'a DICOM UID').max(64);
 const reason = z.string().trim().min(10, 'say why (at least 10 characters)').max(1000);
@@ -73,7 +74,7 @@ export function registerChangeRoutes(app: FastifyInstance, services: Services): 
     return reply.code(201).send(created);
   });
 
-  app.get('/changes', read, async (request) => perform(services, contextOf(request), async () => {
+  app.get('/changes', { config: { pacsguard: { ...read.config.pacsguard, query: parametersOf(listQuery) } } }, async (request) => perform(services, contextOf(request), async () => {
     const q = parseInput(listQuery, request.query, 'PG_ERR_HTTP_BAD_QUERY');
     return { value: { requests: await services.changes.list(q.state) } };
   }));
@@ -116,7 +117,7 @@ export function registerChangeRoutes(app: FastifyInstance, services: Services): 
   app.post('/changes/:id/approve', decide, decideRoute('approved'));
   app.post('/changes/:id/reject', decide, decideRoute('rejected'));
 
-  app.get('/deletions', read, async (request) => perform(services, contextOf(request), async () => {
+  app.get('/deletions', { config: { pacsguard: { ...read.config.pacsguard, query: parametersOf(deletionsQuery) } } }, async (request) => perform(services, contextOf(request), async () => {
     const q = parseInput(deletionsQuery, request.query, 'PG_ERR_HTTP_BAD_QUERY');
     const retention = await services.lifecycle.retentionDays(services.config.retention.days);
     const deletions = (await services.lifecycle.list({ all: q.all === 'true' })).map((t) => ({

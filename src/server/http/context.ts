@@ -4,11 +4,16 @@ import type { AuditEventType } from '../../audit/index.js';
 import type { Action } from '../../policy/index.js';
 import type { Resource } from '../../policy/index.js';
 import type { Credentials, PathContext } from '../path.js';
+import type { DeclaredQuery } from './query-parameters.js';
 
-/** What each route declares about itself: which action of the policy it is, and what its audit event is called. */
+/**
+ * What each route declares about itself: which action of the policy it is, what its audit event is
+ * called, and the query parameters it takes (none when absent; see query-parameters.ts).
+ */
 export interface RouteDeclaration {
   readonly action: Action;
   readonly eventType: AuditEventType;
+  readonly query?: DeclaredQuery;
 }
 
 declare module 'fastify' {

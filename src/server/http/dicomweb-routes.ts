@@ -13,7 +13,7 @@ import { isResearcher, ResearchView } from '../research.js';
 import { contextOf, dicomwebBase } from './context.js';
 import { joinMultipart, parseMultipartRelated, splitMultipart } from './multipart.js';
 import { BodyBuffers, readWholeBody } from './input.js';
-import { acceptedTransferSyntaxes, parseMediaType } from './media-type.js';
+import { acceptedTransferSyntaxes, acceptOf, parseMediaType } from './media-type.js';
 
 const UID = /^[0-9]+(\.[0-9]+)*$/;
 const DICOM_JSON = 'application/dicom+json';
@@ -195,7 +195,8 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
     if (result.warnings.length > 0) reply.header('Warning', result.warnings.join(', '));
     return reply.type(DICOM_JSON).send(result.body);
   };
-  const qidoConfig = { pacsguard: { action: 'instances.search', eventType: 'Query' } } as const;
+  // QIDO-RS keys are DICOM attributes besides its own parameters: parseQuery names the unknown ones.
+  const qidoConfig = { pacsguard: { action: 'instances.search', eventType: 'Query', query: 'open' } } as const;
   app.get('/studies', { config: qidoConfig }, qido('study'));
   app.get('/series', { config: qidoConfig }, qido('series'));
   app.get('/instances', { config: qidoConfig }, qido('instance'));
@@ -209,7 +210,7 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
     const { study, series, instance } = uidParams(request);
     const research = isResearcher(ctx.subject) ? new ResearchView(services.pseudonyms, services.pseudonymStore) : null;
     const instances = await perform(services, { ...ctx, resource: { studyUid: study, seriesUid: series, sopUid: instance } }, async () => {
-      const wanted = acceptedTransferSyntaxes(request.headers.accept, 'application/dicom');
+      const wanted = acceptedTransferSyntaxes(acceptOf(request), 'application/dicom');
       const found = research
         ? await services.retrieve.instances((await research.originalUid(study, 'study')) as string, await research.originalUid(series, 'series'), await research.originalUid(instance, 'instance'))
         : await services.retrieve.instances(study as string, series, instance);
@@ -239,7 +240,7 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
     }
     return reply.type(`multipart/related; type="application/dicom"; boundary=${boundary}`).send(Readable.from(body()));
   };
-  const wadoConfig = { pacsguard: { action: 'instances.read', eventType: 'DICOM Instances Transferred' } } as const;
+  const wadoConfig = { pacsguard: { action: 'instances.read', eventType: 'DICOM Instances Transferred', query: ['accept'] } } as const;
   app.get('/studies/:study', { config: wadoConfig }, retrieveInstances);
   app.get('/studies/:study/series/:series', { config: wadoConfig }, retrieveInstances);
   app.get('/studies/:study/series/:series/instances/:instance', { config: wadoConfig }, retrieveInstances);
@@ -276,7 +277,7 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
     const { frames, syntax } = await perform(services, { ...ctx, resource: { studyUid: study, seriesUid: series, sopUid: instance }, detail: { ...ctx.detail, frames: frameList.slice(0, 200) } }, async () => {
       if (!/^\d{1,6}(,\d{1,6}){0,9999}$/.test(frameList)) throw new PacsGuardError('PG_ERR_HTTP_BAD_REQUEST', `frame list '${frameList.slice(0, 80)}' is not comma-separated frame numbers`);
       const numbers = frameList.split(',').map(Number);
-      const wanted = acceptedTransferSyntaxes(request.headers.accept, 'application/octet-stream');
+      const wanted = acceptedTransferSyntaxes(acceptOf(request), 'application/octet-stream');
       const research = isResearcher(ctx.subject) ? new ResearchView(services.pseudonyms, services.pseudonymStore) : null;
       const [found] = research
         ? await services.retrieve.instances((await research.originalUid(study, 'study')) as string, await research.originalUid(series, 'series'), await research.originalUid(instance, 'instance'))
@@ -301,7 +302,7 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
     const { study, series, instance } = uidParams(request);
     const path = (request.params as Params)['*'] ?? '';
     const value = await perform(services, { ...ctx, resource: { studyUid: study, seriesUid: series, sopUid: instance }, detail: { ...ctx.detail, bulkdata: path.slice(0, 200) } }, async () => {
-      const wanted = acceptedTransferSyntaxes(request.headers.accept, 'application/octet-stream');
+      const wanted = acceptedTransferSyntaxes(acceptOf(request), 'application/octet-stream');
       if (!wanted.includes('*') && !wanted.includes(EXPLICIT_LE)) throw new PacsGuardError('PG_ERR_HTTP_NOT_ACCEPTABLE', `bulk data is available as ${EXPLICIT_LE}, not ${wanted.join(' or ')}`);
       const research = isResearcher(ctx.subject) ? new ResearchView(services.pseudonyms, services.pseudonymStore) : null;
       // Bulk data other than the pixels may hold anything (reports, overlays with names): not for researchers.

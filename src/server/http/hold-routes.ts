@@ -6,6 +6,7 @@ import { perform } from '../path.js';
 import type { Services } from '../services.js';
 import { contextOf } from './context.js';
 import { parseInput } from './input.js';
+import { parametersOf } from './query-parameters.js';
 
 const SUBJECT = /^(user|device):[^\s/]{1,128}$/;
 const listQuery = z.object({ subject: z.string().regex(SUBJECT, 'user:NAME or device:AE').optional(), history: z.enum(['true', 'false']).optional() }).strict();
@@ -16,7 +17,7 @@ const liftBody = z.object({ reason: z.string().trim().min(10, 'say why the hold 
  * auditor), and lifting a hold (administrator only, with a reason; audited as a configuration change).
  */
 export function registerHoldRoutes(app: FastifyInstance, services: Services): void {
-  app.get('/holds', { config: { pacsguard: { action: 'holds.read', eventType: 'Query' } } }, async (request) => perform(services, contextOf(request), async () => {
+  app.get('/holds', { config: { pacsguard: { action: 'holds.read', eventType: 'Query', query: parametersOf(listQuery) } } }, async (request) => perform(services, contextOf(request), async () => {
     const q = parseInput(listQuery, request.query, 'PG_ERR_HTTP_BAD_QUERY');
     const active = (await services.holds.listActive()).filter((h) => !q.subject || h.subject === q.subject);
     return { value: { active, ...(q.history === 'true' ? { history: await services.holds.history(q.subject) } : {}) } };

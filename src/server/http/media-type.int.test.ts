@@ -71,6 +71,14 @@ describe('media types as clients write them, over HTTPS', () => {
     expect(refused.json()).toMatchObject({ code: 'PG_ERR_HTTP_NOT_ACCEPTABLE', detail: expect.stringContaining('type=application/octet-stream') });
   });
 
+  it('takes the accept query parameter in place of the Accept header (PS3.18 §8.3.3.1)', async () => {
+    const path = `/dicomweb/studies/${study}/series/${series}/instances/${instance(1)}`;
+    const asked = (accept: string) => `${path}?accept=${encodeURIComponent(accept)}`;
+    expect((await get(asked('multipart/related; type=application/dicom; transfer-syntax=*'), 'multipart/related; type=application/octet-stream')).status).toBe(200);
+    expect((await get(asked('multipart/related; type=application/octet-stream'), undefined)).status).toBe(406);
+    expect((await get(`${framePath}?accept=${encodeURIComponent('multipart/related; type=application/octet-stream; transfer-syntax=*')}`, 'image/jpeg')).status).toBe(200);
+  });
+
   it('puts the File Meta Information, TransferSyntaxUID included, in every instance\'s metadata', async () => {
     await stow([ct(1), makeInstance({ patientId: 'PAT-32', patientName: 'DOE^JANE', studyUid: study, seriesUid: series, sopUid: instance(2), modality: 'CT', rows: 16, columns: 16, seed: 2, transferSyntax: 'implicit' })], (b) => `multipart/related; type="application/dicom"; boundary=${b}`);
     const res = await get(`/dicomweb/studies/${study}/series/${series}/metadata`, 'application/dicom+json');

@@ -129,3 +129,12 @@ export function acceptedTransferSyntaxes(header: string | readonly string[] | un
   }
   return syntaxes;
 }
+
+/**
+ * What the caller accepts: PS3.18 §8.3.3.1's `accept` query parameter, which takes the place of the
+ * Accept header for clients that cannot set one (a link, an <img>), else the header.
+ */
+export function acceptOf(request: { readonly query: unknown; readonly headers: { readonly accept?: string | undefined } }): string | string[] | undefined {
+  const asked = (request.query as Record<string, unknown> | undefined)?.accept;
+  return typeof asked === 'string' || Array.isArray(asked) ? (asked as string | string[]) : request.headers.accept;
+}

@@ -22,13 +22,14 @@ export function registerOidcRoutes(app: FastifyInstance, services: Services): vo
     return services.federation;
   };
 
-  app.get('/auth/oidc/start', declared, async (request, reply) => {
+  app.get('/auth/oidc/start', { ...declared, config: { ...declared.config, pacsguard: { ...declared.config.pacsguard, query: ['cookie'] } } }, async (request, reply) => {
     const cookie = (request.query as Record<string, string>).cookie === 'true';
     const url = await perform(services, contextOf(request), async () => ({ value: await federation().start({ cookie }), reason: 'sent to the identity provider to sign in' }));
     return reply.redirect(url.href, 302);
   });
 
-  app.get('/auth/oidc/callback', declared, async (request, reply) => {
+  // The identity provider writes the callback's parameters; openid-client checks the ones that matter.
+  app.get('/auth/oidc/callback', { ...declared, config: { ...declared.config, pacsguard: { ...declared.config.pacsguard, query: 'open' } } }, async (request, reply) => {
     const ctx = contextOf(request);
     const sourceAddress = request.socket.remoteAddress ?? '';
     const query = request.url.includes('?') ? request.url.slice(request.url.indexOf('?') + 1) : '';

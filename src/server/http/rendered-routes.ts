@@ -7,7 +7,7 @@ import { isResearcher, ResearchView } from '../research.js';
 import { breakGlassDetail, enforceScope, scopeFor } from '../scope.js';
 import type { Services } from '../services.js';
 import { contextOf } from './context.js';
-import { parseAccept } from './media-type.js';
+import { acceptOf, parseAccept } from './media-type.js';
 
 /** The edge of a thumbnail when the request names no viewport (Orthanc's and most viewers' size). */
 const THUMBNAIL_EDGE = 128;
@@ -47,7 +47,7 @@ function renderOptions(request: FastifyRequest, frame: number, thumbnail: boolea
     if (Array.isArray(v)) throw new PacsGuardError('PG_ERR_HTTP_BAD_QUERY', `${name} given ${v.length} times`);
     return v;
   };
-  const mediaType = renderedType(request.headers.accept);
+  const mediaType = renderedType(acceptOf(request));
   const window = one('window');
   const viewport = one('viewport');
   const quality = one('quality');
@@ -124,7 +124,7 @@ export async function registerRenderedRoutes(app: FastifyInstance, services: Ser
     });
     return reply.type(image.mediaType).send(image.bytes);
   };
-  const config = { pacsguard: { action: 'instances.read', eventType: 'DICOM Instances Transferred' } } as const;
+  const config = { pacsguard: { action: 'instances.read', eventType: 'DICOM Instances Transferred', query: ['accept', 'window', 'viewport', 'quality'] } } as const;
   app.get('/studies/:study/series/:series/instances/:instance/rendered', { config }, render('instance'));
   app.get('/studies/:study/series/:series/instances/:instance/frames/:frame/rendered', { config }, render('frame'));
   app.get('/studies/:study/thumbnail', { config }, render('thumbnail'));

@@ -7,6 +7,7 @@ import { perform } from '../path.js';
 import type { Services } from '../services.js';
 import { contextOf } from './context.js';
 import { parseInput } from './input.js';
+import { parametersOf } from './query-parameters.js';
 
 const username = z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/, 'a username');
 const patientId = z.string().trim().min(1).max(64);
@@ -45,7 +46,7 @@ export function registerScopeRoutes(app: FastifyInstance, services: Services): v
     });
   });
 
-  app.get('/care-relationships', read, async (request) => perform(services, contextOf(request), async () => {
+  app.get('/care-relationships', { config: { pacsguard: { ...read.config.pacsguard, query: parametersOf(careQuery) } } }, async (request) => perform(services, contextOf(request), async () => {
     const q = parseInput(careQuery, request.query, 'PG_ERR_HTTP_BAD_QUERY');
     return { value: { relationships: await services.scopes.listCare(q.username) } };
   }));
