@@ -55,7 +55,6 @@ export class LifecycleIndex {
       else if (t.level === 'series') q = q.where('se.id', 'in', seriesPks);
       else q = q.where('i.sop_uid', '=', t.uid);
       const hidden = (await q.execute()).map((r) => r.id);
-      // The rows it hides carry its time: restore and purge touch those rows and no row stored since.
       if (t.level === 'study') await trx.updateTable('studies').set({ deleted_at: now }).where('id', 'in', studyPks).execute();
       else if (t.level === 'series') await trx.updateTable('series').set({ deleted_at: now }).where('id', 'in', seriesPks).execute();
       else await trx.updateTable('instances').set({ is_current: 0 }).where('id', 'in', hidden.length > 0 ? hidden : [-1]).execute();
@@ -85,8 +84,8 @@ export class LifecycleIndex {
       if (!t) throw new PacsGuardError('PG_ERR_NOT_FOUND', `no deletion ${tombstoneId}`);
       if (t.restoredAt || t.purgedAt) throw new PacsGuardError('PG_ERR_CONFLICT', `deletion ${tombstoneId} was ${t.purgedAt ? 'purged' : 'restored'} already`);
       const now = new Date().toISOString();
-      if (t.level === 'study') await trx.updateTable('studies').set({ deleted_at: null }).where('study_uid', '=', t.uid).where('deleted_at', '=', t.deletedAt).execute();
-      else if (t.level === 'series') await trx.updateTable('series').set({ deleted_at: null }).where('series_uid', '=', t.uid).where('deleted_at', '=', t.deletedAt).execute();
+      if (t.level === 'study') await trx.updateTable('studies').set({ deleted_at: null }).where('id', 'in', await hiddenRows(trx, t)).execute();
+      else if (t.level === 'series') await trx.updateTable('series').set({ deleted_at: null }).where('id', 'in', await hiddenRows(trx, t)).execute();
       else {
         // An instance comes back as the current version only if nothing newer arrived meanwhile.
         const ids = (await trx.selectFrom('tombstone_instances').select('instance_id').where('tombstone_id', '=', t.id).execute()).map((r) => r.instance_id);
@@ -131,24 +130,22 @@ export class LifecycleIndex {
       const t = await this.get(tombstoneId, trx);
       if (!t || t.restoredAt || t.purgedAt) throw new PacsGuardError('PG_ERR_CONFLICT', `deletion ${tombstoneId} is not in force`);
       let rows: Array<{ id: number; blob_sha256: string }>;
+      let hidden: number[] = [];
       if (t.level === 'instance') {
         rows = await trx.selectFrom('instances').select(['id', 'blob_sha256']).where('sop_uid', '=', t.uid).where('is_current', '=', 0).execute();
       } else {
-        let q = trx.selectFrom('instances as i').innerJoin('series as se', 'se.id', 'i.series_pk').innerJoin('studies as st', 'st.id', 'se.study_pk')
-          .select(['i.id', 'i.blob_sha256']);
-        q = t.level === 'study'
-          ? q.where('st.study_uid', '=', t.uid).where('st.deleted_at', '=', t.deletedAt)
-          : q.where('se.series_uid', '=', t.uid).where('se.deleted_at', '=', t.deletedAt);
-        rows = await q.execute();
+        hidden = await hiddenRows(trx, t);
+        rows = await trx.selectFrom('instances as i').innerJoin('series as se', 'se.id', 'i.series_pk').select(['i.id', 'i.blob_sha256'])
+          .where(t.level === 'study' ? 'se.study_pk' : 'se.id', 'in', hidden).execute();
       }
       const ids = rows.map((r) => r.id);
       for (let i = 0; i < ids.length; i += 500) {
         await trx.deleteFrom('tombstone_instances').where('instance_id', 'in', ids.slice(i, i + 500)).where('tombstone_id', '<>', t.id).execute();
         await trx.deleteFrom('instances').where('id', 'in', ids.slice(i, i + 500)).execute();
       }
-      if (t.level === 'series') await trx.deleteFrom('series').where('series_uid', '=', t.uid).where('deleted_at', '=', t.deletedAt).execute();
+      if (t.level === 'series') await trx.deleteFrom('series').where('id', 'in', hidden).execute();
       if (t.level === 'study') {
-        const studies = await trx.selectFrom('studies').select(['id', 'patient_pk']).where('study_uid', '=', t.uid).where('deleted_at', '=', t.deletedAt).execute();
+        const studies = await trx.selectFrom('studies').select(['id', 'patient_pk']).where('id', 'in', hidden).execute();
         for (const study of studies) {
           await trx.deleteFrom('series').where('study_pk', '=', study.id).execute();
           await trx.deleteFrom('studies').where('id', '=', study.id).execute();
@@ -181,6 +178,24 @@ export class LifecycleIndex {
       await trx.insertInto('settings').values(row).execute();
     });
   }
+}
+
+/**
+ * The study or series rows a study- or series-level tombstone hid: those holding the instances it lists
+ * (or, had it hidden none, every hidden row of its UID), never a row of the same UID stored since. [-1]
+ * when there are none, so the ids can go into an IN list as they are.
+ */
+async function hiddenRows(trx: Transaction<IndexSchema>, t: Tombstone): Promise<number[]> {
+  const listed = trx.selectFrom('tombstone_instances as ti').innerJoin('instances as i', 'i.id', 'ti.instance_id').innerJoin('series as se', 'se.id', 'i.series_pk')
+    .where('ti.tombstone_id', '=', t.id);
+  const rows = t.level === 'study'
+    ? await listed.select('se.study_pk as pk').distinct().execute()
+    : await listed.select('se.id as pk').distinct().execute();
+  if (rows.length > 0) return rows.map((r) => r.pk);
+  const all = t.level === 'study'
+    ? await trx.selectFrom('studies').select('id as pk').where('study_uid', '=', t.uid).where('deleted_at', 'is not', null).execute()
+    : await trx.selectFrom('series').select('id as pk').where('series_uid', '=', t.uid).where('deleted_at', 'is not', null).execute();
+  return all.length > 0 ? all.map((r) => r.pk) : [-1];
 }
 
 /** The rows a deletion of `uid` at `level` hides: one per parent the UID is filed under (most often one). */
