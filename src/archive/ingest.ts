@@ -2,7 +2,7 @@ import { open, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inspectPreamble, parseReceived, sanitizePreamble, type ParsedInstance } from '../dicom/index.js';
 import { PacsGuardError, asPacsGuardError, storageErrorOf } from '../errors.js';
-import { fsyncDir, sha256Hex, type ArchiveIndex, type BlobStore, type HierarchyConflict, type InstanceRecord, type RecordOutcome, type StagedBlob } from '../storage/index.js';
+import { fsyncDir, sha256Hex, studyKey, type ArchiveIndex, type BlobStore, type HierarchyConflict, type InstanceRecord, type RecordOutcome, type StagedBlob } from '../storage/index.js';
 
 /** What became of one received instance. */
 export interface IngestResult {
@@ -218,10 +218,10 @@ export class Ingest {
     prepared: Prepared[],
     results: Array<IngestResult | PacsGuardError>,
   ): Promise<Prepared[]> {
-    const deleted = await this.index.deletedStudies([...new Set(prepared.map((p) => p.parsed.studyInstanceUid))]);
+    const deleted = await this.index.deletedStudies(prepared.map((p) => ({ patientId: p.parsed.attributes.patientId, studyUid: p.parsed.studyInstanceUid })));
     if (deleted.size === 0) return prepared;
     return prepared.filter((p) => {
-      if (!deleted.has(p.parsed.studyInstanceUid)) return true;
+      if (!deleted.has(studyKey(p.parsed.attributes.patientId, p.parsed.studyInstanceUid))) return true;
       results[p.at] = new PacsGuardError('PG_ERR_STUDY_DELETED', `study ${p.parsed.studyInstanceUid} was deleted; it must be restored (an approved request) before anything is stored into it`);
       return false;
     });

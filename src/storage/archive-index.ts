@@ -425,19 +425,26 @@ export class ArchiveIndex {
     return new Map(rows.map((r) => [r.study_uid, r.department]));
   }
 
-  /** Where an instance (any version) lives, and whether a deletion hides its study or series. */
+  /**
+   * Where an instance lives (its current version's home, else its latest's: versions may live in different
+   * series when a later one was filed where its header said), and whether a deletion hides its study or series.
+   */
   async homeOf(sopUid: string): Promise<{ studyUid: string; seriesUid: string; patientId: string; referringNameFold: string; deleted: boolean } | undefined> {
     const r = await this.db.selectFrom('instances as i').innerJoin('series as se', 'se.id', 'i.series_pk').innerJoin('studies as st', 'st.id', 'se.study_pk')
       .innerJoin('patients as p', 'p.id', 'st.patient_pk').select(['st.study_uid', 'se.series_uid', 'p.patient_id', 'st.referring_physician_name_fold', 'st.deleted_at as study_deleted', 'se.deleted_at as series_deleted'])
-      .where('i.sop_uid', '=', sopUid).executeTakeFirst();
+      .where('i.sop_uid', '=', sopUid).orderBy('i.is_current', 'desc').orderBy('i.version', 'desc').executeTakeFirst();
     return r && { studyUid: r.study_uid, seriesUid: r.series_uid, patientId: r.patient_id, referringNameFold: r.referring_physician_name_fold, deleted: r.study_deleted !== null || r.series_deleted !== null };
   }
 
-  /** Which of these studies are deleted (tombstoned), so nothing is stored into them out of sight. */
-  async deletedStudies(studyUids: readonly string[]): Promise<Set<string>> {
-    if (studyUids.length === 0) return new Set();
-    const rows = await this.db.selectFrom('studies').select('study_uid').where('study_uid', 'in', [...studyUids]).where('deleted_at', 'is not', null).execute();
-    return new Set(rows.map((r) => r.study_uid));
+  /**
+   * Which of these studies (a study is its UID under its patient) are deleted (tombstoned), so nothing is
+   * stored into them out of sight; as `${patientId}\0${studyUid}`, see studyKey.
+   */
+  async deletedStudies(studies: ReadonlyArray<{ readonly patientId: string; readonly studyUid: string }>): Promise<Set<string>> {
+    if (studies.length === 0) return new Set();
+    const rows = await this.db.selectFrom('studies as st').innerJoin('patients as p', 'p.id', 'st.patient_pk').select(['st.study_uid', 'p.patient_id'])
+      .where('st.study_uid', 'in', [...new Set(studies.map((s) => s.studyUid))]).where('st.deleted_at', 'is not', null).execute();
+    return new Set(rows.map((r) => studyKey(r.patient_id, r.study_uid)));
   }
 
   /** Instance versions marked damaged, for the integrity report. */
@@ -640,6 +647,9 @@ interface ParentCache {
 /** A cache key of UIDs (NUL never occurs in a DICOM UID or LO value). */
 const hierarchyKey = (...parts: string[]) => parts.join('\0');
 
+/** The key of a study: its UID under its patient's ID. */
+export const studyKey = (patientId: string, studyUid: string): string => hierarchyKey(patientId, studyUid);
+
 /**
  * One instance inside a transaction: file it under its own header's patient, study and series (made if
  * new), then add it or a new version of it. A series UID the archive holds under another study, a study
@@ -649,12 +659,12 @@ const hierarchyKey = (...parts: string[]) => parts.join('\0');
 async function recordOne(trx: Kysely<IndexSchema>, r: InstanceRecord, parents: ParentCache, policy: HierarchyConflictPolicy): Promise<RecordOutcome> {
   const now = new Date().toISOString();
   const conflicts: HierarchyConflict[] = [];
-  const studyKey = hierarchyKey(r.patient.patientId, r.studyUid);
+  const ownStudy = studyKey(r.patient.patientId, r.studyUid);
   const seriesKey = hierarchyKey(r.patient.patientId, r.studyUid, r.seriesUid);
   // Most instances join a series the index already holds: one lookup finds it, and its study and
   // patient rows are then left as they are (as an upsert that changes nothing would leave them).
   let seriesPk = parents.series.get(seriesKey);
-  let studyPk = parents.studies.get(studyKey);
+  let studyPk = parents.studies.get(ownStudy);
   if (seriesPk === undefined) {
     const homes = await trx.selectFrom('series as se').innerJoin('studies as st', 'st.id', 'se.study_pk').innerJoin('patients as p', 'p.id', 'st.patient_pk')
       .select(['se.id', 'st.study_uid', 'p.patient_id']).where('se.series_uid', '=', r.seriesUid).execute();
@@ -701,7 +711,7 @@ async function recordOne(trx: Kysely<IndexSchema>, r: InstanceRecord, parents: P
       () => trx.selectFrom('studies').select('id').where('patient_pk', '=', patientPk).where('study_uid', '=', r.studyUid).executeTakeFirst(),
     );
   }
-  parents.studies.set(studyKey, studyPk);
+  parents.studies.set(ownStudy, studyPk);
   if (seriesPk === undefined) {
     const inStudy = studyPk;
     seriesPk = await insertOrFind(
