@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,6 +27,7 @@ describe.skipIf(!dcmtkAvailable())('instances that reuse a UID of another study 
     const s = await startTestServer({ configure: (c) => (hierarchyConflict ? { ...c, ingest: { ...c.ingest, hierarchyConflict } } : c) });
     servers.push(s);
     await s.server.services.devices.addLegacy({ aeTitle: 'MODALITY', address: '127.0.0.1', zone: 'local', role: 'modality', services: ['echo', 'store'] });
+    await s.server.services.devices.addLegacy({ aeTitle: 'RIS', address: '127.0.0.1', zone: 'local', role: 'clinical-system', services: ['echo', 'find', 'get'] });
     return s;
   };
   const call = async (s: TestServer, path: string, token: string, opts: { method?: string; body?: Buffer; headers?: Record<string, string> } = {}) =>
@@ -88,6 +89,18 @@ describe.skipIf(!dcmtkAvailable())('instances that reuse a UID of another study 
       expect((await call(s, url, radiologist)).status, url).toBe(200);
     }
     expect(await studiesOfSeries(s)).toEqual([['2.25.7101', 1], ['2.25.7102', 2], ['2.25.7103', 1], ['2.25.7103', 1]]);
+    const metadata = await call(s, `/dicomweb/studies/2.25.7102/series/${series}/metadata`, radiologist);
+    expect(metadata.json<Json[]>().map((d) => (d['00080018']?.Value as string[])[0])).toEqual(['2.25.7102.1', '2.25.7102.2']);
+    // C-FIND and C-GET see the same: the series once per study, each with its own instances.
+    const port = s.server.urls.dicom.split(':').at(-1) as string;
+    const find = await runDcmtk('findscu', ['-v', '-aet', 'RIS', '-aec', 'PACSGUARD', '-S', '-k', 'QueryRetrieveLevel=SERIES', '-k', `SeriesInstanceUID=${series}`, '-k', 'StudyInstanceUID', '-k', 'NumberOfSeriesRelatedInstances', '127.0.0.1', port]);
+    expect(find.code, find.stderr).toBe(0);
+    expect([...find.stderr.matchAll(/\(0020,000d\) UI \[([^\]]*)\]/gi)].map((m) => (m[1] as string).replace(/\0/g, '').trim())).toEqual(['2.25.7101', '2.25.7102', '2.25.7103', '2.25.7103']);
+    const out = join(dir, 'get');
+    mkdirSync(out);
+    const get = await runDcmtk('getscu', ['-aet', 'RIS', '-aec', 'PACSGUARD', '-S', '-k', 'QueryRetrieveLevel=SERIES', '-k', 'StudyInstanceUID=2.25.7102', '-k', `SeriesInstanceUID=${series}`, '-od', out, '127.0.0.1', port]);
+    expect(get.code, get.stderr).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(['CT.2.25.7102.1', 'CT.2.25.7102.2']);
 
     const engine = await s.server.services.startAnalytics();
     await engine.idle();
@@ -117,7 +130,7 @@ describe.skipIf(!dcmtkAvailable())('instances that reuse a UID of another study 
     expect(dump.stderr).toContain(`series ${series} is under another study`);
     expect(await studiesOfSeries(s)).toEqual([['2.25.7201', 1]]);
 
-    const log = (await import('node:fs')).readFileSync(join(s.dataDir, 'audit', 'audit.log'), 'utf8').trimEnd().split('\n')
+    const log = readFileSync(join(s.dataDir, 'audit', 'audit.log'), 'utf8').trimEnd().split('\n')
       .map((l) => JSON.parse(l) as { event: { action: string; outcome: number; detail?: Record<string, unknown> } });
     const refusals = log.filter((l) => l.event.detail?.hierarchyConflictsRefused !== undefined);
     expect(refusals.map((l) => [l.event.action, l.event.outcome])).toEqual([['instances.store', 4], ['dimse.store', 8], ['dimse.store', 8]]);
