@@ -142,6 +142,16 @@ export const configSchema = z.object({
       keyFile: z.string().optional(),
     }).optional(),
   }).prefault({}),
+  /** What ingest (STOW-RS, C-STORE, import) does beyond validating each instance. */
+  ingest: z.object({
+    /**
+     * An instance whose SeriesInstanceUID the archive holds under another study (or StudyInstanceUID under
+     * another patient, or SOPInstanceUID in another series): 'store-and-alert' files it under its own
+     * header's patient, study and series and raises a data-quality alert naming the UIDs and both parents;
+     * 'refuse' refuses it (STOW-RS failure A900, C-STORE A900) with a reason naming them. Audited either way.
+     */
+    hierarchyConflict: z.enum(['store-and-alert', 'refuse']).default('store-and-alert'),
+  }).prefault({}),
   /** Background integrity scrub: every blob re-read and hash-checked this often, at most this fast (0 hours: off). */
   scrub: z.object({
     intervalHours: z.number().min(0).default(24),

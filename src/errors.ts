@@ -27,6 +27,8 @@ export const ERRORS = {
   PG_ERR_DICOM_STUDY_MISMATCH: { http: 409, dicomStatus: 0xa900, title: 'Instance does not belong to the study in the request' },
   PG_ERR_DICOM_NOT_A_FRAME_SOURCE: { http: 406, dicomStatus: 0xc000, title: 'Frames are available only for uncompressed pixel data' },
   PG_ERR_DICOM_BAD_FRAME: { http: 404, dicomStatus: 0xc000, title: 'Frame number out of range' },
+  // PS3.4 C.4.2.1.4 / PS3.18 FailureReason A900: the dataset contradicts what the archive holds for its UIDs.
+  PG_ERR_DICOM_HIERARCHY_CONFLICT: { http: 409, dicomStatus: 0xa900, title: 'Instance reuses a UID the archive holds under another parent' },
   PG_ERR_DICOM_SUSPECT_PAYLOAD: { http: 422, dicomStatus: 0xa900, title: 'Pixel data looks encrypted; refused' },
   // Converting stored pixel data on the way out
   PG_ERR_DICOM_TRANSCODE_FAILED: { http: 406, dicomStatus: 0xc000, title: 'The stored pixel data could not be converted to the syntax asked for' },

@@ -12,3 +12,4 @@ export { DepartmentSnoopingDetector, type SnoopingLookups } from './detectors/de
 export { RansomwareDetector } from './detectors/containment.js';
 export { BulkRetrievalDetector } from './detectors/bulk-retrieval.js';
 export { LoginAnomalyDetector } from './detectors/login-anomaly.js';
+export { HierarchyConflictDetector } from './detectors/hierarchy-conflict.js';

@@ -2,11 +2,11 @@ import { open, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inspectPreamble, parseReceived, sanitizePreamble, type ParsedInstance } from '../dicom/index.js';
 import { PacsGuardError, asPacsGuardError, storageErrorOf } from '../errors.js';
-import { fsyncDir, sha256Hex, type ArchiveIndex, type BlobStore, type InstanceRecord, type RecordOutcome, type StagedBlob } from '../storage/index.js';
+import { fsyncDir, sha256Hex, studyKey, type ArchiveIndex, type BlobStore, type HierarchyConflict, type InstanceRecord, type RecordOutcome, type StagedBlob } from '../storage/index.js';
 
 /** What became of one received instance. */
 export interface IngestResult {
-  readonly outcome: RecordOutcome;
+  readonly outcome: Exclude<RecordOutcome, { kind: 'conflict' }>;
   readonly sopClassUid: string;
   readonly sopUid: string;
   readonly studyUid: string;
@@ -15,6 +15,42 @@ export interface IngestResult {
   readonly sha256: string;
   /** What was changed to store it (a rebuilt file meta header), in words; empty when stored as received. */
   readonly coercions: readonly string[];
+  /** UIDs it reuses from another patient, study or series: stored under its own header's all the same. */
+  readonly conflicts: readonly HierarchyConflict[];
+}
+
+/** A hierarchy conflict in words, naming the UID, the parent the header gives and the ones the archive holds. */
+export function describeConflict(c: HierarchyConflict): string {
+  const [parent, what] = c.level === 'series' ? ['study', 'series'] : c.level === 'study' ? ['patient', 'study'] : ['series', 'instance'];
+  return `${what} ${c.uid} is in ${parent} ${c.archivedParents.join(', ')}; the header puts it in ${parent} ${c.headerParent}`;
+}
+
+/** Refused (ingest.hierarchyConflict 'refuse'): the instance names a UID the archive holds under another parent. */
+export class HierarchyConflictError extends PacsGuardError {
+  constructor(readonly conflicts: readonly HierarchyConflict[], readonly sopUid: string, readonly sopClassUid: string) {
+    super('PG_ERR_DICOM_HIERARCHY_CONFLICT', `instance ${sopUid}: ${conflicts.map(describeConflict).join('; ')}`);
+  }
+
+  /** The reason within an ErrorComment's 64 characters (LO): the first conflicting UID, where it fits. */
+  get comment(): string {
+    const c = this.conflicts[0] as HierarchyConflict;
+    const parent = c.level === 'series' ? 'study' : c.level === 'study' ? 'patient' : 'series';
+    const named = `${c.level} ${c.uid} is under another ${parent}`;
+    return named.length <= 64 ? named : `${c.level} UID is already under another ${parent}`;
+  }
+}
+
+/**
+ * What an ingest's audit event says of hierarchy conflicts: those stored under their header's hierarchy
+ * and those refused, in words naming the UIDs and both parents (the data-quality detector reads them).
+ */
+export function hierarchyConflictDetail(results: ReadonlyArray<IngestResult | PacsGuardError>): Record<string, string> {
+  const stored = results.flatMap((r) => (r instanceof PacsGuardError ? [] : r.conflicts.map((c) => `instance ${r.sopUid}: ${describeConflict(c)}`)));
+  const refused = results.flatMap((r) => (r instanceof HierarchyConflictError ? [r.detail] : []));
+  return {
+    ...(stored.length > 0 ? { hierarchyConflictsStored: stored.join('; ').slice(0, 2000) } : {}),
+    ...(refused.length > 0 ? { hierarchyConflictsRefused: refused.join('; ').slice(0, 2000) } : {}),
+  };
 }
 
 /** Who sent a batch, and the study a study-scoped STOW-RS names. */
@@ -80,7 +116,11 @@ export class Ingest {
    * `beforeCommit` and `staged` as for ingestMany.
    */
   async ingest(bytes: Uint8Array, ctx: IngestContext, beforeCommit?: (result: IngestResult) => void, staged?: StagedBlob): Promise<IngestResult> {
-    const [result] = await this.ingestMany([bytes], ctx, beforeCommit ? (results) => beforeCommit(results[0] as IngestResult) : undefined, [staged]);
+    // A refusal met in the index (a hierarchy conflict) is no result to record early: it is thrown below.
+    const early = beforeCommit && ((results: ReadonlyArray<IngestResult | PacsGuardError>) => {
+      if (!(results[0] instanceof PacsGuardError)) beforeCommit(results[0] as IngestResult);
+    });
+    const [result] = await this.ingestMany([bytes], ctx, early, [staged]);
     if (result instanceof Error) throw result;
     return result as IngestResult;
   }
@@ -138,8 +178,14 @@ export class Ingest {
     });
     written.sort((a, b) => a.at - b.at);
     const fill = (outcomes: readonly RecordOutcome[]) => written.forEach((w, i) => {
+      const outcome = outcomes[i] as RecordOutcome;
+      if (outcome.kind === 'conflict') {
+        // Its blob stays (content-addressed, unreferenced); nothing of it is in the index.
+        results[w.at] = new HierarchyConflictError(outcome.conflicts, w.parsed.sopInstanceUid, w.parsed.sopClassUid);
+        return;
+      }
       results[w.at] = {
-        outcome: outcomes[i] as RecordOutcome,
+        outcome,
         sopClassUid: w.parsed.sopClassUid,
         sopUid: w.parsed.sopInstanceUid,
         studyUid: w.parsed.studyInstanceUid,
@@ -147,6 +193,7 @@ export class Ingest {
         patientId: w.parsed.attributes.patientId,
         sha256: w.sha256,
         coercions: w.coercions,
+        conflicts: outcome.kind === 'duplicate' ? [] : outcome.conflicts ?? [],
       };
     });
     try {
@@ -171,10 +218,10 @@ export class Ingest {
     prepared: Prepared[],
     results: Array<IngestResult | PacsGuardError>,
   ): Promise<Prepared[]> {
-    const deleted = await this.index.deletedStudies([...new Set(prepared.map((p) => p.parsed.studyInstanceUid))]);
+    const deleted = await this.index.deletedStudies(prepared.map((p) => ({ patientId: p.parsed.attributes.patientId, studyUid: p.parsed.studyInstanceUid })));
     if (deleted.size === 0) return prepared;
     return prepared.filter((p) => {
-      if (!deleted.has(p.parsed.studyInstanceUid)) return true;
+      if (!deleted.has(studyKey(p.parsed.attributes.patientId, p.parsed.studyInstanceUid))) return true;
       results[p.at] = new PacsGuardError('PG_ERR_STUDY_DELETED', `study ${p.parsed.studyInstanceUid} was deleted; it must be restored (an approved request) before anything is stored into it`);
       return false;
     });

@@ -1,8 +1,8 @@
 import cliProgress from 'cli-progress';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { QuarantinedError } from '../archive/index.js';
-import { asPacsGuardError } from '../errors.js';
+import { hierarchyConflictDetail, HierarchyConflictError, QuarantinedError, type IngestResult } from '../archive/index.js';
+import { asPacsGuardError, type PacsGuardError } from '../errors.js';
 import type { Services } from '../server/services.js';
 
 /** Totals of an import run. */
@@ -39,6 +39,8 @@ export async function importPaths(services: Services, paths: readonly string[], 
   const summary: ImportSummary = { stored: 0, duplicates: 0, newVersions: 0, failed: [], quarantined: 0 };
   const studies = new Set<string>();
   const patients = new Set<string>();
+  // Instances that met a hierarchy conflict (stored as their header says, or refused), for the audit event.
+  const conflicted: Array<IngestResult | PacsGuardError> = [];
   for (const file of files) {
     try {
       const r = await services.ingest.ingest(await readFile(file), { receivedBy: operator });
@@ -47,8 +49,10 @@ export async function importPaths(services: Services, paths: readonly string[], 
       else summary.stored++;
       studies.add(r.studyUid);
       patients.add(r.patientId);
+      if (r.conflicts.length > 0) conflicted.push(r);
     } catch (err) {
       const e = asPacsGuardError(err);
+      if (e instanceof HierarchyConflictError) conflicted.push(e);
       summary.failed.push({ file, reason: e.detail });
       if (err instanceof QuarantinedError) {
         summary.quarantined++;
@@ -72,6 +76,7 @@ export async function importPaths(services: Services, paths: readonly string[], 
     reason: `imported ${total} of ${files.length} files (${summary.failed.length} failed)`,
     subject: { kind: 'operator', id: operator }, source: { address: '127.0.0.1', zone: 'local', protocol: 'cli' },
     objects: { studyUids: [...studies].slice(0, 1000), patientIds: [...patients].slice(0, 1000), instanceCount: total },
+    ...(conflicted.length > 0 ? { detail: hierarchyConflictDetail(conflicted) } : {}),
   });
   return summary;
 }

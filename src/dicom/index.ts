@@ -18,7 +18,7 @@ export {
   type DicomJsonElement,
   type PersonNameJson,
 } from './json.js';
-export { attributeText, INDEX_ATTRIBUTE_TAGS, type IndexAttributes } from './attributes.js';
+export { attributeText, indexAttributes, INDEX_ATTRIBUTE_TAGS, type IndexAttributes } from './attributes.js';
 export type { PixelDescription } from './pixels.js';
 export { DEFAULT_MAX_INFLATED_BYTES } from './part10.js';
 export { datasetOfPart10, fileMetaHeader, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION, type FileMeta } from './file-meta.js';

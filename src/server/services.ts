@@ -1,7 +1,7 @@
 import { Ingest, ReadCache, Retrieve, type IngestGuard } from '../archive/index.js';
 import {
   AnalyticsEngine, Baselines, BreakGlassDetector, BulkRetrievalDetector, Containment, DeniedBurstDetector, DeviceMisuseDetector,
-  DepartmentSnoopingDetector, LoginAnomalyDetector, LoginBurstDetector, looksEncrypted, RansomwareDetector, VipAccessDetector,
+  DepartmentSnoopingDetector, HierarchyConflictDetector, LoginAnomalyDetector, LoginBurstDetector, looksEncrypted, RansomwareDetector, VipAccessDetector,
 } from '../analytics/index.js';
 import { readBulkData } from '../dicom/index.js';
 import { AuditLog, AuditQueryIndex, CHECKPOINT_KEY_FILE, QUERY_INDEX_FILE, readRecords, SyslogForwarder } from '../audit/index.js';
@@ -86,7 +86,7 @@ export async function openServices(dataDir: string, overrides: { index?: string 
   await blobs.cleanTemporaryFiles();
   const audit = await AuditLog.open(paths.audit, { checkpointKey: join(paths.pki, CHECKPOINT_KEY_FILE) });
   const tokens = await TokenService.load(join(paths.pki, PKI_FILES.tokenKey), config.accessTokenSeconds);
-  const index = new ArchiveIndex(database.db);
+  const index = new ArchiveIndex(database.db, config.ingest.hierarchyConflict);
   const siem = await startSiemForwarder(config, paths, audit);
   const holds = new SubjectHoldStore(database.db);
   const containment = new Containment(config.containment, (subject, reason) => audit.append({
@@ -140,6 +140,7 @@ export async function openServices(dataDir: string, overrides: { index?: string 
       new RansomwareDetector(),
       new BulkRetrievalDetector(baselines, a.bulkRetrieval),
       new LoginAnomalyDetector(baselines, config.auditReview.workingHours, a.travelMinutes),
+      new HierarchyConflictDetector(),
     ], {
       alerts, audit, baselines, baselineStore, responses: a.responses, respondWhileLearning: a.respondWhileLearning,
       actions: {

@@ -5,7 +5,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../../test/support/postgres.js';
 import { migrationProvider } from './migrations.js';
-import { ArchiveIndex, openIndexDatabase, type IndexDatabase, type InstanceRecord, type Matcher, type SearchableKeyword } from './index.js';
+import { ArchiveIndex, openIndexDatabase, type IndexDatabase, type InstanceRecord, type Matcher, type RecordOutcome, type SearchableKeyword } from './index.js';
 
 function record(over: Partial<InstanceRecord> & { sopUid: string; studyUid: string; seriesUid: string }, extra: {
   patientId?: string; patientName?: string; modality?: string; studyDate?: string; accession?: string; sha?: string;
@@ -127,7 +127,7 @@ describe.each([
       [record({ sopUid: '10.1.1', studyUid: '10.1', seriesUid: '10.1.0' }, { sha: 'd'.repeat(64), patientId: 'P10' }),
         record({ sopUid: '10.1.2', studyUid: '10.1', seriesUid: '10.1.0' }, { sha: 'e'.repeat(64), patientId: 'P10' })],
     ];
-    const seen: Array<Array<{ kind: string; version: number }>> = [[], [], []];
+    const seen: RecordOutcome[][] = [[], [], []];
     const settled: boolean[] = [false, false, false];
     const results = await Promise.allSettled(requests.map((r, i) => index.recordInstances(r, (outcomes) => {
       // Inside the transaction: the request has not been answered yet.

@@ -29,11 +29,31 @@ export interface InstanceRecord {
   readonly instance: { instanceNumber: string; numberOfFrames: string; rows: string; columns: string };
 }
 
-/** How a record landed: new, an identical re-send (idempotent), or new content for a known SOP Instance UID. */
+/**
+ * A UID the header files under one parent that the archive already holds under another: a series under
+ * another study, a study under another patient (PatientID), an instance in another series.
+ */
+export interface HierarchyConflict {
+  readonly level: 'series' | 'study' | 'instance';
+  readonly uid: string;
+  /** The parent the instance's header names (a study UID, a patient ID, a series UID). */
+  readonly headerParent: string;
+  /** The parents the archive already holds it under. */
+  readonly archivedParents: readonly string[];
+}
+
+/** What the index does with an instance whose header contradicts the hierarchy it holds (config `ingest.hierarchyConflict`). */
+export type HierarchyConflictPolicy = 'store-and-alert' | 'refuse';
+
+/**
+ * How a record landed: new, an identical re-send (idempotent), new content for a known SOP Instance UID,
+ * or (policy 'refuse') not at all, for the conflicts named. Stored outcomes name the conflicts they made.
+ */
 export type RecordOutcome =
-  | { readonly kind: 'stored'; readonly version: number }
+  | { readonly kind: 'stored'; readonly version: number; readonly conflicts?: readonly HierarchyConflict[] }
   | { readonly kind: 'duplicate'; readonly version: number }
-  | { readonly kind: 'new-version'; readonly version: number; readonly previousSha256: string };
+  | { readonly kind: 'new-version'; readonly version: number; readonly previousSha256: string; readonly conflicts?: readonly HierarchyConflict[] }
+  | { readonly kind: 'conflict'; readonly conflicts: readonly HierarchyConflict[] };
 
 /** One DICOM matching rule (PS3.4 C.2.2.2) after the query string was parsed. */
 export type Matcher =
@@ -143,7 +163,7 @@ export class ArchiveIndex {
   private queued: QueuedRecords[] = [];
   private committing: Promise<void> | null = null;
 
-  constructor(private readonly db: DB) {}
+  constructor(private readonly db: DB, private readonly conflictPolicy: HierarchyConflictPolicy = 'store-and-alert') {}
 
   /**
    * Records an instance and its patient/study/series in one transaction. The caller has already made
@@ -199,7 +219,7 @@ export class ArchiveIndex {
       const out: RecordOutcome[][] = [];
       for (const g of requests) {
         const outcomes: RecordOutcome[] = [];
-        for (const r of g.records) outcomes.push(await recordOne(trx, r, parents));
+        for (const r of g.records) outcomes.push(await recordOne(trx, r, parents, this.conflictPolicy));
         out.push(outcomes);
       }
       state.hooksRan = true;
@@ -405,19 +425,26 @@ export class ArchiveIndex {
     return new Map(rows.map((r) => [r.study_uid, r.department]));
   }
 
-  /** Where an instance (any version) lives, and whether a deletion hides its study or series. */
+  /**
+   * Where an instance lives (its current version's home, else its latest's: versions may live in different
+   * series when a later one was filed where its header said), and whether a deletion hides its study or series.
+   */
   async homeOf(sopUid: string): Promise<{ studyUid: string; seriesUid: string; patientId: string; referringNameFold: string; deleted: boolean } | undefined> {
     const r = await this.db.selectFrom('instances as i').innerJoin('series as se', 'se.id', 'i.series_pk').innerJoin('studies as st', 'st.id', 'se.study_pk')
       .innerJoin('patients as p', 'p.id', 'st.patient_pk').select(['st.study_uid', 'se.series_uid', 'p.patient_id', 'st.referring_physician_name_fold', 'st.deleted_at as study_deleted', 'se.deleted_at as series_deleted'])
-      .where('i.sop_uid', '=', sopUid).executeTakeFirst();
+      .where('i.sop_uid', '=', sopUid).orderBy('i.is_current', 'desc').orderBy('i.version', 'desc').executeTakeFirst();
     return r && { studyUid: r.study_uid, seriesUid: r.series_uid, patientId: r.patient_id, referringNameFold: r.referring_physician_name_fold, deleted: r.study_deleted !== null || r.series_deleted !== null };
   }
 
-  /** Which of these studies are deleted (tombstoned), so nothing is stored into them out of sight. */
-  async deletedStudies(studyUids: readonly string[]): Promise<Set<string>> {
-    if (studyUids.length === 0) return new Set();
-    const rows = await this.db.selectFrom('studies').select('study_uid').where('study_uid', 'in', [...studyUids]).where('deleted_at', 'is not', null).execute();
-    return new Set(rows.map((r) => r.study_uid));
+  /**
+   * Which of these studies (a study is its UID under its patient) are deleted (tombstoned), so nothing is
+   * stored into them out of sight; as `${patientId}\0${studyUid}`, see studyKey.
+   */
+  async deletedStudies(studies: ReadonlyArray<{ readonly patientId: string; readonly studyUid: string }>): Promise<Set<string>> {
+    if (studies.length === 0) return new Set();
+    const rows = await this.db.selectFrom('studies as st').innerJoin('patients as p', 'p.id', 'st.patient_pk').select(['st.study_uid', 'p.patient_id'])
+      .where('st.study_uid', 'in', [...new Set(studies.map((s) => s.studyUid))]).where('st.deleted_at', 'is not', null).execute();
+    return new Set(rows.map((r) => studyKey(r.patient_id, r.study_uid)));
   }
 
   /** Instance versions marked damaged, for the integrity report. */
@@ -612,18 +639,58 @@ export function wildcardToLike(pattern: string): string {
 /** Row ids of patients, studies and series already upserted in this transaction (a batch is mostly one series). */
 interface ParentCache {
   readonly patients: Map<string, number>;
+  /** By patient ID and study UID; series by those and the series UID (see hierarchyKey). */
   readonly studies: Map<string, number>;
   readonly series: Map<string, number>;
 }
 
-/** One instance inside a transaction: upsert its patient, study and series, then add it or a new version of it. */
-async function recordOne(trx: Kysely<IndexSchema>, r: InstanceRecord, parents: ParentCache): Promise<RecordOutcome> {
+/** A cache key of UIDs (NUL never occurs in a DICOM UID or LO value). */
+const hierarchyKey = (...parts: string[]) => parts.join('\0');
+
+/** The key of a study: its UID under its patient's ID. */
+export const studyKey = (patientId: string, studyUid: string): string => hierarchyKey(patientId, studyUid);
+
+/**
+ * One instance inside a transaction: file it under its own header's patient, study and series (made if
+ * new), then add it or a new version of it. A series UID the archive holds under another study, a study
+ * UID under another patient, or a SOP Instance UID current in another series is a conflict: recorded
+ * and named in the outcome, or (policy 'refuse') the instance is not recorded at all.
+ */
+async function recordOne(trx: Kysely<IndexSchema>, r: InstanceRecord, parents: ParentCache, policy: HierarchyConflictPolicy): Promise<RecordOutcome> {
   const now = new Date().toISOString();
+  const conflicts: HierarchyConflict[] = [];
+  const ownStudy = studyKey(r.patient.patientId, r.studyUid);
+  const seriesKey = hierarchyKey(r.patient.patientId, r.studyUid, r.seriesUid);
   // Most instances join a series the index already holds: one lookup finds it, and its study and
   // patient rows are then left as they are (as an upsert that changes nothing would leave them).
-  let seriesPk = parents.series.get(r.seriesUid)
-    ?? (await trx.selectFrom('series').select('id').where('series_uid', '=', r.seriesUid).executeTakeFirst())?.id;
+  let seriesPk = parents.series.get(seriesKey);
+  let studyPk = parents.studies.get(ownStudy);
   if (seriesPk === undefined) {
+    const homes = await trx.selectFrom('series as se').innerJoin('studies as st', 'st.id', 'se.study_pk').innerJoin('patients as p', 'p.id', 'st.patient_pk')
+      .select(['se.id', 'st.study_uid', 'p.patient_id']).where('se.series_uid', '=', r.seriesUid).execute();
+    seriesPk = homes.find((h) => h.study_uid === r.studyUid && h.patient_id === r.patient.patientId)?.id;
+    if (seriesPk === undefined) {
+      const otherStudies = [...new Set(homes.map((h) => h.study_uid).filter((uid) => uid !== r.studyUid))];
+      if (otherStudies.length > 0) conflicts.push({ level: 'series', uid: r.seriesUid, headerParent: r.studyUid, archivedParents: otherStudies });
+      if (studyPk === undefined) {
+        const studyHomes = await trx.selectFrom('studies as st').innerJoin('patients as p', 'p.id', 'st.patient_pk')
+          .select(['st.id', 'p.patient_id']).where('st.study_uid', '=', r.studyUid).execute();
+        studyPk = studyHomes.find((h) => h.patient_id === r.patient.patientId)?.id;
+        const otherPatients = studyHomes.map((h) => h.patient_id).filter((id) => id !== r.patient.patientId);
+        if (studyPk === undefined && otherPatients.length > 0) conflicts.push({ level: 'study', uid: r.studyUid, headerParent: r.patient.patientId, archivedParents: otherPatients });
+      }
+    }
+  }
+  const current = await trx.selectFrom('instances as i').innerJoin('series as se', 'se.id', 'i.series_pk')
+    .select(['i.id', 'i.version', 'i.blob_sha256', 'i.series_pk', 'se.series_uid'])
+    .where('i.sop_uid', '=', r.sopUid).where('i.is_current', '=', 1).executeTakeFirst();
+  if (current && current.series_pk !== seriesPk) {
+    conflicts.push({ level: 'instance', uid: r.sopUid, headerParent: r.seriesUid, archivedParents: [current.series_uid] });
+  }
+  if (conflicts.length > 0 && policy === 'refuse') return { kind: 'conflict', conflicts };
+  if (current && current.blob_sha256 === r.blobSha256 && current.series_pk === seriesPk) return { kind: 'duplicate', version: current.version };
+
+  if (studyPk === undefined) {
     const patientPk = parents.patients.get(r.patient.patientId) ?? await insertOrFind(
       () => trx.insertInto('patients')
         .values({ patient_id: r.patient.patientId, patient_name: r.patient.patientName, patient_name_fold: foldName(r.patient.patientName), patient_name_fuzzy: fuzzyNameKey(r.patient.patientName), birth_date: r.patient.birthDate, sex: r.patient.sex, created_at: now })
@@ -631,7 +698,7 @@ async function recordOne(trx: Kysely<IndexSchema>, r: InstanceRecord, parents: P
       () => trx.selectFrom('patients').select('id').where('patient_id', '=', r.patient.patientId).executeTakeFirst(),
     );
     parents.patients.set(r.patient.patientId, patientPk);
-    const studyPk = parents.studies.get(r.studyUid) ?? await insertOrFind(
+    studyPk = await insertOrFind(
       () => trx.insertInto('studies')
         .values({
           study_uid: r.studyUid, patient_pk: patientPk, study_date: r.study.studyDate, study_time: r.study.studyTime,
@@ -640,26 +707,26 @@ async function recordOne(trx: Kysely<IndexSchema>, r: InstanceRecord, parents: P
           referring_physician_name_fuzzy: fuzzyNameKey(r.study.referringPhysicianName),
           department: r.study.department ?? '', created_at: now,
         })
-        .onConflict((oc) => oc.column('study_uid').doNothing()).returning('id').executeTakeFirst(),
-      () => trx.selectFrom('studies').select('id').where('study_uid', '=', r.studyUid).executeTakeFirst(),
+        .onConflict((oc) => oc.columns(['patient_pk', 'study_uid']).doNothing()).returning('id').executeTakeFirst(),
+      () => trx.selectFrom('studies').select('id').where('patient_pk', '=', patientPk).where('study_uid', '=', r.studyUid).executeTakeFirst(),
     );
-    parents.studies.set(r.studyUid, studyPk);
+  }
+  parents.studies.set(ownStudy, studyPk);
+  if (seriesPk === undefined) {
+    const inStudy = studyPk;
     seriesPk = await insertOrFind(
       () => trx.insertInto('series')
         .values({
-          series_uid: r.seriesUid, study_pk: studyPk, modality: r.series.modality, series_number: r.series.seriesNumber,
+          series_uid: r.seriesUid, study_pk: inStudy, modality: r.series.modality, series_number: r.series.seriesNumber,
           series_description: r.series.seriesDescription, series_date: r.series.seriesDate, series_time: r.series.seriesTime,
           body_part_examined: r.series.bodyPartExamined, station_name: r.series.stationName, created_at: now,
         })
-        .onConflict((oc) => oc.column('series_uid').doNothing()).returning('id').executeTakeFirst(),
-      () => trx.selectFrom('series').select('id').where('series_uid', '=', r.seriesUid).executeTakeFirst(),
+        .onConflict((oc) => oc.columns(['study_pk', 'series_uid']).doNothing()).returning('id').executeTakeFirst(),
+      () => trx.selectFrom('series').select('id').where('study_pk', '=', inStudy).where('series_uid', '=', r.seriesUid).executeTakeFirst(),
     );
   }
-  parents.series.set(r.seriesUid, seriesPk);
+  parents.series.set(seriesKey, seriesPk);
 
-  const current = await trx.selectFrom('instances').select(['id', 'version', 'blob_sha256'])
-    .where('sop_uid', '=', r.sopUid).where('is_current', '=', 1).executeTakeFirst();
-  if (current && current.blob_sha256 === r.blobSha256) return { kind: 'duplicate', version: current.version };
   // Numbered after every version there is, including one a deletion hid (then none is current).
   const latest = current ?? await trx.selectFrom('instances').select('version').where('sop_uid', '=', r.sopUid).orderBy('version', 'desc').executeTakeFirst();
   const version = latest ? latest.version + 1 : 1;
@@ -673,5 +740,6 @@ async function recordOne(trx: Kysely<IndexSchema>, r: InstanceRecord, parents: P
     number_of_frames: r.instance.numberOfFrames, rows: r.instance.rows, columns: r.instance.columns,
     blob_sha256: r.blobSha256, size: r.size, metadata: r.metadataJson, received_by: r.receivedBy, created_at: now,
   }).execute();
-  return current ? { kind: 'new-version', version, previousSha256: current.blob_sha256 } : { kind: 'stored', version };
+  const named = conflicts.length > 0 ? { conflicts } : {};
+  return current ? { kind: 'new-version', version, previousSha256: current.blob_sha256, ...named } : { kind: 'stored', version, ...named };
 }

@@ -2,7 +2,7 @@ export { FileBlobStore, sha256Hex, fsyncDir, type BlobStore, type PutResult, typ
 export { BlobReplicas } from './replicas.js';
 export { openIndexDatabase, type IndexDatabase } from './db.js';
 export {
-  ArchiveIndex, SEARCHABLE, wildcardToLike, foldName, type BeforeCommit,
+  ArchiveIndex, SEARCHABLE, wildcardToLike, foldName, studyKey, type BeforeCommit, type HierarchyConflict, type HierarchyConflictPolicy,
   type InstanceRecord, type RecordOutcome, type Matcher, type QueryLevel, type SearchableKeyword,
   type SearchRequest, type SearchRow, type StoredInstance,
 } from './archive-index.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../../test/support/postgres.js';
-import { ArchiveIndex, ChangeRequestStore, LifecycleIndex, openIndexDatabase, type IndexDatabase, type InstanceRecord } from './index.js';
+import { ArchiveIndex, ChangeRequestStore, LifecycleIndex, openIndexDatabase, studyKey, type IndexDatabase, type InstanceRecord } from './index.js';
 
 function record(sopUid: string, studyUid: string, seriesUid: string, sha: string, patientId = 'LC-1'): InstanceRecord {
   return {
@@ -63,7 +63,9 @@ describe.each([
     const study = await lifecycle.tombstone({ level: 'study', uid: '9.1', requestId: 4, requestedBy: 'user:a', approvedBy: 'user:b' });
     expect(study.instances).toBe(3);
     expect(await studies()).toEqual(['9.2']);
-    expect(await index.deletedStudies(['9.1', '9.2'])).toEqual(new Set(['9.1']));
+    // A study is its UID under its patient: the same UID sent for another patient is another study.
+    expect(await index.deletedStudies([{ patientId: 'LC-1', studyUid: '9.1' }, { patientId: 'LC-2', studyUid: '9.2' }, { patientId: 'LC-2', studyUid: '9.1' }]))
+      .toEqual(new Set([studyKey('LC-1', '9.1')]));
     expect((await lifecycle.list()).map((t) => t.id)).toEqual([study.id]);
   });
 

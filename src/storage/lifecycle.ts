@@ -43,15 +43,20 @@ export class LifecycleIndex {
   async tombstone(t: { level: DeletionLevel; uid: string; requestId: number; requestedBy: string; approvedBy: string }): Promise<Tombstone> {
     return this.db.transaction().execute(async (trx) => {
       const now = new Date().toISOString();
-      const target = await locate(trx, t.level, t.uid);
+      // A UID reused across parents (a series in two studies, a study for two patients) has a row under
+      // each: the deletion hides every one of them. The tombstone names the first for the record.
+      const targets = await locate(trx, t.level, t.uid);
+      const target = targets[0];
       if (!target) throw new PacsGuardError('PG_ERR_NOT_FOUND', `${t.level} ${t.uid} is not in the archive (or is deleted already)`);
+      const studyPks = targets.map((x) => x.studyPk);
+      const seriesPks = targets.map((x) => x.seriesPk ?? -1);
       let q = trx.selectFrom('instances as i').innerJoin('series as se', 'se.id', 'i.series_pk').select('i.id').where('i.is_current', '=', 1);
-      if (t.level === 'study') q = q.where('se.study_pk', '=', target.studyPk);
-      else if (t.level === 'series') q = q.where('se.id', '=', target.seriesPk as number);
+      if (t.level === 'study') q = q.where('se.study_pk', 'in', studyPks);
+      else if (t.level === 'series') q = q.where('se.id', 'in', seriesPks);
       else q = q.where('i.sop_uid', '=', t.uid);
       const hidden = (await q.execute()).map((r) => r.id);
-      if (t.level === 'study') await trx.updateTable('studies').set({ deleted_at: now }).where('id', '=', target.studyPk).execute();
-      else if (t.level === 'series') await trx.updateTable('series').set({ deleted_at: now }).where('id', '=', target.seriesPk as number).execute();
+      if (t.level === 'study') await trx.updateTable('studies').set({ deleted_at: now }).where('id', 'in', studyPks).execute();
+      else if (t.level === 'series') await trx.updateTable('series').set({ deleted_at: now }).where('id', 'in', seriesPks).execute();
       else await trx.updateTable('instances').set({ is_current: 0 }).where('id', 'in', hidden.length > 0 ? hidden : [-1]).execute();
       const { id } = await trx.insertInto('tombstones').values({
         level: t.level, uid: t.uid, study_uid: target.studyUid, patient_id: target.patientId, request_id: t.requestId,
@@ -67,7 +72,7 @@ export class LifecycleIndex {
   /** The study and patient a deletion would touch, or undefined when the target is not there to delete. */
   async describeTarget(level: DeletionLevel, uid: string): Promise<{ studyUid: string; patientId: string } | undefined> {
     return this.db.transaction().execute(async (trx) => {
-      const t = await locate(trx, level, uid);
+      const [t] = await locate(trx, level, uid);
       return t && { studyUid: t.studyUid, patientId: t.patientId };
     });
   }
@@ -79,8 +84,8 @@ export class LifecycleIndex {
       if (!t) throw new PacsGuardError('PG_ERR_NOT_FOUND', `no deletion ${tombstoneId}`);
       if (t.restoredAt || t.purgedAt) throw new PacsGuardError('PG_ERR_CONFLICT', `deletion ${tombstoneId} was ${t.purgedAt ? 'purged' : 'restored'} already`);
       const now = new Date().toISOString();
-      if (t.level === 'study') await trx.updateTable('studies').set({ deleted_at: null }).where('study_uid', '=', t.uid).execute();
-      else if (t.level === 'series') await trx.updateTable('series').set({ deleted_at: null }).where('series_uid', '=', t.uid).execute();
+      if (t.level === 'study') await trx.updateTable('studies').set({ deleted_at: null }).where('id', 'in', await hiddenRows(trx, t)).execute();
+      else if (t.level === 'series') await trx.updateTable('series').set({ deleted_at: null }).where('id', 'in', await hiddenRows(trx, t)).execute();
       else {
         // An instance comes back as the current version only if nothing newer arrived meanwhile.
         const ids = (await trx.selectFrom('tombstone_instances').select('instance_id').where('tombstone_id', '=', t.id).execute()).map((r) => r.instance_id);
@@ -125,23 +130,23 @@ export class LifecycleIndex {
       const t = await this.get(tombstoneId, trx);
       if (!t || t.restoredAt || t.purgedAt) throw new PacsGuardError('PG_ERR_CONFLICT', `deletion ${tombstoneId} is not in force`);
       let rows: Array<{ id: number; blob_sha256: string }>;
+      let hidden: number[] = [];
       if (t.level === 'instance') {
         rows = await trx.selectFrom('instances').select(['id', 'blob_sha256']).where('sop_uid', '=', t.uid).where('is_current', '=', 0).execute();
       } else {
-        let q = trx.selectFrom('instances as i').innerJoin('series as se', 'se.id', 'i.series_pk').innerJoin('studies as st', 'st.id', 'se.study_pk')
-          .select(['i.id', 'i.blob_sha256']);
-        q = t.level === 'study' ? q.where('st.study_uid', '=', t.uid) : q.where('se.series_uid', '=', t.uid);
-        rows = await q.execute();
+        hidden = await hiddenRows(trx, t);
+        rows = await trx.selectFrom('instances as i').innerJoin('series as se', 'se.id', 'i.series_pk').select(['i.id', 'i.blob_sha256'])
+          .where(t.level === 'study' ? 'se.study_pk' : 'se.id', 'in', hidden).execute();
       }
       const ids = rows.map((r) => r.id);
       for (let i = 0; i < ids.length; i += 500) {
         await trx.deleteFrom('tombstone_instances').where('instance_id', 'in', ids.slice(i, i + 500)).where('tombstone_id', '<>', t.id).execute();
         await trx.deleteFrom('instances').where('id', 'in', ids.slice(i, i + 500)).execute();
       }
-      if (t.level === 'series') await trx.deleteFrom('series').where('series_uid', '=', t.uid).execute();
+      if (t.level === 'series') await trx.deleteFrom('series').where('id', 'in', hidden).execute();
       if (t.level === 'study') {
-        const study = await trx.selectFrom('studies').select(['id', 'patient_pk']).where('study_uid', '=', t.uid).executeTakeFirst();
-        if (study) {
+        const studies = await trx.selectFrom('studies').select(['id', 'patient_pk']).where('id', 'in', hidden).execute();
+        for (const study of studies) {
           await trx.deleteFrom('series').where('study_pk', '=', study.id).execute();
           await trx.deleteFrom('studies').where('id', '=', study.id).execute();
           const others = await trx.selectFrom('studies').select('id').where('patient_pk', '=', study.patient_pk).executeTakeFirst();
@@ -175,20 +180,37 @@ export class LifecycleIndex {
   }
 }
 
-async function locate(trx: Transaction<IndexSchema>, level: DeletionLevel, uid: string): Promise<{ studyPk: number; seriesPk?: number; studyUid: string; patientId: string } | undefined> {
+/**
+ * The study or series rows a study- or series-level tombstone hid: those holding the instances it lists
+ * (or, had it hidden none, every hidden row of its UID), never a row of the same UID stored since. [-1]
+ * when there are none, so the ids can go into an IN list as they are.
+ */
+async function hiddenRows(trx: Transaction<IndexSchema>, t: Tombstone): Promise<number[]> {
+  const listed = trx.selectFrom('tombstone_instances as ti').innerJoin('instances as i', 'i.id', 'ti.instance_id').innerJoin('series as se', 'se.id', 'i.series_pk')
+    .where('ti.tombstone_id', '=', t.id);
+  const rows = t.level === 'study'
+    ? await listed.select('se.study_pk as pk').distinct().execute()
+    : await listed.select('se.id as pk').distinct().execute();
+  if (rows.length > 0) return rows.map((r) => r.pk);
+  const all = t.level === 'study'
+    ? await trx.selectFrom('studies').select('id as pk').where('study_uid', '=', t.uid).where('deleted_at', 'is not', null).execute()
+    : await trx.selectFrom('series').select('id as pk').where('series_uid', '=', t.uid).where('deleted_at', 'is not', null).execute();
+  return all.length > 0 ? all.map((r) => r.pk) : [-1];
+}
+
+/** The rows a deletion of `uid` at `level` hides: one per parent the UID is filed under (most often one). */
+async function locate(trx: Transaction<IndexSchema>, level: DeletionLevel, uid: string): Promise<Array<{ studyPk: number; seriesPk?: number; studyUid: string; patientId: string }>> {
   const base = trx.selectFrom('studies as st').innerJoin('patients as p', 'p.id', 'st.patient_pk').where('st.deleted_at', 'is', null);
   if (level === 'study') {
-    const r = await base.select(['st.id', 'st.study_uid', 'p.patient_id']).where('st.study_uid', '=', uid).executeTakeFirst();
-    return r && { studyPk: r.id, studyUid: r.study_uid, patientId: r.patient_id };
+    const rows = await base.select(['st.id', 'st.study_uid', 'p.patient_id']).where('st.study_uid', '=', uid).orderBy('st.id').execute();
+    return rows.map((r) => ({ studyPk: r.id, studyUid: r.study_uid, patientId: r.patient_id }));
   }
   const withSeries = base.innerJoin('series as se', 'se.study_pk', 'st.id').where('se.deleted_at', 'is', null);
-  if (level === 'series') {
-    const r = await withSeries.select(['st.id', 'se.id as series_pk', 'st.study_uid', 'p.patient_id']).where('se.series_uid', '=', uid).executeTakeFirst();
-    return r && { studyPk: r.id, seriesPk: r.series_pk, studyUid: r.study_uid, patientId: r.patient_id };
-  }
-  const r = await withSeries.innerJoin('instances as i', 'i.series_pk', 'se.id').select(['st.id', 'se.id as series_pk', 'st.study_uid', 'p.patient_id'])
-    .where('i.sop_uid', '=', uid).where('i.is_current', '=', 1).executeTakeFirst();
-  return r && { studyPk: r.id, seriesPk: r.series_pk, studyUid: r.study_uid, patientId: r.patient_id };
+  const rows = level === 'series'
+    ? await withSeries.select(['st.id', 'se.id as series_pk', 'st.study_uid', 'p.patient_id']).where('se.series_uid', '=', uid).orderBy('se.id').execute()
+    : await withSeries.innerJoin('instances as i', 'i.series_pk', 'se.id').select(['st.id', 'se.id as series_pk', 'st.study_uid', 'p.patient_id'])
+      .where('i.sop_uid', '=', uid).where('i.is_current', '=', 1).execute();
+  return rows.map((r) => ({ studyPk: r.id, seriesPk: r.series_pk, studyUid: r.study_uid, patientId: r.patient_id }));
 }
 
 function toTombstone(r: { id: number; level: string; uid: string; study_uid: string; patient_id: string; request_id: number; deleted_at: string; requested_by: string; approved_by: string; restored_at: string | null; purged_at: string | null }, instances: number): Tombstone {

@@ -1,4 +1,6 @@
-import { sql, type ColumnDefinitionBuilder, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { sql, type ColumnDefinitionBuilder, type Kysely, type Migration, type MigrationProvider, type RawBuilder } from 'kysely';
+import { attributeText, indexAttributes, type DicomJson } from '../dicom/index.js';
+import { foldName } from './archive-index.js';
 import { fuzzyNameKey } from './fuzzy-names.js';
 
 /** The two engines the index runs on; the migrations differ only in how a row id is generated. */
@@ -411,7 +413,129 @@ function migrationsFor(engine: IndexEngine): Record<string, Migration> {
         .execute();
     },
   },
+  '0018_hierarchy_as_sent': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // A series is keyed by its study and a study by its patient, as each instance's header gives them:
+      // a SeriesInstanceUID reused in another study (or a StudyInstanceUID under another patient) makes
+      // a row of its own instead of filing the instance under the other study, where its URL found nothing.
+      if (engine === 'postgres') {
+        await sql`alter table studies drop constraint studies_study_uid_key`.execute(db);
+        await sql`alter table series drop constraint series_series_uid_key`.execute(db);
+        await sql`alter table studies add constraint studies_patient_study unique (patient_pk, study_uid)`.execute(db);
+        await sql`alter table series add constraint series_study_series unique (study_pk, series_uid)`.execute(db);
+      } else {
+        await rebuildSqliteHierarchy(db, id);
+      }
+      await db.schema.createIndex('studies_uid').on('studies').column('study_uid').execute();
+      await db.schema.createIndex('series_uid').on('series').column('series_uid').execute();
+      await refileAsSent(db, engine);
+    },
+  },
   };
+}
+
+/**
+ * SQLite cannot drop a column's UNIQUE constraint: studies and series are rebuilt with the new keys
+ * (SQLite's own procedure, https://sqlite.org/lang_altertable.html#otheralter), foreign keys off meanwhile
+ * and checked before the commit.
+ */
+async function rebuildSqliteHierarchy(db: Kysely<unknown>, id: (c: ColumnDefinitionBuilder) => ColumnDefinitionBuilder): Promise<void> {
+  const text = (c: ColumnDefinitionBuilder) => c.notNull().defaultTo('');
+  await sql`pragma foreign_keys = off`.execute(db);
+  try {
+    await db.transaction().execute(async (trx) => {
+      await trx.schema.createTable('studies_0018')
+        .addColumn('id', 'integer', id)
+        .addColumn('study_uid', 'text', (c) => c.notNull())
+        .addColumn('patient_pk', 'integer', (c) => c.notNull().references('patients.id'))
+        .addColumn('study_date', 'text', text).addColumn('study_time', 'text', text).addColumn('accession_number', 'text', text)
+        .addColumn('study_id', 'text', text).addColumn('study_description', 'text', text).addColumn('referring_physician_name', 'text', text)
+        .addColumn('referring_physician_name_fold', 'text', text).addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('deleted_at', 'text').addColumn('department', 'text', text).addColumn('referring_physician_name_fuzzy', 'text', text)
+        .addUniqueConstraint('studies_patient_study', ['patient_pk', 'study_uid'])
+        .execute();
+      await sql`insert into studies_0018 (id, study_uid, patient_pk, study_date, study_time, accession_number, study_id, study_description,
+        referring_physician_name, referring_physician_name_fold, created_at, deleted_at, department, referring_physician_name_fuzzy)
+        select id, study_uid, patient_pk, study_date, study_time, accession_number, study_id, study_description,
+        referring_physician_name, referring_physician_name_fold, created_at, deleted_at, department, referring_physician_name_fuzzy from studies`.execute(trx);
+      await trx.schema.createTable('series_0018')
+        .addColumn('id', 'integer', id)
+        .addColumn('series_uid', 'text', (c) => c.notNull())
+        .addColumn('study_pk', 'integer', (c) => c.notNull().references('studies.id'))
+        .addColumn('modality', 'text', text).addColumn('series_number', 'text', text).addColumn('series_description', 'text', text)
+        .addColumn('series_date', 'text', text).addColumn('series_time', 'text', text).addColumn('body_part_examined', 'text', text)
+        .addColumn('station_name', 'text', text).addColumn('created_at', 'text', (c) => c.notNull()).addColumn('deleted_at', 'text')
+        .addUniqueConstraint('series_study_series', ['study_pk', 'series_uid'])
+        .execute();
+      await sql`insert into series_0018 (id, series_uid, study_pk, modality, series_number, series_description, series_date, series_time,
+        body_part_examined, station_name, created_at, deleted_at)
+        select id, series_uid, study_pk, modality, series_number, series_description, series_date, series_time,
+        body_part_examined, station_name, created_at, deleted_at from series`.execute(trx);
+      await trx.schema.dropTable('series').execute();
+      await trx.schema.dropTable('studies').execute();
+      await trx.schema.alterTable('studies_0018').renameTo('studies').execute();
+      await trx.schema.alterTable('series_0018').renameTo('series').execute();
+      await trx.schema.createIndex('studies_patient').on('studies').column('patient_pk').execute();
+      await trx.schema.createIndex('studies_date').on('studies').column('study_date').execute();
+      await trx.schema.createIndex('studies_accession').on('studies').column('accession_number').execute();
+      await trx.schema.createIndex('studies_referring_fold').on('studies').column('referring_physician_name_fold').execute();
+      await trx.schema.createIndex('series_study').on('series').columns(['study_pk', 'modality']).execute();
+      const broken = (await sql<{ table: string }>`pragma foreign_key_check`.execute(trx)).rows;
+      if (broken.length > 0) throw new Error(`foreign keys broken by the rebuild of studies and series: ${broken.length} row(s), first in ${broken[0]?.table}`);
+    });
+  } finally {
+    await sql`pragma foreign_keys = on`.execute(db);
+  }
+}
+
+/**
+ * Instances filed before 0018 under a series' (or study's) existing parent rather than their own header's
+ * are moved where their header says. Candidates are found in SQL (each engine's JSON functions), then
+ * confirmed from the whole header, as ingest reads it. Rows a deletion hid stay hidden where they go.
+ */
+async function refileAsSent(db: Kysely<unknown>, engine: IndexEngine): Promise<void> {
+  const header = (tag: string) => engine === 'postgres'
+    ? sql`(i.metadata::jsonb #>> ${`{${tag},Value,0}`})`
+    : sql`json_extract(i.metadata, ${`$."${tag}".Value[0]`})`;
+  const batch = 1000;
+  for (let after = 0; ;) {
+    const rows = (await sql<{ id: number; metadata: string; series_uid: string; study_uid: string; patient_id: string; series_deleted: string | null; study_deleted: string | null }>`
+      select i.id, i.metadata, se.series_uid, st.study_uid, p.patient_id, se.deleted_at as series_deleted, st.deleted_at as study_deleted
+      from instances i join series se on se.id = i.series_pk join studies st on st.id = se.study_pk join patients p on p.id = st.patient_pk
+      where i.id > ${after} and (coalesce(${header('0020000D')}, '') <> st.study_uid or coalesce(${header('00100020')}, '') <> p.patient_id)
+      order by i.id limit ${batch}`.execute(db)).rows;
+    for (const r of rows) {
+      const json = JSON.parse(r.metadata) as DicomJson;
+      const a = indexAttributes(json);
+      if (a.studyInstanceUid === r.study_uid && a.patientId === r.patient_id) continue;
+      const seriesPk = await fileAsSent(db, a, attributeText(json, '0020000E') || r.series_uid, { series: r.series_deleted, study: r.study_deleted });
+      await sql`update instances set series_pk = ${seriesPk} where id = ${r.id}`.execute(db);
+    }
+    if (rows.length < batch) return;
+    after = Number((rows[rows.length - 1] as { id: number }).id);
+  }
+}
+
+/** The series row for an instance's own patient, study and series (made as ingest would make them). */
+async function fileAsSent(db: Kysely<unknown>, a: ReturnType<typeof indexAttributes>, seriesUid: string, deleted: { series: string | null; study: string | null }): Promise<number> {
+  const now = new Date().toISOString();
+  const one = async (q: RawBuilder<{ id: number }>) => (await q.execute(db)).rows[0]?.id;
+  const patientPk = await one(sql`select id from patients where patient_id = ${a.patientId}`)
+    ?? await one(sql`insert into patients (patient_id, patient_name, patient_name_fold, patient_name_fuzzy, birth_date, sex, created_at)
+      values (${a.patientId}, ${a.patientName}, ${foldName(a.patientName)}, ${fuzzyNameKey(a.patientName)}, ${a.patientBirthDate}, ${a.patientSex}, ${now}) returning id`);
+  const studyPk = await one(sql`select id from studies where patient_pk = ${patientPk} and study_uid = ${a.studyInstanceUid}`)
+    ?? await one(sql`insert into studies (study_uid, patient_pk, study_date, study_time, accession_number, study_id, study_description,
+      referring_physician_name, referring_physician_name_fold, referring_physician_name_fuzzy, department, created_at, deleted_at)
+      values (${a.studyInstanceUid}, ${patientPk}, ${a.studyDate}, ${a.studyTime}, ${a.accessionNumber}, ${a.studyId}, ${a.studyDescription},
+      ${a.referringPhysicianName}, ${foldName(a.referringPhysicianName)}, ${fuzzyNameKey(a.referringPhysicianName)},
+      ${a.institutionalDepartmentName}, ${now}, ${deleted.study}) returning id`);
+  const seriesPk = await one(sql`select id from series where study_pk = ${studyPk} and series_uid = ${seriesUid}`)
+    ?? await one(sql`insert into series (series_uid, study_pk, modality, series_number, series_description, series_date, series_time,
+      body_part_examined, station_name, created_at, deleted_at)
+      values (${seriesUid}, ${studyPk}, ${a.modality}, ${a.seriesNumber}, ${a.seriesDescription}, ${a.seriesDate}, ${a.seriesTime},
+      ${a.bodyPartExamined}, ${a.stationName}, ${now}, ${deleted.series}) returning id`);
+  if (seriesPk === undefined) throw new Error(`could not file series ${seriesUid} under study ${a.studyInstanceUid}`);
+  return Number(seriesPk);
 }
 
 /** Fills a fuzzy-key column from its name column, a batch of rows at a time (names differ per row). */

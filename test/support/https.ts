@@ -8,6 +8,33 @@ export interface TestResponse {
   json<T = unknown>(): T;
 }
 
+/**
+ * Every RetrieveURL a STOW-RS answer acknowledged, by the origin of the server that answered: the test
+ * server retrieves each of them when it stops (test/support/server.ts), so no test's STOW leaves an
+ * acknowledged URL that answers 404.
+ */
+const acknowledged = new Map<string, Set<string>>();
+
+/** The RetrieveURLs acknowledged by the server at `origin` so far, forgotten once taken. */
+export function takeAcknowledgedUrls(origin: string): string[] {
+  const urls = [...(acknowledged.get(origin) ?? [])];
+  acknowledged.delete(origin);
+  return urls;
+}
+
+function noteAcknowledged(url: string, method: string, res: { status: number; contentType: string; body: Buffer }): void {
+  if (method !== 'POST' || !/\/dicomweb\/studies(\/[^/?]+)?(\?|$)/.test(new URL(url).pathname + '?') || !res.contentType.startsWith('application/dicom+json')) return;
+  if (res.status !== 200 && res.status !== 202) return;
+  const items = (JSON.parse(res.body.toString('utf8')) as Record<string, { Value?: Array<Record<string, { Value?: string[] }>> }>)['00081199']?.Value ?? [];
+  const origin = new URL(url).origin;
+  const set = acknowledged.get(origin) ?? new Set<string>();
+  for (const item of items) {
+    const retrieveUrl = item['00081190']?.Value?.[0];
+    if (retrieveUrl) set.add(retrieveUrl);
+  }
+  acknowledged.set(origin, set);
+}
+
 /** One HTTPS request that trusts only the given CA (PacsGuard's own), as a real client would be set up. */
 export function httpsCall(
   url: string,
@@ -25,6 +52,7 @@ export function httpsCall(
       res.on('error', reject);
       res.on('end', () => {
         const body = Buffer.concat(chunks);
+        noteAcknowledged(url, opts.method ?? 'GET', { status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), body });
         resolve({
           status: res.statusCode ?? 0,
           headers: res.headers,

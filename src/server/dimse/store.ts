@@ -1,5 +1,5 @@
 import type dimse from 'dcmjs-dimse';
-import { QuarantinedError, type IngestResult } from '../../archive/index.js';
+import { hierarchyConflictDetail, HierarchyConflictError, QuarantinedError, type IngestResult } from '../../archive/index.js';
 import { asPacsGuardError, PacsGuardError } from '../../errors.js';
 import { subjectLabel } from '../../identity/index.js';
 import type { EarlyAudit, Operated, OperatedOutcome, PathContext } from '../path.js';
@@ -38,10 +38,10 @@ export async function storeInstance(
     const e = asPacsGuardError(err);
     if (e.spec.http >= 500) throw e;
     return {
-      value: { status: e.spec.dicomStatus, comment: e.detail.slice(0, 64) },
+      value: { status: e.spec.dicomStatus, comment: e instanceof HierarchyConflictError ? e.comment : e.detail.slice(0, 64) },
       outcome: 8,
       reason: `refused: ${e.detail}`,
-      detail: { code: e.code, bytes: file.length },
+      detail: { code: e.code, bytes: file.length, ...hierarchyConflictDetail([e]) },
       securityAlerts: e instanceof QuarantinedError
         ? [{ reason: `executable content in a DICOM preamble: ${e.threat}`, code: e.code, detail: { quarantineFile: e.quarantineFile, sha256: e.sha256 } }]
         : [],
@@ -54,6 +54,6 @@ function storedOutcome(r: IngestResult, bytes: number): OperatedOutcome {
   return {
     reason: r.outcome.kind === 'duplicate' ? 'identical re-send of a stored instance' : r.outcome.kind === 'new-version' ? `stored as version ${r.outcome.version}` : 'stored',
     objects: { studyUids: [r.studyUid], patientIds: [r.patientId], seriesUid: r.seriesUid, sopUid: r.sopUid, instanceCount: 1 },
-    detail: { bytes, outcome: r.outcome.kind, ...(r.coercions.length > 0 ? { coerced: r.coercions.join('; ') } : {}) },
+    detail: { bytes, outcome: r.outcome.kind, ...(r.coercions.length > 0 ? { coerced: r.coercions.join('; ') } : {}), ...hierarchyConflictDetail([r]) },
   };
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { parseQuery, QuarantinedError, searchResult, withBulkDataUrls, type IngestResult } from '../../archive/index.js';
+import { hierarchyConflictDetail, HierarchyConflictError, parseQuery, QuarantinedError, searchResult, withBulkDataUrls, type IngestResult } from '../../archive/index.js';
 import { codecsConvert, deidentifyPart10, lookupTransferSyntax, type DicomJson } from '../../dicom/index.js';
 import { PacsGuardError } from '../../errors.js';
 import { subjectLabel } from '../../identity/index.js';
@@ -146,6 +146,7 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
         const parts = splitMultipart(request.body, boundary);
         return storeParts(services, parts.map((p) => ({ contentType: p.headers.get('content-type'), body: p.body })), study, base(request), subjectLabel(ctx.subject), early);
       });
+      if (response.warnings.length > 0) reply.header('Warning', response.warnings.join(', '));
       return reply.code(response.status).type(DICOM_JSON).send(response.body);
     } finally {
       // Ingest is done with every part (written, indexed, or refused); the answer holds no view of them.
@@ -330,6 +331,8 @@ function sendOctets(reply: FastifyReply, parts: readonly Buffer[], syntax?: stri
 interface StowResponse {
   readonly status: number;
   readonly body: DicomJson;
+  /** Warning header values (RFC 7234 §5.5, as PS3.18 §8.4 uses them): what an ErrorComment cannot hold. */
+  readonly warnings: readonly string[];
 }
 
 /**
@@ -368,7 +371,14 @@ function isDicomPart(header: string): boolean {
   }
 }
 
-interface StowFailure { readonly reason: number; readonly detail: string; readonly sopClassUid?: string; readonly sopUid?: string }
+interface StowFailure {
+  readonly reason: number;
+  readonly detail: string;
+  /** The ErrorComment when the detail is too long for one (LO, 64 characters). */
+  readonly comment?: string;
+  readonly sopClassUid?: string;
+  readonly sopUid?: string;
+}
 
 /** What a STOW-RS request came to, from ingest's results: its response and what its audit event says. */
 function stowOutcome(
@@ -385,7 +395,9 @@ function stowOutcome(
       stored.push(r);
       continue;
     }
-    failed.push({ reason: r.spec.dicomStatus, detail: r.detail });
+    failed.push(r instanceof HierarchyConflictError
+      ? { reason: r.spec.dicomStatus, detail: r.detail, comment: r.comment, sopClassUid: r.sopClassUid, sopUid: r.sopUid }
+      : { reason: r.spec.dicomStatus, detail: r.detail });
     if (r instanceof QuarantinedError) {
       alerts.push({ reason: `executable content in a DICOM preamble: ${r.threat}`, code: r.code, detail: { quarantineFile: r.quarantineFile, sha256: r.sha256 } });
     }
@@ -408,7 +420,7 @@ function stowOutcome(
         ...(f.sopUid ? { '00081155': { vr: 'UI', Value: [f.sopUid] } } : {}),
         '00081197': { vr: 'US', Value: [f.reason] },
         // Why, in words (PS3.18 allows additional attributes; ErrorComment is the standard place).
-        '00000902': { vr: 'LO', Value: [f.detail.slice(0, 64)] },
+        '00000902': { vr: 'LO', Value: [f.comment ?? f.detail.slice(0, 64)] },
       })),
     };
   }
@@ -429,8 +441,12 @@ function stowOutcome(
   const status = failed.length === 0 && coerced.length === 0 ? 200 : stored.length === 0 ? 409 : 202;
   const newVersions = stored.filter((s) => s.outcome.kind === 'new-version').length;
   const duplicates = stored.filter((s) => s.outcome.kind === 'duplicate').length;
+  // Hierarchy conflicts in full (the UIDs and both parents), stored or refused.
+  const { hierarchyConflictsStored: conflictsStored, hierarchyConflictsRefused: conflictsRefused } = hierarchyConflictDetail(results);
+  const warnings = [conflictsStored && `stored as its header says: ${conflictsStored}`, conflictsRefused && `refused: ${conflictsRefused}`]
+    .filter((w): w is string => !!w).map((text) => `299 pacsguard "${text.replace(/["\\]/g, '')}"`);
   return {
-    value: { status, body },
+    value: { status, body, warnings },
     outcome: failed.length === 0 ? 0 : stored.length === 0 ? 8 : 4,
     reason: `${stored.length} stored (${newVersions} new versions, ${duplicates} identical re-sends), ${failed.length} failed${failed[0] ? `: ${failed[0].detail}` : ''}`,
     objects: {
@@ -438,7 +454,10 @@ function stowOutcome(
       patientIds: [...new Set(stored.map((s) => s.patientId))],
       instanceCount: stored.length,
     },
-    detail: { stored: stored.length, failed: failed.length, newVersions, ...(coerced.length > 0 ? { coerced: coerced.map((c) => `${c.sopUid}: ${c.coercions.join('; ')}`).join(' | ') } : {}) },
+    detail: {
+      stored: stored.length, failed: failed.length, newVersions, ...(coerced.length > 0 ? { coerced: coerced.map((c) => `${c.sopUid}: ${c.coercions.join('; ')}`).join(' | ') } : {}),
+      ...hierarchyConflictDetail(results),
+    },
     securityAlerts: alerts,
   };
 }
