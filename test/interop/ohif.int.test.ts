@@ -109,6 +109,8 @@ describe('OHIF Viewer against PacsGuard', () => {
 
     it('lists the stored studies with their names, dates, modalities and counts', async () => {
       await page.goto(`${origin}/viewer/`);
+      // Counted from the new page on: answers to the previous page's requests may still arrive until it goes.
+      from = exchanges.length;
       const ct = page.locator('tr, [role="row"], div[class*="row"]', { hasText: 'DOE, JANE' }).last();
       const mr = page.locator('tr, [role="row"], div[class*="row"]', { hasText: 'ROE, ANN' }).last();
       await ct.waitFor({ timeout: 60_000 });

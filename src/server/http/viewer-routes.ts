@@ -37,7 +37,9 @@ export function registerViewerRoutes(app: FastifyInstance, services: Services): 
   const directory = services.config.viewer.directory;
   if (!directory) return;
   const files = new ViewerFiles(directory);
-  const page = { config: { pacsguard: { action: 'console.view' as const, eventType: 'Application Activity' as const } } };
+  // The viewer's own routes carry the viewer's parameters (StudyInstanceUIDs, hangingprotocolId): its
+  // query strings are read by OHIF in the browser, never by the server, so they are not ours to name.
+  const page = { config: { pacsguard: { action: 'console.view' as const, eventType: 'Application Activity' as const, query: 'open' as const } } };
 
   app.get(VIEWER_BASE.slice(0, -1), page, async (request, reply) => {
     await perform(services, contextOf(request), async () => ({ value: undefined, reason: 'redirected to the viewer' }));
