@@ -3,7 +3,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hierarchyConflictDetail, HierarchyConflictError, QuarantinedError, type IngestResult } from '../archive/index.js';
 import { asPacsGuardError, type PacsGuardError } from '../errors.js';
-import type { Services } from '../server/services.js';
+import type { Services } from '../server/index.js';
 
 /** Totals of an import run. */
 export interface ImportSummary {

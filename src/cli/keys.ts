@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { rotateSealKey } from '../identity/index.js';
-import { openServices, sealKeyPath } from '../server/services.js';
+import { openServices, sealKeyPath } from '../server/index.js';
 
 /** `pacsguard keys rotate-seal`: seal the index's secrets under a new key (server stopped). */
 export function registerKeyCommands(program: Command, operator: () => string): void {

@@ -3,7 +3,7 @@ import type { AuditEvent } from '../audit/index.js';
 import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js';
 import { PacsGuardError } from '../errors.js';
 import { openSecretSeal, type SecretSeal } from '../identity/index.js';
-import { openServices, sealKeyPath } from '../server/services.js';
+import { openServices, sealKeyPath } from '../server/index.js';
 import { openIndexDatabase, type IndexSchema } from '../storage/index.js';
 import { spoolAuditEvent } from '../audit/index.js';
 

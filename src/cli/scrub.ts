@@ -1,8 +1,7 @@
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { scrubArchive } from '../archive/index.js';
-import { repairFromReplicas, reportDamage } from '../server/integrity.js';
-import { openServices } from '../server/services.js';
+import { repairFromReplicas, reportDamage, openServices } from '../server/index.js';
 
 /** `pacsguard scrub`: verify every stored blob against its hash (the server runs the same pass in the background). */
 export function registerScrubCommand(program: Command, operator: () => string): void {

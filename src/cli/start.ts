@@ -2,13 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { PKI_FILES } from '../identity/index.js';
-import { associationSlots, startDimseListener } from '../server/dimse/index.js';
-import { buildHttpApp, routesOf, type DeclaredRoute } from '../server/http/app.js';
-import { startBackgroundScrub } from '../server/integrity.js';
-import { openServices, type Services } from '../server/services.js';
+import { associationSlots, startDimseListener, buildHttpApp, routesOf, type DeclaredRoute, startBackgroundScrub, openServices, type Services, recordPolicyVersion } from '../server/index.js';
 import { drainAuditSpool } from '../audit/index.js';
 import { PacsGuardError } from '../errors.js';
-import { recordPolicyVersion } from '../server/policy-record.js';
 
 export interface StartOptions {
   readonly host?: string;

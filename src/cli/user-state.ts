@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { AuditEvent } from '../audit/index.js';
 import { PacsGuardError } from '../errors.js';
 import { UserStore } from '../identity/index.js';
-import { loginPolicy } from '../server/services.js';
+import { loginPolicy } from '../server/index.js';
 import { withOperatorContext } from './operator-context.js';
 
 /** Runs a change to a person's account (see operator-context.ts: works while the server runs). */

@@ -1,7 +1,18 @@
 import { scrubArchive } from '../archive/index.js';
-import type { BlobReplicas } from '../storage/index.js';
+import type { AuditLog } from '../audit/index.js';
+import type { Config, DataPaths } from '../config.js';
+import type { ArchiveIndex, BlobReplicas, FileBlobStore } from '../storage/index.js';
 import type { PacsGuardError } from '../errors.js';
-import type { Services } from './services.js';
+
+/** What the integrity work uses of the running services (services.ts builds them and calls in here). */
+interface IntegrityServices {
+  readonly config: Config;
+  readonly paths: DataPaths;
+  readonly index: ArchiveIndex;
+  readonly blobs: FileBlobStore;
+  readonly audit: AuditLog;
+  readonly replicas: BlobReplicas;
+}
 
 /**
  * A blob failed its hash check (on a read or in a scrub): mark every instance version stored in it
@@ -9,7 +20,7 @@ import type { Services } from './services.js';
  * list, not just in a log line.
  */
 export async function reportDamage(
-  services: Pick<Services, 'index' | 'audit'>,
+  services: Pick<IntegrityServices, 'index' | 'audit'>,
   sha256: string,
   error: PacsGuardError,
   found: { protocol: 'http' | 'dimse' | 'cli'; address: string; by: string },
@@ -38,7 +49,7 @@ export async function reportDamage(
  * and the repair is audited. Returns the good bytes, or undefined when no replica could help.
  */
 export async function repairFromReplicas(
-  services: Pick<Services, 'index' | 'audit' | 'blobs' | 'paths'> & { replicas: BlobReplicas },
+  services: Pick<IntegrityServices, 'index' | 'audit' | 'blobs' | 'paths'> & { replicas: BlobReplicas },
   sha256: string,
   found: { protocol: 'http' | 'dimse' | 'cli'; address: string; by: string },
 ): Promise<Buffer | undefined> {
@@ -67,7 +78,7 @@ export async function repairFromReplicas(
  * The background scrub: every `scrub.intervalHours` the server re-reads every blob at the configured
  * rate, marking and alerting on damage, and audits a summary of each pass. Returns how to stop it.
  */
-export function startBackgroundScrub(services: Services): { close(): Promise<void> } {
+export function startBackgroundScrub(services: IntegrityServices): { close(): Promise<void> } {
   const { intervalHours, megabytesPerSecond } = services.config.scrub;
   if (intervalHours <= 0) return { close: async () => undefined };
   const abort = new AbortController();

@@ -6,7 +6,8 @@ import { auditRejection } from '../path.js';
 import type { Services } from '../services.js';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from '../../dicom/index.js';
 import { AssociationSlots, ByteBudget, PduFramer, PduGuard } from './limits.js';
-import { AssociationScp, type ListenerContext, type Peer } from './scp.js';
+import type { ListenerContext, Peer } from './listener-context.js';
+import { AssociationScp } from './scp.js';
 
 /** A running DICOM listener. */
 export interface DimseListener {

@@ -6,7 +6,7 @@ import type { Services } from '../services.js';
 import { SOP } from './association.js';
 import { codecsConvert, datasetOfPart10, ENCODABLE_TRANSFER_SYNTAXES, lookupTransferSyntax } from '../../dicom/index.js';
 import { encodeJson, identifierOf, parseIdentifier } from './find.js';
-import type { ListenerContext } from './scp.js';
+import type { ListenerContext } from './listener-context.js';
 import { sendStore, StoreScu } from './scu.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -3,7 +3,6 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { AuditEventType } from '../../audit/index.js';
-import type { Config } from '../../config.js';
 import { fileMetaHeader } from '../../dicom/index.js';
 import { asPacsGuardError, PacsGuardError } from '../../errors.js';
 import type { Action, Resource } from '../../policy/index.js';
@@ -13,34 +12,13 @@ import type { Services } from '../services.js';
 import { negotiatePresentationContexts } from './association.js';
 import { DatasetCollector, EncodedCommandDataset, EncodedDataset } from './encoded.js';
 import { findResponses } from './find.js';
-import type { AssociationSlots, ByteBudget, PduViolation } from './limits.js';
+import type { PduViolation } from './limits.js';
+import type { ListenerContext, Peer } from './listener-context.js';
 import { retrieveByGet, retrieveByMove } from './retrieve.js';
 import { storeInstance } from './store.js';
 
 const { Status, RejectResult, RejectSource, RejectReason, AbortSource } = dimse.constants;
 const { CEchoResponse, CStoreResponse, CFindResponse, CGetResponse, CMoveResponse } = dimse.responses;
-
-/** What every association of one listener shares. */
-export interface ListenerContext {
-  readonly services: Services;
-  readonly slots: AssociationSlots;
-  /** Dataset bytes held at once across both listeners. */
-  readonly budget: ByteBudget;
-  readonly limits: Config['dimse'];
-  /** Our AE title: the only called AE title served. */
-  readonly aeTitle: string;
-  /** 'tls' for the mutual-TLS listener, 'plain' for the legacy one. */
-  readonly kind: 'tls' | 'plain';
-}
-
-/** Who is on the other end of a connection, before the association says more. */
-export interface Peer {
-  readonly address: string;
-  /** The TLS-verified client certificate (TLS listener only). */
-  readonly certificate?: { fingerprint256: string; subject?: string; subjectAltName?: string; validTo: string };
-  /** False when the connection came in over the listener's association limit. */
-  readonly withinLimit: boolean;
-}
 
 type AnyRequest = dimse.requests.Request;
 
