@@ -39,6 +39,10 @@ export interface StagedBlob {
   append(piece: Uint8Array): void;
   /** Bytes appended so far. */
   readonly size: number;
+  /** Resolves once every piece appended so far is written (a reader of a fast stream waits on it: backpressure). */
+  flushed(): Promise<void>;
+  /** The bytes appended, read back from the temporary file once written (for ingest, which reads an instance whole). */
+  read(): Promise<Buffer>;
   /** Removes the temporary file; a no-op once the blob was placed or discarded. */
   discard(): Promise<void>;
 }
@@ -306,6 +310,22 @@ class StagedFile implements StagedBlob {
       this.pending.length = 0;
     } finally {
       this.writing = null;
+    }
+  }
+
+  async flushed(): Promise<void> {
+    while (this.writing) await this.writing;
+    if (this.failure !== null) throw asPacsGuardError(this.failure);
+  }
+
+  async read(): Promise<Buffer> {
+    if (this.state === 'settled') throw new PacsGuardError('PG_ERR_INTERNAL', 'a staged blob read after it was placed or discarded');
+    await this.flushed();
+    if (this.size === 0) return Buffer.alloc(0);
+    try {
+      return await readFile(this.path);
+    } catch (err) {
+      throw asPacsGuardError(err);
     }
   }
 

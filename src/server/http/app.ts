@@ -20,6 +20,7 @@ import { credentialsOf, resourceOfParams } from './context.js';
 import { registerDicomwebRoutes } from './dicomweb-routes.js';
 import { sendProblem, toPacsGuardError } from './problems.js';
 import { duplicateJsonKeys } from './json-body.js';
+import { registerRequestLimits } from './request-limits.js';
 
 /** TLS material for the HTTPS listener. */
 export interface HttpTls {
@@ -45,7 +46,8 @@ function helmetOptions(services: Services): { contentSecurityPolicy: { directive
 export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { logger?: boolean } = {}): Promise<FastifyInstance> {
   const app = Fastify({
     ...(tls ? { https: { key: tls.key, cert: tls.cert, ca: tls.ca, minVersion: 'TLSv1.2' } } : {}),
-    bodyLimit: services.config.limits.requestBodyBytes,
+    // The API's JSON bodies; STOW-RS reads its own, up to limits.requestBodyBytes.
+    bodyLimit: services.config.http.apiBodyBytes,
     logger: opts.logger === false ? false : {
       level: process.env.PACSGUARD_LOG_LEVEL ?? 'info',
       // Secrets never reach the log: tokens, passwords and TOTP codes are redacted wherever they appear.
@@ -125,6 +127,8 @@ export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { lo
     });
   });
 
+  const { memory } = registerRequestLimits(app, services);
+
   app.setErrorHandler(async (err, request, reply) => {
     const error = toPacsGuardError(err);
     if (error.code === 'PG_ERR_INTERNAL') request.log.error({ err }, 'internal error');
@@ -163,6 +167,6 @@ export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { lo
   await app.register(async (scope) => registerAlertRoutes(scope, services), { prefix: '/api' });
   await app.register(async (scope) => registerPasskeyRoutes(scope, services));
   await app.register(async (scope) => registerOidcRoutes(scope, services), { prefix: '/api' });
-  await app.register(async (scope) => registerDicomwebRoutes(scope, services), { prefix: '/dicomweb' });
+  await app.register(async (scope) => registerDicomwebRoutes(scope, services, memory), { prefix: '/dicomweb' });
   return app;
 }

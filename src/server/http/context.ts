@@ -8,6 +8,11 @@ import type { Credentials, PathContext } from '../path.js';
 export interface RouteDeclaration {
   readonly action: Action;
   readonly eventType: AuditEventType;
+  /**
+   * An upload (STOW-RS): takes one of its account's upload slots while in progress, and holds its body
+   * in memory only as its own handler says (see registerRequestLimits).
+   */
+  readonly upload?: boolean;
 }
 
 declare module 'fastify' {
