@@ -44,8 +44,12 @@ function helmetOptions(services: Services): { contentSecurityPolicy: { directive
  * measure what TLS costs; `pacsguard start` always passes TLS.
  */
 export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { logger?: boolean } = {}): Promise<FastifyInstance> {
+  // Slowloris: a client dribbling its request line and headers is cut off after headersTimeoutMs
+  // (Node's default gives it a minute, checked every 30 s); bodies are paced by registerRequestLimits.
+  const headersTimeout = services.config.http.headersTimeoutMs;
+  const timeouts = { headersTimeout, connectionsCheckingInterval: Math.min(5000, Math.ceil(headersTimeout / 4)) };
   const app = Fastify({
-    ...(tls ? { https: { key: tls.key, cert: tls.cert, ca: tls.ca, minVersion: 'TLSv1.2' } } : {}),
+    ...(tls ? { https: { key: tls.key, cert: tls.cert, ca: tls.ca, minVersion: 'TLSv1.2', ...timeouts } } : { http: timeouts }),
     // The API's JSON bodies; STOW-RS reads its own, up to limits.requestBodyBytes.
     bodyLimit: services.config.http.apiBodyBytes,
     logger: opts.logger === false ? false : {

@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
+import { connect } from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpsCall, multipartBodies, stowBody } from '../../../test/support/https.js';
@@ -51,7 +52,7 @@ describe('HTTP request limits: memory, upload slots and slow senders', () => {
         ...c,
         // Bodies over 1 MiB (or of no declared length) are streamed to staging files; ingest reads them
         // back in batches of at most 1 MiB, all that requests may hold together.
-        http: { ...c.http, maxBufferedBytes: 1024 * 1024, memoryBodyBytes: 1024 * 1024, memoryWaitMs: 300, maxUploadsPerAccount: 2, bodyIdleTimeoutMs: 1500, bodyMinBytesPerSecond: 0, apiBodyBytes: 4096 },
+        http: { ...c.http, maxBufferedBytes: 1024 * 1024, memoryBodyBytes: 1024 * 1024, memoryWaitMs: 300, maxUploadsPerAccount: 2, headersTimeoutMs: 1000, bodyIdleTimeoutMs: 1500, bodyMinBytesPerSecond: 0, apiBodyBytes: 4096 },
       }),
     });
     tech = await s.token('technologist');
@@ -139,6 +140,21 @@ describe('HTTP request limits: memory, upload slots and slow senders', () => {
     const { body } = stowBody([instance(50)], boundary);
     const after = await httpsCall(url(), { method: 'POST', ca: s.ca, headers: { authorization: `Bearer ${tech}`, 'content-type': contentType }, body });
     expect(after.status).toBe(200);
+  });
+
+  it('closes a connection whose headers do not arrive within http.headersTimeoutMs (slowloris)', async () => {
+    const { port } = new URL(s.url);
+    const socket = connect({ host: '127.0.0.1', port: Number(port), ca: s.ca });
+    await new Promise((r) => socket.once('secureConnect', r));
+    const started = Date.now();
+    socket.write('GET /dicomweb/studies HTTP/1.1\r\nHost: localhost\r\nX-Slow: ');
+    const trickle = setInterval(() => socket.write('a'), 200);
+    let answer = '';
+    socket.on('data', (c: Buffer) => (answer += c.toString()));
+    await new Promise((r) => socket.once('close', r));
+    clearInterval(trickle);
+    expect(Date.now() - started).toBeLessThan(4000);
+    expect(answer).toMatch(/^HTTP\/1\.1 408/);
   });
 
   it('refuses an API body over http.apiBodyBytes with 413 before reading it', async () => {

@@ -44,8 +44,6 @@ export function registerRequestLimits(app: FastifyInstance, services: Services):
   const memory = new RequestMemory(limits.maxBufferedBytes, limits.memoryWaitMs);
   const slots = new UploadSlots(limits.maxUploadsPerAccount);
   const pace = { idleTimeoutMs: limits.bodyIdleTimeoutMs, minBytesPerSecond: limits.bodyMinBytesPerSecond, rateWindowMs: limits.bodyRateWindowMs };
-  // Slowloris: a client dribbling its headers. Node's own default gives it a minute.
-  app.server.headersTimeout = limits.headersTimeoutMs;
 
   app.addHook('preParsing', async (request, reply, payload) => {
     if (!hasBody(request)) return payload;
