@@ -8,7 +8,7 @@
  * Targets: `memory` (this build, defaults: bodies up to http.memoryBodyBytes read whole), `streamed`
  * (this build, http.memoryBodyBytes 0: every body streamed) and, with --before, `before` (another
  * build, such as main's, in its own checkout with dist/ built). Workloads: batches of 50 CT-like
- * 512×512 instances (25 MB bodies) and a single 72 MB instance. Prints the median throughput of each
+ * 512×512 instances (25 MB bodies), the same instances one per request, and a single 72 MB instance. Prints the median throughput of each
  * target per workload and the median per-round ratio to `memory`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -73,6 +73,7 @@ async function stop(t: Target): Promise<void> {
 
 const workloads = [
   { name: 'batch50 (25 MB bodies)', count: 50, batch: 50, rows: 512, columns: 512 },
+  { name: 'batch1 (0.5 MB bodies)', count: 30, batch: 1, rows: 512, columns: 512 },
   { name: 'one 72 MB instance', count: 1, batch: 1, rows: 6000, columns: 6000 },
 ] as const;
 

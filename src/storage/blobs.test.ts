@@ -93,6 +93,11 @@ describe('FileBlobStore', () => {
       await staged.flushed();
       const whole = Buffer.concat(parts);
       expect((await staged.read()).equals(whole)).toBe(true);
+      // Into memory the caller keeps, of exactly the blob's size.
+      const into = Buffer.alloc(whole.length, 0xee);
+      expect(await staged.read(into)).toBe(into);
+      expect(into.equals(whole)).toBe(true);
+      await expect(staged.read(Buffer.alloc(whole.length + 1))).rejects.toMatchObject({ code: 'PG_ERR_INTERNAL' });
       const empty = store.stage();
       expect((await empty.read()).length).toBe(0);
       await empty.discard();

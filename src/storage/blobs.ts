@@ -41,8 +41,11 @@ export interface StagedBlob {
   readonly size: number;
   /** Resolves once every piece appended so far is written (a reader of a fast stream waits on it: backpressure). */
   flushed(): Promise<void>;
-  /** The bytes appended, read back from the temporary file once written (for ingest, which reads an instance whole). */
-  read(): Promise<Buffer>;
+  /**
+   * The bytes appended, read back from the temporary file once written (for ingest, which reads an
+   * instance whole): into `into` when given (exactly `size` bytes, memory the caller keeps for reuse), else a new buffer.
+   */
+  read(into?: Buffer): Promise<Buffer>;
   /** Removes the temporary file; a no-op once the blob was placed or discarded. */
   discard(): Promise<void>;
 }
@@ -318,12 +321,24 @@ class StagedFile implements StagedBlob {
     if (this.failure !== null) throw asPacsGuardError(this.failure);
   }
 
-  async read(): Promise<Buffer> {
+  async read(into?: Buffer): Promise<Buffer> {
     if (this.state === 'settled') throw new PacsGuardError('PG_ERR_INTERNAL', 'a staged blob read after it was placed or discarded');
+    if (into && into.length !== this.size) throw new PacsGuardError('PG_ERR_INTERNAL', `a staged blob of ${this.size} bytes read into ${into.length}`);
     await this.flushed();
-    if (this.size === 0) return Buffer.alloc(0);
+    if (this.size === 0) return into ?? Buffer.alloc(0);
     try {
-      return await readFile(this.path);
+      if (!into) return await readFile(this.path);
+      const fh = await open(this.path, 'r');
+      try {
+        for (let at = 0; at < into.length;) {
+          const { bytesRead } = await fh.read(into, at, into.length - at, at);
+          if (bytesRead === 0) throw new PacsGuardError('PG_ERR_STORAGE_FAILED', `staging file ${this.path} is shorter than what was written to it`);
+          at += bytesRead;
+        }
+      } finally {
+        await fh.close();
+      }
+      return into;
     } catch (err) {
       throw asPacsGuardError(err);
     }

@@ -124,12 +124,11 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
   };
   const bodies = new BodyBuffers();
   app.addContentTypeParser('multipart/related', (request, payload, done) => {
-    const declared = declaredLength(request);
-    if (inMemory(request) === undefined && !(declared !== undefined && declared > bodyLimit)) {
+    // Read whole, or refused as too large before a byte is read; else streamed by the handler.
+    if (inMemory(request) === undefined && (declaredLength(request) ?? 0) <= bodyLimit) {
       done(null, payload);
       return;
     }
-    // Read whole, or refused as too large before a byte is read.
     readWholeBody(payload, request.headers['content-length'], bodyLimit, bodies).then((body) => done(null, body), (err: Error) => done(err, undefined));
   });
   const holdBody = async (request: FastifyRequest, reply: FastifyReply, payload: Readable) => {
@@ -143,7 +142,7 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
     }
     return payload;
   };
-  // Instances of a streamed body are read back for ingest in batches of about this many bytes.
+  // Instances of a streamed body are read back for ingest in batches of at most this many bytes.
   const batchBytes = Math.min(Math.max(memoryBodyBytes, 16 * 1024 * 1024), maxBufferedBytes);
   const base = (request: FastifyRequest) => dicomwebBase(request, services.config.publicBaseUrl, services.config.trustedProxies);
   const limits = { defaultLimit: services.config.limits.queryDefaultLimit, maxLimit: services.config.limits.queryMaxLimit };
@@ -162,7 +161,7 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
         if (request.body instanceof Readable) {
           const parts = await receiveParts(request.body, boundary, () => services.blobs.stage(), bodyLimit);
           try {
-            return await storeStagedParts(services, memory, batchBytes, parts, study, base(request), receivedBy, early);
+            return await storeStagedParts(services, { memory, bodies, batchBytes }, parts, study, base(request), receivedBy, early);
           } finally {
             await Promise.all(parts.map((p) => p.staged.discard()));
           }
@@ -373,43 +372,29 @@ async function storeParts(
   receivedBy: string,
   early: EarlyAudit,
 ): Promise<Operated<StowResponse>> {
-  const refusedParts: StowFailure[] = [];
-  const accepted: Buffer[] = [];
-  for (const part of parts) {
-    if (part.contentType !== undefined && !isDicomPart(part.contentType)) {
-      refusedParts.push({ reason: 0xc000, detail: `part Content-Type ${part.contentType} is not application/dicom` });
-    } else {
-      accepted.push(part.body);
-    }
-  }
+  const { accepted, refusedParts } = sortParts(parts);
   const summarise = (results: ReadonlyArray<IngestResult | PacsGuardError>) => stowOutcome(results, refusedParts, studyUid, base);
-  const results = await services.ingest.ingestMany(accepted, { receivedBy, expectedStudyUid: studyUid }, (settled) => early.record(summarise(settled)));
+  const results = await services.ingest.ingestMany(accepted.map((p) => p.body), { receivedBy, expectedStudyUid: studyUid }, (settled) => early.record(summarise(settled)));
   return summarise(results);
 }
 
 /**
- * Stores the parts of a streamed STOW-RS body, as storeParts does, in batches of about `batchBytes`: each
- * batch is read back from its staging files (its bytes taken from `memory` while ingest holds them) and
+ * Stores the parts of a streamed STOW-RS body, as storeParts does, in batches of at most `batchBytes`: each
+ * batch is read back from its staging files into `bodies` (its bytes taken from `memory` while ingest holds them) and
  * ingested (placed from staging, not written again). A batch that cannot have its memory fails instance
  * by instance (503 status for each), so what was stored before it is still acknowledged and audited.
  * The request's one audit event is recorded with the last batch, just before its index commit.
  */
 async function storeStagedParts(
   services: Services,
-  memory: RequestMemory,
-  batchBytes: number,
+  { memory, bodies, batchBytes }: { memory: RequestMemory; bodies: BodyBuffers; batchBytes: number },
   parts: readonly StagedPart[],
   studyUid: string | undefined,
   base: string,
   receivedBy: string,
   early: EarlyAudit,
 ): Promise<Operated<StowResponse>> {
-  const refusedParts: StowFailure[] = [];
-  const accepted: StagedPart[] = [];
-  for (const part of parts) {
-    if (part.contentType !== undefined && !isDicomPart(part.contentType)) refusedParts.push({ reason: 0xc000, detail: `part Content-Type ${part.contentType} is not application/dicom` });
-    else accepted.push(part);
-  }
+  const { accepted, refusedParts } = sortParts(parts);
   const summarise = (results: ReadonlyArray<IngestResult | PacsGuardError>) => stowOutcome(results, refusedParts, studyUid, base);
   const results: Array<IngestResult | PacsGuardError> = [];
   for (let at = 0; at < accepted.length;) {
@@ -427,14 +412,28 @@ async function storeStagedParts(
       results.push(...batch.map(() => err as PacsGuardError));
       continue;
     }
+    // Read into memory kept from earlier bodies (fresh pages are dear: see BodyBuffers), given back once ingested.
+    const items = batch.map((p) => bodies.take(p.staged.size));
     try {
-      const items = await Promise.all(batch.map((p) => p.staged.read()));
+      await Promise.all(batch.map((p, i) => p.staged.read(items[i])));
       results.push(...await services.ingest.ingestMany(items, { receivedBy, expectedStudyUid: studyUid }, last ? (settled) => early.record(summarise([...before, ...settled])) : undefined, batch.map((p) => p.staged)));
     } finally {
+      items.forEach((item) => bodies.give(item));
       release();
     }
   }
   return summarise(results);
+}
+
+/** A STOW-RS body's parts: those to ingest, and a failure (0xC000) for each that is not application/dicom. */
+function sortParts<P extends { readonly contentType: string | undefined }>(parts: readonly P[]): { accepted: P[]; refusedParts: StowFailure[] } {
+  const accepted: P[] = [];
+  const refusedParts: StowFailure[] = [];
+  for (const part of parts) {
+    if (part.contentType !== undefined && !isDicomPart(part.contentType)) refusedParts.push({ reason: 0xc000, detail: `part Content-Type ${part.contentType} is not application/dicom` });
+    else accepted.push(part);
+  }
+  return { accepted, refusedParts };
 }
 
 /** Whether a STOW part's Content-Type is application/dicom (any case, any parameters). */

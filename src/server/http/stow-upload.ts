@@ -9,9 +9,9 @@ export interface StagedPart {
   readonly staged: StagedBlob;
 }
 
-// Bytes appended to a staging file before the reader waits for them to be written: what one upload
-// holds in memory while the disk is slower than the network.
-const UNWRITTEN_BYTES = 1024 * 1024;
+// Bytes appended to staging files per step: the reader waits for the step before last to be written,
+// so one upload holds at most two steps in memory while the disk is slower than the network.
+const UNWRITTEN_BYTES = 512 * 1024;
 
 /**
  * Reads a streamed STOW-RS body part by part into staging files (hashed as they arrive), so that an
@@ -22,6 +22,8 @@ const UNWRITTEN_BYTES = 1024 * 1024;
 export async function receiveParts(body: Readable, boundary: string, stage: () => StagedBlob, limit: number): Promise<StagedPart[]> {
   const parts: StagedPart[] = [];
   let current: StagedBlob | null = null;
+  // The staging files appended to in this step.
+  const touched = new Set<StagedBlob>();
   const reader = new MultipartReader(boundary, {
     startPart(headers) {
       current = stage();
@@ -29,6 +31,7 @@ export async function receiveParts(body: Readable, boundary: string, stage: () =
     },
     partData(bytes) {
       current?.append(bytes);
+      if (current) touched.add(current);
     },
     endPart() {
       current = null;
@@ -36,8 +39,8 @@ export async function receiveParts(body: Readable, boundary: string, stage: () =
   });
   let received = 0;
   let unwritten = 0;
-  // Parts before this one were waited for already.
-  let waitedUpTo = 0;
+  // What was appended up to the last step, being written while the next step arrives.
+  let previous: Promise<unknown> = Promise.resolve();
   try {
     for await (const chunk of body as AsyncIterable<Buffer>) {
       received += chunk.length;
@@ -46,9 +49,13 @@ export async function receiveParts(body: Readable, boundary: string, stage: () =
       unwritten += chunk.length;
       if (unwritten >= UNWRITTEN_BYTES) {
         unwritten = 0;
-        // Stops reading (the socket fills, TCP tells the client to wait) until the disk has caught up.
-        await Promise.all(parts.slice(waitedUpTo).map((p) => p.staged.flushed()));
-        waitedUpTo = Math.max(0, parts.length - 1);
+        // Stops reading (the socket fills, TCP tells the client to wait) while the disk is more than a
+        // step behind; one step is written while the next arrives.
+        const upToNow = Promise.all([...touched].map((staged) => staged.flushed()));
+        touched.clear();
+        upToNow.catch(() => undefined);
+        await previous;
+        previous = upToNow;
       }
     }
     reader.end();
