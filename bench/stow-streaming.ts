@@ -38,8 +38,7 @@ interface Target {
 async function start(name: string, root: string, http: Record<string, unknown>): Promise<Target> {
   const bin = join(root, 'bin/pacsguard.js');
   const dir = mkdtempSync(join(tmpdir(), `bench-stream-${name}-`));
-  const admin = JSON.parse(await pacsguardCli(['init', '--data', dir, '--json'], bin)) as { username: string };
-  void admin;
+  await pacsguardCli(['init', '--data', dir, '--json'], bin);
   const secretFile = join(dir, 'tech.totp');
   const out = await pacsguardCli(['user', 'add', '--data', dir, '--username', 'bench-tech', '--role', 'technologist', '--totp-secret-out', secretFile], bin);
   const password = /^One-time password: (\S+)$/m.exec(out)?.[1] as string;
