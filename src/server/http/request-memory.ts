@@ -1,7 +1,7 @@
 import { PacsGuardError } from '../../errors.js';
 
 /** Seconds a client refused for lack of memory or upload slots is told to wait before trying again. */
-export const RETRY_AFTER_SECONDS = 5;
+const RETRY_AFTER_SECONDS = 5;
 
 /**
  * Request body bytes held in memory over every HTTP request at once, against one limit (the DIMSE
