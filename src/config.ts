@@ -85,6 +85,40 @@ export const configSchema = z.object({
      */
     readCacheBytes: z.number().int().min(0).default(64 * 1024 * 1024),
   }).prefault({}),
+  /**
+   * HTTP requests: what all of them together, and one account, may make the server hold in memory, and
+   * how slowly a client may send. A client that sends too slowly is ended (408, audited), so a few
+   * connections trickling bytes cannot hold connections, memory or upload slots for hours.
+   */
+  http: z.object({
+    /**
+     * Request body bytes held in memory at once over all HTTP requests (JSON bodies, small STOW-RS bodies
+     * read whole, STOW-RS instances read back from their staging files for ingest). A request that would
+     * pass it waits up to `memoryWaitMs`, then is refused with 503 and Retry-After, audited.
+     */
+    maxBufferedBytes: z.number().int().min(1024 * 1024).default(1024 * 1024 * 1024),
+    /** How long a request waits for memory to be given back before it is refused. */
+    memoryWaitMs: z.number().int().min(0).max(60_000).default(2000),
+    /**
+     * STOW-RS bodies that declare at most this many bytes are read into memory whole (fastest for the
+     * usual batch of a few dozen instances); larger ones, and those without a Content-Length, are written
+     * part by part to staging files as they arrive, then read back for ingest in batches of this many bytes (at least
+     * 16 MiB, at most `maxBufferedBytes`). 0 streams every body.
+     */
+    memoryBodyBytes: z.number().int().min(0).default(32 * 1024 * 1024),
+    /** Largest body of a request other than STOW-RS (the JSON of the API). */
+    apiBodyBytes: z.number().int().min(1024).default(1024 * 1024),
+    /** STOW-RS requests one user or device may have in progress at once; more are refused with 429 and Retry-After. */
+    maxUploadsPerAccount: z.number().int().min(1).default(8),
+    /** Time a client has to send the request line and headers once it connects (Node's headersTimeout). */
+    headersTimeoutMs: z.number().int().min(1000).default(20_000),
+    /** Longest silence between two pieces of a request body. */
+    bodyIdleTimeoutMs: z.number().int().min(100).default(30_000),
+    /** Least rate at which a body must arrive, measured over each `bodyRateWindowMs` (0: no minimum). */
+    bodyMinBytesPerSecond: z.number().int().min(0).default(16 * 1024),
+    /** The window over which the rate is measured: a body may pause within one, not for a whole one. */
+    bodyRateWindowMs: z.number().int().min(100).default(30_000),
+  }).prefault({}).refine((h) => h.memoryBodyBytes <= h.maxBufferedBytes, { message: 'http.memoryBodyBytes must not exceed http.maxBufferedBytes', path: ['memoryBodyBytes'] }),
   /** DICOM listeners (DIMSE): what one peer, and all peers together, may make us hold. */
   dimse: z.object({
     /** Largest P-DATA-TF PDU we accept (PS3.8 §9.3.5), announced to peers as our maximum length. */

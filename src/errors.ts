@@ -42,6 +42,9 @@ export const ERRORS = {
   PG_ERR_HTTP_BAD_QUERY: { http: 400, dicomStatus: 0xc000, title: 'Invalid query parameter' },
   PG_ERR_HTTP_BAD_REQUEST: { http: 400, dicomStatus: 0xc000, title: 'Invalid request' },
   PG_ERR_HTTP_NOT_ACCEPTABLE: { http: 406, dicomStatus: 0xc000, title: 'No acceptable representation' },
+  PG_ERR_HTTP_BODY_TIMEOUT: { http: 408, dicomStatus: 0xa700, title: 'Request body sent too slowly' },
+  PG_ERR_HTTP_BUSY: { http: 503, dicomStatus: 0xa700, title: 'Request memory in use; retry later' },
+  PG_ERR_HTTP_UPLOADS_LIMIT: { http: 429, dicomStatus: 0xa700, title: 'Too many uploads at once for this account' },
   PG_ERR_NOT_FOUND: { http: 404, dicomStatus: 0xc000, title: 'Not found' },
 
   // Identity and policy
@@ -102,14 +105,17 @@ export class PacsGuardError extends Error {
    * reason would be an oracle: a study outside one's scope answers exactly as an absent one.
    */
   readonly publicCode: ErrorCode;
+  /** Seconds after which the caller may try again (HTTP Retry-After), for refusals of a busy server. */
+  readonly retryAfterSeconds?: number;
 
-  constructor(code: ErrorCode, detail: string, options?: { cause?: unknown; auditDetail?: string; answerAs?: ErrorCode }) {
+  constructor(code: ErrorCode, detail: string, options?: { cause?: unknown; auditDetail?: string; answerAs?: ErrorCode; retryAfterSeconds?: number }) {
     super(`${ERRORS[code].title}: ${detail}`, options);
     this.name = 'PacsGuardError';
     this.code = code;
     this.detail = detail;
     this.auditDetail = options?.auditDetail ?? detail;
     this.publicCode = options?.answerAs ?? code;
+    if (options?.retryAfterSeconds !== undefined) this.retryAfterSeconds = options.retryAfterSeconds;
   }
 
   /** How the caller is answered (HTTP status, DICOM status, title): the public code's row of the table. */

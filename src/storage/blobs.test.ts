@@ -86,6 +86,26 @@ describe('FileBlobStore', () => {
       expect(readdirSync(join(root, 'tmp'))).toEqual([]);
     });
 
+    it('reads back what was appended before it is placed, and still places it', async () => {
+      const parts = pieces(3, 50);
+      const staged = store.stage();
+      parts.forEach((p) => staged.append(p));
+      await staged.flushed();
+      const whole = Buffer.concat(parts);
+      expect((await staged.read()).equals(whole)).toBe(true);
+      // Into memory the caller keeps, of exactly the blob's size.
+      const into = Buffer.alloc(whole.length, 0xee);
+      expect(await staged.read(into)).toBe(into);
+      expect(into.equals(whole)).toBe(true);
+      await expect(staged.read(Buffer.alloc(whole.length + 1))).rejects.toMatchObject({ code: 'PG_ERR_INTERNAL' });
+      const empty = store.stage();
+      expect((await empty.read()).length).toBe(0);
+      await empty.discard();
+      expect(await store.place(staged)).toEqual({ sha256: sha256Hex(whole), size: whole.length, existed: false });
+      await expect(staged.read()).rejects.toMatchObject({ code: 'PG_ERR_INTERNAL' });
+      expect(readdirSync(join(root, 'tmp'))).toEqual([]);
+    });
+
     it('drops the staged copy of content the store already holds, and a discarded one', async () => {
       const parts = pieces(2, 20);
       await store.put(Buffer.concat(parts));

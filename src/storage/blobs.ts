@@ -39,6 +39,13 @@ export interface StagedBlob {
   append(piece: Uint8Array): void;
   /** Bytes appended so far. */
   readonly size: number;
+  /** Resolves once every piece appended so far is written (a reader of a fast stream waits on it: backpressure). */
+  flushed(): Promise<void>;
+  /**
+   * The bytes appended, read back from the temporary file once written (for ingest, which reads an
+   * instance whole): into `into` when given (exactly `size` bytes, memory the caller keeps for reuse), else a new buffer.
+   */
+  read(into?: Buffer): Promise<Buffer>;
   /** Removes the temporary file; a no-op once the blob was placed or discarded. */
   discard(): Promise<void>;
 }
@@ -306,6 +313,34 @@ class StagedFile implements StagedBlob {
       this.pending.length = 0;
     } finally {
       this.writing = null;
+    }
+  }
+
+  async flushed(): Promise<void> {
+    while (this.writing) await this.writing;
+    if (this.failure !== null) throw asPacsGuardError(this.failure);
+  }
+
+  async read(into?: Buffer): Promise<Buffer> {
+    if (this.state === 'settled') throw new PacsGuardError('PG_ERR_INTERNAL', 'a staged blob read after it was placed or discarded');
+    if (into && into.length !== this.size) throw new PacsGuardError('PG_ERR_INTERNAL', `a staged blob of ${this.size} bytes read into ${into.length}`);
+    await this.flushed();
+    if (this.size === 0) return into ?? Buffer.alloc(0);
+    try {
+      if (!into) return await readFile(this.path);
+      const fh = await open(this.path, 'r');
+      try {
+        for (let at = 0; at < into.length;) {
+          const { bytesRead } = await fh.read(into, at, into.length - at, at);
+          if (bytesRead === 0) throw new PacsGuardError('PG_ERR_STORAGE_FAILED', `staging file ${this.path} is shorter than what was written to it`);
+          at += bytesRead;
+        }
+      } finally {
+        await fh.close();
+      }
+      return into;
+    } catch (err) {
+      throw asPacsGuardError(err);
     }
   }
 

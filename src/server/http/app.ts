@@ -37,6 +37,7 @@ const declaredRoutes = new WeakMap<FastifyInstance, DeclaredRoute[]>();
 export function routesOf(app: FastifyInstance): readonly DeclaredRoute[] {
   return declaredRoutes.get(app) ?? [];
 }
+import { registerRequestLimits } from './request-limits.js';
 
 /** TLS material for the HTTPS listener. */
 export interface HttpTls {
@@ -60,11 +61,16 @@ function helmetOptions(services: Services): { contentSecurityPolicy: { directive
  * measure what TLS costs; `pacsguard start` always passes TLS.
  */
 export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { logger?: boolean } = {}): Promise<FastifyInstance> {
+  // Slowloris: a client dribbling its request line and headers is cut off after headersTimeoutMs
+  // (Node's default gives it a minute, checked every 30 s); bodies are paced by registerRequestLimits.
+  const headersTimeout = services.config.http.headersTimeoutMs;
+  const timeouts = { headersTimeout, connectionsCheckingInterval: Math.min(5000, Math.ceil(headersTimeout / 4)) };
   const app = Fastify({
     // A client certificate is asked for, not required: clinical systems present the one enrolment
     // issued them (identify reads it, see credentialsOf); people's browsers present none and log in.
-    ...(tls ? { https: { key: tls.key, cert: tls.cert, ca: tls.ca, minVersion: 'TLSv1.2', requestCert: true, rejectUnauthorized: false } } : {}),
-    bodyLimit: services.config.limits.requestBodyBytes,
+    ...(tls ? { https: { key: tls.key, cert: tls.cert, ca: tls.ca, minVersion: 'TLSv1.2', requestCert: true, rejectUnauthorized: false, ...timeouts } } : { http: timeouts }),
+    // The API's JSON bodies; STOW-RS reads its own, up to limits.requestBodyBytes.
+    bodyLimit: services.config.http.apiBodyBytes,
     logger: opts.logger === false ? false : {
       level: process.env.PACSGUARD_LOG_LEVEL ?? 'info',
       // Secrets never reach the log: tokens, passwords and TOTP codes are redacted wherever they appear.
@@ -146,6 +152,8 @@ export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { lo
     refuseUndeclaredQuery(request.query, declared.query);
   });
 
+  const { memory } = registerRequestLimits(app, services);
+
   app.setErrorHandler(async (err, request, reply) => {
     const error = toPacsGuardError(err);
     if (error.code === 'PG_ERR_INTERNAL') request.log.error({ err }, 'internal error');
@@ -187,7 +195,7 @@ export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { lo
   await app.register(async (scope) => registerAlertRoutes(scope, services), { prefix: '/api' });
   await app.register(async (scope) => registerPasskeyRoutes(scope, services));
   await app.register(async (scope) => registerOidcRoutes(scope, services), { prefix: '/api' });
-  await app.register(async (scope) => registerDicomwebRoutes(scope, services), { prefix: '/dicomweb' });
+  await app.register(async (scope) => registerDicomwebRoutes(scope, services, memory), { prefix: '/dicomweb' });
   await app.register(async (scope) => registerRenderedRoutes(scope, services), { prefix: '/dicomweb' });
   await app.register(async (scope) => registerViewerRoutes(scope, services));
   return app;

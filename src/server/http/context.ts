@@ -14,6 +14,11 @@ export interface RouteDeclaration {
   readonly action: Action;
   readonly eventType: AuditEventType;
   readonly query?: DeclaredQuery;
+  /**
+   * An upload (STOW-RS): takes one of its account's upload slots while in progress, and holds its body
+   * in memory only as its own handler says (see registerRequestLimits).
+   */
+  readonly upload?: boolean;
 }
 
 declare module 'fastify' {

@@ -13,6 +13,9 @@ import { isResearcher, ResearchView } from '../research.js';
 import { contextOf, dicomwebBase } from './context.js';
 import { joinMultipart, parseMultipartRelated, splitMultipart } from './multipart.js';
 import { BodyBuffers, readWholeBody } from './input.js';
+import { closeAfterAnswer, declaredLength } from './request-limits.js';
+import type { RequestMemory } from './request-memory.js';
+import { receiveParts, type StagedPart } from './stow-upload.js';
 import { acceptedTransferSyntaxes, acceptOf, parseMediaType } from './media-type.js';
 
 const UID = /^[0-9]+(\.[0-9]+)*$/;
@@ -119,16 +122,41 @@ function touched(instances: readonly StoredInstance[]) {
   };
 }
 
-/** DICOMweb (PS3.18): STOW-RS, QIDO-RS and WADO-RS under /dicomweb. */
-export async function registerDicomwebRoutes(app: FastifyInstance, services: Services): Promise<void> {
+/** DICOMweb (PS3.18): STOW-RS, QIDO-RS and WADO-RS under /dicomweb; `memory` is what all HTTP requests may hold. */
+export async function registerDicomwebRoutes(app: FastifyInstance, services: Services, memory: RequestMemory): Promise<void> {
   // DICOMweb takes multipart/related bodies only; anything else (JSON included) is a 415 before it is read.
   app.removeAllContentTypeParsers();
-  // STOW bodies are read whole (up to the configured limit) only after the path has admitted the caller,
-  // into memory kept from earlier bodies; the handler gives it back once the request is answered.
+  const { memoryBodyBytes, maxBufferedBytes } = services.config.http;
+  const bodyLimit = services.config.limits.requestBodyBytes;
+  // A body small enough is read whole (it must have a Content-Length) into memory kept from earlier
+  // bodies, its bytes taken from `memory` first; the handler gives it back once the request is answered.
+  // Any other is left to the handler, which streams it part by part to staging files.
+  const inMemory = (request: FastifyRequest) => {
+    const declared = declaredLength(request);
+    return declared !== undefined && declared <= memoryBodyBytes ? declared : undefined;
+  };
   const bodies = new BodyBuffers();
   app.addContentTypeParser('multipart/related', (request, payload, done) => {
-    readWholeBody(payload, request.headers['content-length'], services.config.limits.requestBodyBytes, bodies).then((body) => done(null, body), (err: Error) => done(err, undefined));
+    // Read whole, or refused as too large before a byte is read; else streamed by the handler.
+    if (inMemory(request) === undefined && (declaredLength(request) ?? 0) <= bodyLimit) {
+      done(null, payload);
+      return;
+    }
+    readWholeBody(payload, request.headers['content-length'], bodyLimit, bodies).then((body) => done(null, body), (err: Error) => done(err, undefined));
   });
+  const holdBody = async (request: FastifyRequest, reply: FastifyReply, payload: Readable) => {
+    const declared = inMemory(request);
+    if (declared === undefined) return payload;
+    try {
+      reply.raw.once('close', await memory.hold(declared, 'the STOW-RS body'));
+    } catch (err) {
+      closeAfterAnswer(request, reply);
+      throw err;
+    }
+    return payload;
+  };
+  // Instances of a streamed body are read back for ingest in batches of at most this many bytes.
+  const batchBytes = Math.min(Math.max(memoryBodyBytes, 16 * 1024 * 1024), maxBufferedBytes);
   const base = (request: FastifyRequest) => dicomwebBase(request, services.config.publicBaseUrl, services.config.trustedProxies);
   const limits = { defaultLimit: services.config.limits.queryDefaultLimit, maxLimit: services.config.limits.queryMaxLimit };
 
@@ -142,20 +170,33 @@ export async function registerDicomwebRoutes(app: FastifyInstance, services: Ser
         if (type !== undefined && type !== 'application/dicom') {
           throw new PacsGuardError('PG_ERR_HTTP_BAD_CONTENT_TYPE', `STOW-RS accepts type="application/dicom" parts; got type="${type}"`);
         }
+        const receivedBy = subjectLabel(ctx.subject);
+        if (request.body instanceof Readable) {
+          const parts = await receiveParts(request.body, boundary, () => services.blobs.stage(), bodyLimit);
+          try {
+            return await storeStagedParts(services, { memory, bodies, batchBytes }, parts, study, base(request), receivedBy, early);
+          } finally {
+            await Promise.all(parts.map((p) => p.staged.discard()));
+          }
+        }
         if (!Buffer.isBuffer(request.body)) throw new PacsGuardError('PG_ERR_HTTP_BAD_MULTIPART', 'request has no body');
         const parts = splitMultipart(request.body, boundary);
-        return storeParts(services, parts.map((p) => ({ contentType: p.headers.get('content-type'), body: p.body })), study, base(request), subjectLabel(ctx.subject), early);
+        return storeParts(services, parts.map((p) => ({ contentType: p.headers.get('content-type'), body: p.body })), study, base(request), receivedBy, early);
       });
       if (response.warnings.length > 0) reply.header('Warning', response.warnings.join(', '));
       return reply.code(response.status).type(DICOM_JSON).send(response.body);
+    } catch (err) {
+      // A body refused before its end (malformed, too slow) is not read to its end.
+      if (request.body instanceof Readable && !request.body.readableEnded) closeAfterAnswer(request, reply);
+      throw err;
     } finally {
       // Ingest is done with every part (written, indexed, or refused); the answer holds no view of them.
       bodies.give(request.body);
     }
   };
-  const stowConfig = { pacsguard: { action: 'instances.store', eventType: 'DICOM Instances Transferred' } } as const;
-  app.post('/studies', { config: stowConfig }, stow);
-  app.post('/studies/:study', { config: stowConfig }, stow);
+  const stowConfig = { pacsguard: { action: 'instances.store', eventType: 'DICOM Instances Transferred', upload: true } } as const;
+  app.post('/studies', { config: stowConfig, preParsing: holdBody }, stow);
+  app.post('/studies/:study', { config: stowConfig, preParsing: holdBody }, stow);
 
   // ---- QIDO-RS ----
   const qido = (level: QueryLevel) => async (request: FastifyRequest, reply: FastifyReply) => {
@@ -348,18 +389,68 @@ async function storeParts(
   receivedBy: string,
   early: EarlyAudit,
 ): Promise<Operated<StowResponse>> {
-  const refusedParts: StowFailure[] = [];
-  const accepted: Buffer[] = [];
-  for (const part of parts) {
-    if (part.contentType !== undefined && !isDicomPart(part.contentType)) {
-      refusedParts.push({ reason: 0xc000, detail: `part Content-Type ${part.contentType} is not application/dicom` });
-    } else {
-      accepted.push(part.body);
+  const { accepted, refusedParts } = sortParts(parts);
+  const summarise = (results: ReadonlyArray<IngestResult | PacsGuardError>) => stowOutcome(results, refusedParts, studyUid, base);
+  const results = await services.ingest.ingestMany(accepted.map((p) => p.body), { receivedBy, expectedStudyUid: studyUid }, (settled) => early.record(summarise(settled)));
+  return summarise(results);
+}
+
+/**
+ * Stores the parts of a streamed STOW-RS body, as storeParts does, in batches of at most `batchBytes`: each
+ * batch is read back from its staging files into `bodies` (its bytes taken from `memory` while ingest holds them) and
+ * ingested (placed from staging, not written again). A batch that cannot have its memory fails instance
+ * by instance (503 status for each), so what was stored before it is still acknowledged and audited.
+ * The request's one audit event is recorded with the last batch, just before its index commit.
+ */
+async function storeStagedParts(
+  services: Services,
+  { memory, bodies, batchBytes }: { memory: RequestMemory; bodies: BodyBuffers; batchBytes: number },
+  parts: readonly StagedPart[],
+  studyUid: string | undefined,
+  base: string,
+  receivedBy: string,
+  early: EarlyAudit,
+): Promise<Operated<StowResponse>> {
+  const { accepted, refusedParts } = sortParts(parts);
+  const summarise = (results: ReadonlyArray<IngestResult | PacsGuardError>) => stowOutcome(results, refusedParts, studyUid, base);
+  const results: Array<IngestResult | PacsGuardError> = [];
+  for (let at = 0; at < accepted.length;) {
+    let end = at;
+    let bytes = 0;
+    while (end < accepted.length && (end === at || bytes + (accepted[end] as StagedPart).staged.size <= batchBytes)) bytes += (accepted[end++] as StagedPart).staged.size;
+    const batch = accepted.slice(at, end);
+    const before = results.slice();
+    const last = end === accepted.length;
+    at = end;
+    let release: () => void;
+    try {
+      release = await memory.hold(bytes, `${batch.length === 1 ? 'an instance' : `${batch.length} instances`} of the STOW-RS body`);
+    } catch (err) {
+      results.push(...batch.map(() => err as PacsGuardError));
+      continue;
+    }
+    // Read into memory kept from earlier bodies (fresh pages are dear: see BodyBuffers), given back once ingested.
+    const items = batch.map((p) => bodies.take(p.staged.size));
+    try {
+      await Promise.all(batch.map((p, i) => p.staged.read(items[i])));
+      results.push(...await services.ingest.ingestMany(items, { receivedBy, expectedStudyUid: studyUid }, last ? (settled) => early.record(summarise([...before, ...settled])) : undefined, batch.map((p) => p.staged)));
+    } finally {
+      items.forEach((item) => bodies.give(item));
+      release();
     }
   }
-  const summarise = (results: ReadonlyArray<IngestResult | PacsGuardError>) => stowOutcome(results, refusedParts, studyUid, base);
-  const results = await services.ingest.ingestMany(accepted, { receivedBy, expectedStudyUid: studyUid }, (settled) => early.record(summarise(settled)));
   return summarise(results);
+}
+
+/** A STOW-RS body's parts: those to ingest, and a failure (0xC000) for each that is not application/dicom. */
+function sortParts<P extends { readonly contentType: string | undefined }>(parts: readonly P[]): { accepted: P[]; refusedParts: StowFailure[] } {
+  const accepted: P[] = [];
+  const refusedParts: StowFailure[] = [];
+  for (const part of parts) {
+    if (part.contentType !== undefined && !isDicomPart(part.contentType)) refusedParts.push({ reason: 0xc000, detail: `part Content-Type ${part.contentType} is not application/dicom` });
+    else accepted.push(part);
+  }
+  return { accepted, refusedParts };
 }
 
 /** Whether a STOW part's Content-Type is application/dicom (any case, any parameters). */

@@ -76,19 +76,158 @@ function skipPaddingAndCrlf(body: Buffer, pos: number): number {
 }
 
 function parsePart(raw: Buffer): BodyPart {
-  const headers = new Map<string, string>();
   // A part with no headers starts directly with the blank line.
-  if (raw.subarray(0, 2).equals(CRLF)) return { headers, body: raw.subarray(2) };
+  if (raw.subarray(0, 2).equals(CRLF)) return { headers: new Map(), body: raw.subarray(2) };
   const headerEnd = raw.indexOf(HEADER_END);
-  if (headerEnd < 0 || headerEnd > MAX_HEADER_BYTES) {
-    throw new PacsGuardError('PG_ERR_HTTP_BAD_MULTIPART', 'a part has no blank line ending its headers within 16 KiB');
-  }
-  for (const line of raw.subarray(0, headerEnd).toString('latin1').split('\r\n')) {
+  if (headerEnd < 0 || headerEnd > MAX_HEADER_BYTES) throw headersTooLong();
+  return { headers: parseHeaders(raw.subarray(0, headerEnd)), body: raw.subarray(headerEnd + HEADER_END.length) };
+}
+
+function headersTooLong(): PacsGuardError {
+  return new PacsGuardError('PG_ERR_HTTP_BAD_MULTIPART', 'a part has no blank line ending its headers within 16 KiB');
+}
+
+/** A part's header lines (without the blank line that ends them), by lower-case name. */
+function parseHeaders(raw: Buffer): Map<string, string> {
+  const headers = new Map<string, string>();
+  for (const line of raw.toString('latin1').split('\r\n')) {
     const colon = line.indexOf(':');
     if (colon <= 0) throw new PacsGuardError('PG_ERR_HTTP_BAD_MULTIPART', `malformed part header line '${line.slice(0, 80)}'`);
     headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
   }
-  return { headers, body: raw.subarray(headerEnd + HEADER_END.length) };
+  return headers;
+}
+
+/** Where a MultipartReader sends what it finds, in order. */
+export interface MultipartSink {
+  startPart(headers: ReadonlyMap<string, string>): void;
+  /** The next bytes of the current part's body: a view of the received bytes, which never change. */
+  partData(bytes: Buffer): void;
+  endPart(): void;
+}
+
+/**
+ * Reads a multipart body (RFC 2046 §5.1) as it arrives, by the same rules as splitMultipart, holding no
+ * more than a part's headers or the few bytes that might begin a delimiter: part bodies go to the sink
+ * piece by piece, so a body of any size is read in bounded memory. `end` refuses a body without its
+ * closing delimiter (truncated upload).
+ */
+export class MultipartReader {
+  private readonly dashBoundary: Buffer;
+  private readonly delimiter: Buffer;
+  private state: 'start' | 'after-delimiter' | 'headers' | 'body' | 'epilogue' = 'start';
+  private carry: Buffer = Buffer.alloc(0);
+  private parts = 0;
+  private atStart = true;
+
+  constructor(boundary: string, private readonly sink: MultipartSink) {
+    this.dashBoundary = Buffer.from(`--${boundary}`);
+    this.delimiter = Buffer.concat([CRLF, this.dashBoundary]);
+  }
+
+  /** Feeds the next received bytes; throws PG_ERR_HTTP_BAD_MULTIPART on a malformed body. */
+  push(chunk: Buffer): void {
+    const buf = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
+    let pos = 0;
+    for (;;) {
+      const next = this.step(buf, pos);
+      if (next < 0) break;
+      pos = next;
+    }
+    this.carry = Buffer.from(buf.subarray(this.keepFrom));
+  }
+
+  /** The body ended: throws unless its closing delimiter was read. */
+  end(): void {
+    if (this.state === 'epilogue') return;
+    if (this.state === 'start') throw bad(`no boundary '${this.dashBoundary.toString('latin1')}' found in the body`);
+    throw bad('the closing boundary is missing (truncated body?)');
+  }
+
+  // Where the bytes not consumed by the last step start (kept for the next chunk).
+  private keepFrom = 0;
+
+  /** Consumes what it can of buf from pos; the new position, or -1 when it needs more bytes (keepFrom set). */
+  private step(buf: Buffer, pos: number): number {
+    const wait = (from: number) => {
+      this.keepFrom = from;
+      return -1;
+    };
+    switch (this.state) {
+      case 'start': {
+        // The first boundary may open the body or follow a preamble ending in CRLF.
+        if (this.atStart) {
+          const head = buf.subarray(pos, pos + this.dashBoundary.length);
+          if (head.equals(this.dashBoundary)) return this.enter('after-delimiter', pos + this.dashBoundary.length);
+          if (head.length < this.dashBoundary.length && this.dashBoundary.subarray(0, head.length).equals(head)) return wait(pos);
+          this.atStart = false;
+        }
+        const at = buf.indexOf(this.delimiter, pos);
+        if (at >= 0) return this.enter('after-delimiter', at + this.delimiter.length);
+        // The preamble is dropped but for what may begin the delimiter.
+        return wait(this.delimiterPrefixAt(buf, pos));
+      }
+      case 'after-delimiter': {
+        if (buf.length - pos < 2) return wait(pos);
+        if (buf[pos] === 0x2d && buf[pos + 1] === 0x2d) {
+          if (this.parts === 0) throw bad('the body has no parts');
+          return this.enter('epilogue', buf.length);
+        }
+        let p = pos;
+        while (p < buf.length && (buf[p] === 0x20 || buf[p] === 0x09)) p++;
+        if (p - pos > MAX_HEADER_BYTES) throw bad('a boundary line is not followed by CRLF');
+        if (buf.length - p < 2) return wait(pos);
+        if (buf[p] !== 0x0d || buf[p + 1] !== 0x0a) throw bad('a boundary line is not followed by CRLF');
+        return this.enter('headers', p + 2);
+      }
+      case 'headers': {
+        if (buf.length - pos < 2) return wait(pos);
+        // A part with no headers starts directly with the blank line.
+        if (buf[pos] === 0x0d && buf[pos + 1] === 0x0a) {
+          this.sink.startPart(new Map());
+          return this.enter('body', pos + 2);
+        }
+        const end = buf.indexOf(HEADER_END, pos);
+        if (end < 0 || end - pos > MAX_HEADER_BYTES) {
+          if (end >= 0 || buf.length - pos > MAX_HEADER_BYTES + HEADER_END.length) throw headersTooLong();
+          return wait(pos);
+        }
+        this.sink.startPart(parseHeaders(buf.subarray(pos, end)));
+        return this.enter('body', end + HEADER_END.length);
+      }
+      case 'body': {
+        const at = buf.indexOf(this.delimiter, pos);
+        if (at >= 0) {
+          if (at > pos) this.sink.partData(buf.subarray(pos, at));
+          this.sink.endPart();
+          if (++this.parts > MAX_PARTS) throw bad(`more than ${MAX_PARTS} parts`);
+          return this.enter('after-delimiter', at + this.delimiter.length);
+        }
+        const from = this.delimiterPrefixAt(buf, pos);
+        if (from > pos) this.sink.partData(buf.subarray(pos, from));
+        return wait(from);
+      }
+      case 'epilogue':
+        return wait(buf.length);
+    }
+  }
+
+  private enter(state: MultipartReader['state'], pos: number): number {
+    this.state = state;
+    return pos;
+  }
+
+  /** Where the longest tail of buf (from pos on) that could begin a delimiter starts; buf.length if none. */
+  private delimiterPrefixAt(buf: Buffer, pos: number): number {
+    for (let j = Math.max(pos, buf.length - this.delimiter.length + 1); j < buf.length; j++) {
+      if (buf[j] === 0x0d && this.delimiter.subarray(0, buf.length - j).equals(buf.subarray(j))) return j;
+    }
+    return buf.length;
+  }
+}
+
+function bad(why: string): PacsGuardError {
+  return new PacsGuardError('PG_ERR_HTTP_BAD_MULTIPART', why);
 }
 
 /** Builds a multipart/related body from parts (for WADO-RS responses). */

@@ -29,6 +29,7 @@ export function toPacsGuardError(err: unknown): PacsGuardError {
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: PacsGuardError): FastifyReply {
   const status = error.spec.http;
   if (status === 401) reply.header('WWW-Authenticate', 'Bearer realm="pacsguard"');
+  if (error.retryAfterSeconds !== undefined) reply.header('Retry-After', String(error.retryAfterSeconds));
   return reply
     .code(status)
     .type('application/problem+json')
