@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { dataPaths, loadConfig, type Config, type DataPaths } from '../config.js';
 import { DeviceStore, EnrolmentStore, Federation, PasskeyService, PendingSecondFactors, PKI_FILES, ScopeStore, SubjectHoldStore, TokenService, UserStore, VendorGrantStore, type LoginPolicy } from '../identity/index.js';
 import { SCOPED_ROLES, ZonePolicy } from '../policy/index.js';
-import { AlertStore, ArchiveIndex, BaselineStore, BlobReplicas, ChangeRequestStore, FileBlobStore, LifecycleIndex, openIndexDatabase, PseudonymStore, type IndexDatabase } from '../storage/index.js';
+import { AlertStore, ArchiveIndex, BaselineStore, BlobReplicas, ChangeRequestStore, FileBlobStore, LifecycleIndex, openIndexDatabase, PseudonymStore, type CapacityWatch, type IndexDatabase } from '../storage/index.js';
 import { pseudonymsWith, type Pseudonyms } from '../dicom/index.js';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
@@ -17,6 +17,7 @@ import { join, resolve } from 'node:path';
 import type { PacsGuardError } from '../errors.js';
 import { repairFromReplicas, reportDamage } from './integrity.js';
 import type { PathServices } from './path.js';
+import { watchStorage } from './storage-health.js';
 
 /** Everything a running PacsGuard holds open, built once from the data directory. */
 export interface Services extends PathServices {
@@ -26,6 +27,8 @@ export interface Services extends PathServices {
   readonly index: ArchiveIndex;
   readonly blobs: FileBlobStore;
   readonly ingest: Ingest;
+  /** Disk pressure on the blob, index and audit volumes: what stops ingest before the disk is full. */
+  readonly capacity: CapacityWatch;
   readonly retrieve: Retrieve;
   /** Ransomware containment: who is suspended, and the counting that suspends them. */
   readonly containment: Containment;
@@ -101,6 +104,7 @@ export async function openServices(dataDir: string, overrides: { index?: string 
     })
     : null;
   const alerts = new AlertStore(database.db);
+  const capacity = await watchStorage({ config, paths, database, audit, alerts });
   const pseudonymKey = join(paths.pki, 'research-pseudonym.key');
   // Made once per installation, kept with the other keys (and so in backups): pseudonyms stay stable.
   await writeFile(pseudonymKey, randomBytes(32), { flag: 'wx', mode: 0o600 }).catch((err: NodeJS.ErrnoException) => {
@@ -162,7 +166,8 @@ export async function openServices(dataDir: string, overrides: { index?: string 
     users,
     devices: new DeviceStore(database.db),
     zones: new ZonePolicy(config.zones),
-    ingest: new Ingest(blobs, index, paths.quarantine, ingestGuard(containment)),
+    ingest: new Ingest(blobs, index, paths.quarantine, ingestGuard(containment), capacity),
+    capacity,
     containment,
     holds,
     lifecycle: new LifecycleIndex(database.db),
@@ -184,6 +189,7 @@ export async function openServices(dataDir: string, overrides: { index?: string 
     replicas,
     auditReview,
     async close() {
+      capacity.close();
       // Each part closes even if another fails (a full disk may fail the log's last checkpoint).
       const results = await Promise.allSettled([
         (async () => siem?.stop())(),

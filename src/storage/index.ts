@@ -11,3 +11,4 @@ export { LifecycleIndex, type Tombstone, type DeletionLevel, type PurgeOutcome }
 export { ChangeRequestStore, type ChangeRequest, type ChangeKind, type ChangeState } from './change-requests.js';
 export { AlertStore, BaselineStore, type StoredAlert, type AlertFilter, type Baseline } from './alerts.js';
 export { PseudonymStore } from './pseudonyms.js';
+export { CapacityWatch, indexWriteProbe, formatBytes, type CapacityEvent, type IngestAdmission, type ReservePolicy, type VolumeReport, type VolumeRole } from './space.js';

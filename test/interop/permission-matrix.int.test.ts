@@ -56,6 +56,7 @@ const ELSEWHERE: Partial<Record<Action, string>> = {
   'session.logout': 'open to anyone to attempt (src/server/http/sessions.int.test.ts)',
   'session.passkey': 'open to anyone to attempt (test/interop/passkeys.int.test.ts)',
   'session.federated': 'open to anyone to attempt (test/interop/oidc.int.test.ts)',
+  'server.ready': 'open to anyone a zone lets use the console flow (src/policy/decide.test.ts; test/resilience/disk-pressure.int.test.ts)',
   'devices.manage': 'an operator command (pacsguard device …), not an HTTP route',
   'dimse.associate': 'DIMSE: the device matrix below',
   'dimse.echo': 'DIMSE: the device matrix below',

@@ -16,6 +16,7 @@ import { registerGrantRoutes } from './grant-routes.js';
 import { registerAlertRoutes } from './alert-routes.js';
 import { registerPasskeyRoutes } from './passkey-routes.js';
 import { registerOidcRoutes } from './oidc-routes.js';
+import { registerHealthRoutes } from './health-routes.js';
 import { credentialsOf, resourceOfParams } from './context.js';
 import { registerDicomwebRoutes } from './dicomweb-routes.js';
 import { sendProblem, toPacsGuardError } from './problems.js';
@@ -164,5 +165,6 @@ export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { lo
   await app.register(async (scope) => registerPasskeyRoutes(scope, services));
   await app.register(async (scope) => registerOidcRoutes(scope, services), { prefix: '/api' });
   await app.register(async (scope) => registerDicomwebRoutes(scope, services), { prefix: '/dicomweb' });
+  await app.register(async (scope) => registerHealthRoutes(scope, services));
   return app;
 }
