@@ -59,30 +59,31 @@ export class FaultRig {
   private ca = '';
   private mounts: string[] = [];
   private fillers = 0;
-
   readonly vol: string;
   readonly data: string;
 
   /**
-   * `auditElsewhere`: the audit log on a bind mount of the regular disk, not on the tmpfs (read-only
-   * rounds: a read-only audit log stops everything by design, and that sink's own recovery is not what
-   * these rounds measure).
+   * `onVolume`: what the tmpfs holds. 'data': the whole data directory (blobs, index and audit log: the
+   * reserve is what keeps the audit log writable). 'blobs': the blob store only (read-only rounds: Linux
+   * refuses to remount read-only a volume with files open for writing, as the index database always is).
    */
-  constructor(readonly dir: string, private readonly opts: { sizeMb: number; reserveMb: number; auditElsewhere: boolean }) {
-    this.vol = join(dir, 'vol');
-    this.data = join(this.vol, 'data');
+  constructor(readonly dir: string, private readonly opts: { sizeMb: number; reserveMb: number; onVolume: 'data' | 'blobs' }) {
+    this.data = opts.onVolume === 'data' ? join(dir, 'vol', 'data') : join(dir, 'data');
+    this.vol = opts.onVolume === 'data' ? join(dir, 'vol') : join(this.data, 'blobs');
   }
 
   /** Mounts the tmpfs, initialises the data directory, its users and a legacy modality, and starts the server. */
   async start(): Promise<void> {
-    mkdirSync(this.vol, { recursive: true });
-    this.mount(['-t', 'tmpfs', '-o', `size=${this.opts.sizeMb}m`, 'tmpfs', this.vol]);
+    if (this.opts.onVolume === 'data') {
+      mkdirSync(this.vol, { recursive: true });
+      this.mount(['-t', 'tmpfs', '-o', `size=${this.opts.sizeMb}m`, 'tmpfs', this.vol]);
+    }
     const init = runCli(['init', '--data', this.data, '--json']);
     if (init.status !== 0) throw new Error(`init: ${init.stderr}`);
-    if (this.opts.auditElsewhere) {
-      const elsewhere = join(this.dir, 'audit-on-disk');
-      execFileSync('cp', ['-a', join(this.data, 'audit'), elsewhere]);
-      this.mount(['--bind', elsewhere, join(this.data, 'audit')]);
+    if (this.opts.onVolume === 'blobs') {
+      mkdirSync(this.vol, { recursive: true });
+      // Nothing is stored yet: the blob store makes its folders on the new volume when it opens.
+      this.mount(['-t', 'tmpfs', '-o', `size=${this.opts.sizeMb}m`, 'tmpfs', this.vol]);
     }
     const config = JSON.parse(readFileSync(join(this.data, 'config.json'), 'utf8')) as Record<string, unknown>;
     // The cap decides on this small volume (50 % would be larger).
@@ -183,8 +184,20 @@ export class FaultRig {
     return s.bavail * s.bsize;
   }
 
-  remount(mode: 'ro' | 'rw'): void {
-    execFileSync('mount', ['-o', `remount,${mode}`, this.vol], { stdio: 'pipe' });
+  /**
+   * Remounts the volume read-only or read-write. Linux refuses (EBUSY) while a file on it is open for
+   * writing (a blob being written): retried until the moment between two writes, as a real fault would not wait.
+   */
+  async remount(mode: 'ro' | 'rw'): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        execFileSync('mount', ['-o', `remount,${mode}`, this.vol], { stdio: 'pipe' });
+        return;
+      } catch (err) {
+        if (attempt > 2000 || !/busy/i.test((err as { stderr?: Buffer }).stderr?.toString() ?? '')) throw err;
+        await sleep(5);
+      }
+    }
   }
 
   /**
@@ -340,8 +353,8 @@ export async function diskFullRound(rig: FaultRig, round: number, headroomMb: nu
 }
 
 /**
- * One read-only round: ingest runs, the volume (blobs and index) is remounted read-only under it; while
- * it is, ingest is refused (503, 0xA700) and retrievals are served; then it is made writable again and
+ * One read-only round: ingest runs, the blob volume is remounted read-only under it; while it is,
+ * ingest is refused (503, 0xA700) and retrievals and logins are served; then it is made writable again and
  * ingest must resume, in the same process, within seconds.
  */
 export async function readOnlyRound(rig: FaultRig, round: number): Promise<RoundResult> {
@@ -350,15 +363,14 @@ export async function readOnlyRound(rig: FaultRig, round: number): Promise<Round
   let readOnly = false;
   try {
     await waitUntil(() => ingest.tally.acknowledged >= 6, 60_000);
-    rig.remount('ro');
+    await rig.remount('ro');
     readOnly = true;
     await rig.waitFor('degraded', 30_000);
     const before = ingest.tally.refused;
     await waitUntil(() => ingest.tally.refused > before, 30_000);
     const readsServed = await rig.readOne(token);
-    // A login writes its session to the index: on a read-only index it cannot be served; recorded as found.
     const loginsServed = await rig.login().then(() => true, () => false);
-    rig.remount('rw');
+    await rig.remount('rw');
     readOnly = false;
     const recoveryMs = await rig.waitFor('ready', 30_000);
     ingest.tally.acknowledgedSince = 0;
@@ -367,7 +379,7 @@ export async function readOnlyRound(rig: FaultRig, round: number): Promise<Round
     await ingest.stop();
     return { fault: 'read-only', round, ...counts(ingest), readsServed, loginsServed, recoveryMs, ingestAfterRecovery };
   } catch (err) {
-    if (readOnly) rig.remount('rw');
+    if (readOnly) await rig.remount('rw');
     await ingest.stop();
     throw err;
   }
