@@ -20,19 +20,19 @@ export async function watchStorage(deps: { config: Config; paths: DataPaths; dat
     ...(database.engine === 'sqlite' ? [{ role: 'index' as const, dir: dirname(paths.index(config)) }] : []),
     { role: 'audit' as const, dir: paths.audit, probe: false },
   ];
-  const watch = await CapacityWatch.open({
+  // Standard error: CLI commands (an import, an export to standard output) open the same watch.
+  const log = pino({ name: 'pacsguard-storage', level: process.env.PACSGUARD_LOG_LEVEL ?? 'info' }, pino.destination(2));
+  // Reported in order, one after the other, so the trail reads as the episode happened.
+  let reporting = Promise.resolve();
+  return CapacityWatch.open({
     dirs,
     reserve: { megabytes: config.storage.reserveMegabytes, percent: config.storage.reservePercent },
     intervalMs: config.storage.checkIntervalMs,
     probeIndex: indexWriteProbe(database.db),
+    onEvent: (e) => {
+      reporting = reporting.then(() => report(deps, log, e));
+    },
   });
-  const log = pino({ name: 'pacsguard-storage', level: process.env.PACSGUARD_LOG_LEVEL ?? 'info' });
-  // Reported in order, one after the other, so the trail reads as the episode happened.
-  let reporting = Promise.resolve();
-  watch.onEvent((e) => {
-    reporting = reporting.then(() => report(deps, log, e));
-  });
-  return watch;
 }
 
 async function report(deps: { audit: AuditLog; alerts: AlertStore }, log: pino.Logger, e: CapacityEvent): Promise<void> {

@@ -96,12 +96,14 @@ export class CapacityWatch {
    * Watches the directories given (those on one device are one volume), measuring them once before it
    * resolves and then every `intervalMs`. `probeIndex` writes to the index; it is run while the index is
    * known unwritable, to see it recover. `probe: false` leaves a directory unprobed (the audit log's).
+   * `onEvent` hears the first measurement too (a start on a volume already below its reserve).
    */
   static async open(opts: {
     dirs: ReadonlyArray<{ role: VolumeRole; dir: string; probe?: boolean }>;
     reserve: ReservePolicy;
     intervalMs: number;
     probeIndex?: () => Promise<void>;
+    onEvent?: (e: CapacityEvent) => void;
   }): Promise<CapacityWatch> {
     const byDevice = new Map<number, Volume>();
     for (const d of opts.dirs) {
@@ -115,6 +117,7 @@ export class CapacityWatch {
       byDevice.set(dev, { roles: [d.role], dir: d.dir, probeDir: d.probe === false ? undefined : d.dir, freeBytes: 0, sizeBytes: 0, reserveBytes: 0, unmeasuredBytes: 0, full: null, unwritable: null });
     }
     const watch = new CapacityWatch([...byDevice.values()], opts.reserve, opts.probeIndex);
+    if (opts.onEvent) watch.onEvent(opts.onEvent);
     await watch.measure();
     watch.timer = setInterval(() => void watch.measure(), opts.intervalMs);
     watch.timer.unref();
