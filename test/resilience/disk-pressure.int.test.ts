@@ -68,7 +68,8 @@ describe('disk full during STOW-RS and C-STORE', () => {
 
     const killed = await killWhileFullRound(rig, 3, HEADROOM_MB, RESERVE_MB);
     expect(killed.unexpected).toEqual([]);
-    expect(killed.recoveryMs).toBeLessThan(30_000);
+    // A restart of the whole process, on a busy 2-core machine: seconds, not the 5 s of a recovery in place.
+    expect(killed.recoveryMs).toBeLessThan(60_000);
     expect(killed.ingestAfterRecovery).toBe(true);
     await expectIntact(rig);
   }, 600_000);
