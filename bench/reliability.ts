@@ -18,8 +18,8 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { diskFullRound, FaultRig, killWhileFullRound, readOnlyRound, type RoundResult } from '../test/support/fault-rounds.js';
-import { runCli, startServerProcess } from '../test/support/process-server.js';
+import { diskFullRound, FaultRig, killWhileFullRound, readOnlyRound, runCliAsync, type RoundResult } from '../test/support/fault-rounds.js';
+import { startServerProcess } from '../test/support/process-server.js';
 
 const argv = process.argv.slice(2);
 const option = (name: string, fallback: string): number => {
@@ -59,8 +59,8 @@ async function campaign(name: string, rig: FaultRig, rounds: Array<(rig: FaultRi
     }
     const lost = await rig.lost(await rig.login());
     await rig.server.stop();
-    const auditVerify = runCli(['audit', 'verify', '--data', rig.data]).status === 0;
-    const scrub = runCli(['scrub', '--data', rig.data, '--rate', '0']);
+    const auditVerify = (await runCliAsync(['audit', 'verify', '--data', rig.data])).status === 0;
+    const scrub = await runCliAsync(['scrub', '--data', rig.data, '--rate', '0']);
     rig.server = await startServerProcess(rig.data);
     const restartWorks = (await rig.readiness()).status === 'ready' && (await rig.lost(await rig.login())).length === lost.length;
     return { fault: name, rounds: results, lost, restarts, auditVerify, scrubClean: scrub.status === 0 && /: 0 damaged/.test(scrub.stdout), restartWorks, seconds: (Date.now() - started) / 1000 };

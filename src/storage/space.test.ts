@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -85,6 +85,28 @@ describe('CapacityWatch', () => {
     expect(events.map((e) => e.kind)).toEqual(['refusing', 'ingest-refused', 'resumed']);
     expect(events[2]).toMatchObject({ kind: 'resumed', refusedIngests: 3 });
     expect(w.checkIngest()).toBeNull();
+  });
+
+  it('resumes only once free space is back above the reserve by a margin, so it does not flap at the line', async () => {
+    const w = await open();
+    const events: CapacityEvent[] = [];
+    w.onEvent((e) => events.push(e));
+    const filler = join(vol, 'filler-line');
+    const free = () => statfsSync(vol).bavail * statfsSync(vol).bsize;
+    writeFileSync(filler, Buffer.alloc(free() - 3 * MiB));
+    await w.measure();
+    expect(w.state.state).toBe('refusing');
+    // Just above the reserve (4 MiB) but within the margin (1 MiB here): still refusing.
+    rmSync(filler);
+    writeFileSync(filler, Buffer.alloc(free() - Math.round(4.5 * MiB)));
+    await w.measure();
+    expect(w.state.state).toBe('refusing');
+    rmSync(filler);
+    writeFileSync(filler, Buffer.alloc(free() - 6 * MiB));
+    await w.measure();
+    expect(w.state.state).toBe('accepting');
+    rmSync(filler);
+    expect(events.map((e) => e.kind)).toEqual(['refusing', 'resumed']);
   });
 
   it('counts what ingest wrote against free space before the next measurement', async () => {

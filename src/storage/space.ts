@@ -50,6 +50,8 @@ interface Volume {
   reserveBytes: number;
   /** Bytes written since the last measurement: subtracted from free space until the next one. */
   unmeasuredBytes: number;
+  /** Below the reserve: cleared only once free space is back above it by a margin (no flapping at the line). */
+  low: boolean;
   /** A write failed for lack of space: cleared once the volume is above its reserve and a probe writes. */
   full: string | null;
   /** A write failed as read-only or with an I/O error (or a probe did): cleared once a probe writes. */
@@ -114,7 +116,7 @@ export class CapacityWatch {
         if (known.probeDir === undefined && d.probe !== false) known.probeDir = d.dir;
         continue;
       }
-      byDevice.set(dev, { roles: [d.role], dir: d.dir, probeDir: d.probe === false ? undefined : d.dir, freeBytes: 0, sizeBytes: 0, reserveBytes: 0, unmeasuredBytes: 0, full: null, unwritable: null });
+      byDevice.set(dev, { roles: [d.role], dir: d.dir, probeDir: d.probe === false ? undefined : d.dir, freeBytes: 0, sizeBytes: 0, reserveBytes: 0, unmeasuredBytes: 0, low: false, full: null, unwritable: null });
     }
     const watch = new CapacityWatch([...byDevice.values()], opts.reserve, opts.probeIndex);
     if (opts.onEvent) watch.onEvent(opts.onEvent);
@@ -251,7 +253,11 @@ export class CapacityWatch {
     if (v.unwritable) return { code: 'PG_ERR_STORAGE_UNAVAILABLE', reason: v.unwritable.reason };
     if (v.full) return { code: 'PG_ERR_STORAGE_FULL', reason: v.full };
     const free = v.freeBytes - v.unmeasuredBytes;
-    if (free < v.reserveBytes) {
+    // Estimates of what ingest wrote run ahead of statfs (an index write may reuse its WAL's pages): without
+    // a margin, ingest would stop and resume around the line, and each time be another episode.
+    if (free < v.reserveBytes) v.low = true;
+    else if (free >= v.reserveBytes + Math.max(MiB, v.reserveBytes / 8)) v.low = false;
+    if (v.low) {
       return { code: 'PG_ERR_STORAGE_FULL', reason: `reserve reached on ${v.roles.join('+')}: ${formatBytes(Math.max(0, free))} free, ${formatBytes(v.reserveBytes)} kept` };
     }
     return null;

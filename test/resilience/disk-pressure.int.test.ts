@@ -2,8 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { diskFullRound, FaultRig, killWhileFullRound, readOnlyRound, type RoundResult } from '../support/fault-rounds.js';
-import { runCli } from '../support/process-server.js';
+import { diskFullRound, FaultRig, killWhileFullRound, readOnlyRound, runCliAsync, type RoundResult } from '../support/fault-rounds.js';
 
 // A full or read-only volume is a pause in ingest, not an outage: reads go on, ingest resumes by itself
 // within seconds of the fault ending, nothing acknowledged is lost, and the archive checks clean after.
@@ -29,9 +28,9 @@ async function expectIntact(rig: FaultRig): Promise<void> {
   expect(await rig.lost(token)).toEqual([]);
   await rig.server.stop();
   expect(rig.server.child.exitCode, 'a clean stop').toBe(0);
-  const verify = runCli(['audit', 'verify', '--data', rig.data]);
+  const verify = await runCliAsync(['audit', 'verify', '--data', rig.data]);
   expect(verify.status, verify.stderr + verify.stdout).toBe(0);
-  const scrub = runCli(['scrub', '--data', rig.data, '--rate', '0']);
+  const scrub = await runCliAsync(['scrub', '--data', rig.data, '--rate', '0']);
   expect(scrub.status, scrub.stderr).toBe(0);
   expect(scrub.stdout).toMatch(/: 0 damaged/);
   const { startServerProcess } = await import('../support/process-server.js');
@@ -61,7 +60,7 @@ describe('disk full during STOW-RS and C-STORE', () => {
     expect(rig.server.child.pid, 'the same process throughout').toBe(pid);
     expect(rig.server.child.exitCode).toBeNull();
     // The episode is on the record: stopped, first refusal, resumed, once each per round.
-    const trail = runCli(['audit', 'export', '--data', rig.data, '--format', 'csv']).stdout;
+    const trail = (await runCliAsync(['audit', 'export', '--data', rig.data, '--format', 'csv'])).stdout;
     expect(trail.match(/storage\.ingest-stopped/g)?.length).toBe(2);
     expect(trail.match(/storage\.ingest-refused/g)?.length).toBe(2);
     expect(trail.match(/storage\.ingest-resumed/g)?.length).toBe(2);

@@ -1,10 +1,10 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { totpAt } from '../../src/identity/index.js';
 import { runDcmtk, writeInstances } from './dcmtk.js';
 import { httpsCall, multipartBodies, stowBody, type TestResponse } from './https.js';
-import { runCli, startServerProcess, type ServerProcess } from './process-server.js';
+import { startServerProcess, type ServerProcess } from './process-server.js';
 import { makeInstance } from './synth.js';
 
 /**
@@ -16,6 +16,22 @@ import { makeInstance } from './synth.js';
  */
 
 const MiB = 1024 * 1024;
+
+/**
+ * Runs the real `pacsguard` command without blocking the event loop (a test runner's worker must keep
+ * answering its runner while several commands run one after the other).
+ */
+export function runCliAsync(args: string[], input?: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [resolve('bin/pacsguard.js'), ...args], { env: { ...process.env, PACSGUARD_LOG_LEVEL: 'silent' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('close', (status) => done({ status, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
 const STOW_CLIENTS = 3;
 const BATCH = 2;
 // 256 x 256 x 16 bit: about 130 KB an instance.
@@ -78,7 +94,7 @@ export class FaultRig {
       mkdirSync(this.vol, { recursive: true });
       this.mount(['-t', 'tmpfs', '-o', `size=${this.opts.sizeMb}m`, 'tmpfs', this.vol]);
     }
-    const init = runCli(['init', '--data', this.data, '--json']);
+    const init = await runCliAsync(['init', '--data', this.data, '--json']);
     if (init.status !== 0) throw new Error(`init: ${init.stderr}`);
     if (this.opts.onVolume === 'blobs') {
       mkdirSync(this.vol, { recursive: true });
@@ -91,11 +107,11 @@ export class FaultRig {
     writeFileSync(join(this.data, 'config.json'), JSON.stringify(config, null, 2));
     for (let u = 0; u < USERS; u++) {
       const secretFile = join(this.dir, `tech${u}.totp`);
-      const add = runCli(['user', 'add', '--data', this.data, '--username', `tech${u}`, '--role', 'technologist', '--password-stdin', '--totp-secret-out', secretFile], `technologist password ${u} 42`);
+      const add = await runCliAsync(['user', 'add', '--data', this.data, '--username', `tech${u}`, '--role', 'technologist', '--password-stdin', '--totp-secret-out', secretFile], `technologist password ${u} 42`);
       if (add.status !== 0) throw new Error(`user add: ${add.stderr}`);
       this.secrets.push(readFileSync(secretFile, 'utf8').trim());
     }
-    const device = runCli(['device', 'add-legacy', '--data', this.data, '--ae', 'FAULTCT', '--address', '127.0.0.1', '--zone', 'local']);
+    const device = await runCliAsync(['device', 'add-legacy', '--data', this.data, '--ae', 'FAULTCT', '--address', '127.0.0.1', '--zone', 'local']);
     if (device.status !== 0) throw new Error(`device add-legacy: ${device.stderr}`);
     this.ca = readFileSync(join(this.data, 'pki', 'ca.pem'), 'utf8');
     this.server = await startServerProcess(this.data);
