@@ -198,9 +198,10 @@ export class CapacityWatch {
       do {
         this.again = false;
         await Promise.all(this.volumes.map((v) => this.measureVolume(v)));
-        if (this.index && this.probeIndex) {
+        if (this.index) {
           try {
-            await this.probeIndex();
+            // Without a probe there is nothing to wait for: the next ingest is the test.
+            await this.probeIndex?.();
             this.index = null;
           } catch {
             // Still unwritable; the next tick tries again.
