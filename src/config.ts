@@ -186,6 +186,20 @@ export const configSchema = z.object({
      */
     hierarchyConflict: z.enum(['store-and-alert', 'refuse']).default('store-and-alert'),
   }).prefault({}),
+  /**
+   * Disk pressure. On each volume that holds blobs, the index or the audit log, ingest (STOW-RS, C-STORE,
+   * import) is refused once free space falls below the reserve: the smaller of `reserveMegabytes` and
+   * `reservePercent` of the volume. What stays free is the audit log's and the index's headroom, so reads,
+   * logins and the refusals themselves are still recorded. Ingest resumes by itself when space returns.
+   */
+  storage: z.object({
+    /** The reserve's cap: 256 MiB holds some 250 000 audit records (about 1 KB each) and a large index WAL. */
+    reserveMegabytes: z.number().min(0).default(256),
+    /** The reserve on a small volume: this share of its size, when smaller than `reserveMegabytes`. */
+    reservePercent: z.number().min(0).max(50).default(2),
+    /** How often free space is read (statfs) and a refused volume probed for writing again. */
+    checkIntervalMs: z.number().int().min(100).max(60_000).default(1000),
+  }).prefault({}),
   /** Background integrity scrub: every blob re-read and hash-checked this often, at most this fast (0 hours: off). */
   scrub: z.object({
     intervalHours: z.number().min(0).default(24),

@@ -71,6 +71,17 @@ export interface IngestGuard {
   account(subject: string, kind: 'overwrite' | 'suspect'): Promise<boolean>;
 }
 
+/**
+ * What ingest asks of disk pressure before it writes (implemented by the storage layer's CapacityWatch,
+ * wired by the server): whether to refuse now, and what it wrote or failed to write, so that the reserve
+ * is watched between measurements and a failed volume stops the next ingest before it writes.
+ */
+export interface IngestCapacity {
+  checkIngest(): PacsGuardError | null;
+  wrote(role: 'blobs' | 'index', bytes: number): void;
+  failed(role: 'blobs' | 'index', err: PacsGuardError): void;
+}
+
 // Enough concurrent blob writes for their fsyncs to share journal commits; more only queues in libuv.
 const BLOB_WRITE_CONCURRENCY = 8;
 
@@ -109,6 +120,7 @@ export class Ingest {
     private readonly index: ArchiveIndex,
     private readonly quarantineDir: string,
     private readonly guard: IngestGuard | null = null,
+    private readonly capacity: IngestCapacity | null = null,
   ) {}
 
   /**
@@ -145,6 +157,9 @@ export class Ingest {
     const results: Array<IngestResult | PacsGuardError> = new Array(items.length);
     const refusal = this.guard?.refusal(ctx.receivedBy);
     if (refusal) return results.fill(refusal);
+    // Below the reserve nothing is even parsed: the refusal is cheap and leaves the headroom to the audit log.
+    const full = this.capacity?.checkIngest();
+    if (full) return results.fill(full);
     let prepared: Prepared[] = [];
     let blocked: PacsGuardError | null = null;
     for (let at = 0; at < items.length; at++) {
@@ -171,9 +186,13 @@ export class Ingest {
     const written: Array<Prepared & { sha256: string }> = [];
     await forEachLimited(prepared, BLOB_WRITE_CONCURRENCY, async (p) => {
       try {
-        written.push({ ...p, sha256: (await (p.staged ? this.blobs.place(p.staged) : this.blobs.put(p.bytes))).sha256 });
+        const put = await (p.staged ? this.blobs.place(p.staged) : this.blobs.put(p.bytes));
+        written.push({ ...p, sha256: put.sha256 });
+        if (!put.existed) this.capacity?.wrote('blobs', put.size);
       } catch (err) {
-        results[p.at] = asPacsGuardError(err);
+        const e = asPacsGuardError(err);
+        results[p.at] = e;
+        this.capacity?.failed('blobs', e);
       }
     });
     written.sort((a, b) => a.at - b.at);
@@ -196,16 +215,19 @@ export class Ingest {
         conflicts: outcome.kind === 'duplicate' ? [] : outcome.conflicts ?? [],
       };
     });
+    if (written.length === 0) return results;
     try {
       const records = written.map((w) => toRecord(w.parsed, w.sha256, w.bytes.length, ctx.receivedBy));
       fill(await this.index.recordInstances(records, beforeCommit ? (outcomes) => {
         fill(outcomes);
         beforeCommit(results);
       } : undefined));
+      this.capacity?.wrote('index', records.reduce((n, r) => n + r.metadataJson.length, 0));
     } catch (err) {
       // The blobs stay (content-addressed, harmless, reused by a retry); nothing is acknowledged.
       const e = err instanceof PacsGuardError ? err : storageErrorOf(err) ?? new PacsGuardError('PG_ERR_STORAGE_FAILED', `index write failed: ${(err as Error).message}`, { cause: err });
       for (const w of written) results[w.at] = e;
+      this.capacity?.failed('index', e);
     }
     return results;
   }

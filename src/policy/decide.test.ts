@@ -42,6 +42,15 @@ describe('decide', () => {
       expect(decide({ subject: user(role), zone: zoneWithConsole, action: 'console.view', resource: {} }).allow, role).toBe(true);
     }
   });
+  it('answers readiness to anyone, signed in or not, while the zone still decides who may ask', () => {
+    const anon: Subject = { kind: 'anonymous', id: 'anonymous', reason: 'no credentials presented' };
+    expect(decide({ subject: anon, zone, action: 'server.ready', resource: {} }).allow).toBe(true);
+    for (const role of ['administrator', 'technologist', 'auditor', 'vendor-engineer'] as const) {
+      expect(decide({ subject: user(role), zone, action: 'server.ready', resource: {} }).allow, role).toBe(true);
+    }
+    const noConsole = new ZonePolicy([{ name: 'modalities', description: '', addresses: ['127.0.0.0/8'], flows: ['dimse-store'] }]);
+    expect(decideZone(noConsole, noConsole.resolve('127.0.0.1'), 'server.ready')).toMatchObject({ allow: false, code: 'PG_ERR_ZONE_DENIED' });
+  });
   it('keeps the administrator away from images (separation of duties)', () => {
     for (const action of ['instances.read', 'instances.search', 'instances.store'] as const) {
       expect(decide({ subject: user('administrator'), zone, action, resource: {} })).toMatchObject({ allow: false, code: 'PG_ERR_POLICY_DENIED' });

@@ -23,6 +23,12 @@ export type Decision =
 /** What anyone may attempt without being signed in: the ways in, and the console's page that offers them. */
 export const ANONYMOUS_ATTEMPTS: readonly Action[] = ['account.enrol', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'session.federated', 'console.view'];
 
+/**
+ * What anyone may ask, signed in or not, from a zone whose flow allows it: readiness, which a load
+ * balancer or orchestrator probes without credentials and which names no patient, person or path.
+ */
+const OPEN_TO_ALL: readonly Action[] = ['server.ready'];
+
 /** Whether a zone may use the flow an action belongs to (the zone step of the one path). */
 export function decideZone(zones: ZonePolicy, zone: ZoneMatch, action: Action): Decision {
   const flow = ACTIONS[action].flow;
@@ -37,6 +43,7 @@ export function decideZone(zones: ZonePolicy, zone: ZoneMatch, action: Action): 
  */
 export function decide(input: { subject: Subject; zone: ZoneMatch; action: Action; resource: Resource }): Decision {
   const { subject, action } = input;
+  if (OPEN_TO_ALL.includes(action)) return { allow: true, reason: `anyone may ask '${action}'` };
   if (subject.kind === 'anonymous') {
     // Logging in, refreshing and logging out present their credentials in the request itself.
     return ANONYMOUS_ATTEMPTS.includes(action)

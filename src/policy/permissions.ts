@@ -16,6 +16,7 @@ export const ACTIONS = {
   'passkeys.manage': { flow: 'auth', describe: "enrol, list and remove one's own passkeys" },
   'console.view': { flow: 'console', describe: "load the console's pages (signing in happens on them)" },
   'server.status': { flow: 'admin-api', describe: 'read server status' },
+  'server.ready': { flow: 'console', describe: 'ask whether the server is ready (GET /readyz: ingest taken or refused and why); open to anyone, signed in or not' },
   // DIMSE: each request is its own action on its own flow, so a zone may, say, store but not retrieve.
   'dimse.associate': { flow: 'dimse-echo', describe: 'open a DICOM association (a zone that may not even verify may not associate)' },
   'dimse.echo': { flow: 'dimse-echo', describe: 'verify the connection (C-ECHO)' },
@@ -51,18 +52,18 @@ export type Flow = (typeof ACTIONS)[Action]['flow'] | 'console';
  * separation of duties starts here: the administrator manages accounts but never touches images.
  */
 export const PERMISSIONS: Readonly<Record<Role, readonly Action[]>> = {
-  administrator: ['users.manage', 'devices.manage', 'holds.read', 'holds.lift', 'changes.request', 'changes.decide', 'changes.read', 'care.manage', 'care.read', 'grants.manage', 'grants.read', 'server.status', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'session.federated', 'passkeys.manage', 'console.view'],
-  technologist: ['instances.store', 'instances.search', 'instances.read', 'changes.request', 'changes.read', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'session.federated', 'passkeys.manage', 'console.view'],
-  radiologist: ['instances.search', 'instances.read', 'changes.request', 'changes.decide', 'changes.read', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'session.federated', 'passkeys.manage', 'console.view'],
+  administrator: ['users.manage', 'devices.manage', 'holds.read', 'holds.lift', 'changes.request', 'changes.decide', 'changes.read', 'care.manage', 'care.read', 'grants.manage', 'grants.read', 'server.status', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'session.federated', 'passkeys.manage', 'console.view', 'server.ready'],
+  technologist: ['instances.store', 'instances.search', 'instances.read', 'changes.request', 'changes.read', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'session.federated', 'passkeys.manage', 'console.view', 'server.ready'],
+  radiologist: ['instances.search', 'instances.read', 'changes.request', 'changes.decide', 'changes.read', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'session.federated', 'passkeys.manage', 'console.view', 'server.ready'],
   // A referring physician searches and reads only within scope (care relationships, their referrals,
   // break-glass claims): enforced in the index query and before anything is served (src/policy/scope.ts).
-  'referring-physician': ['instances.search', 'instances.read', 'breakglass.claim', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'session.federated', 'passkeys.manage', 'console.view'],
+  'referring-physician': ['instances.search', 'instances.read', 'breakglass.claim', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'session.federated', 'passkeys.manage', 'console.view', 'server.ready'],
   // The auditor reads the trail and changes nothing; nobody else reads it through the API.
-  auditor: ['audit.read', 'alerts.read', 'holds.read', 'changes.read', 'care.read', 'grants.read', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'session.federated', 'passkeys.manage', 'console.view'],
+  auditor: ['audit.read', 'alerts.read', 'holds.read', 'changes.read', 'care.read', 'grants.read', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'session.federated', 'passkeys.manage', 'console.view', 'server.ready'],
   // A researcher searches and reads, and receives only de-identified data (src/server/research.ts).
-  researcher: ['instances.search', 'instances.read', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'session.federated', 'passkeys.manage', 'console.view'],
+  researcher: ['instances.search', 'instances.read', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'session.federated', 'passkeys.manage', 'console.view', 'server.ready'],
   // A vendor engineer: only within a grant, only from an external zone, images only if granted (decide.ts).
-  'vendor-engineer': ['server.status', 'instances.search', 'instances.read', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'session.federated', 'passkeys.manage', 'console.view'],
+  'vendor-engineer': ['server.status', 'instances.search', 'instances.read', 'session.login', 'session.refresh', 'session.logout', 'session.passkey', 'session.federated', 'passkeys.manage', 'console.view', 'server.ready'],
   // A device role bounds what any device of its kind could be allowed; each device's own row in the
   // devices table (allowed services, move destinations) narrows it further (see DEVICE_SERVICE_OF).
   modality: ['instances.store', 'dimse.associate', 'dimse.echo', 'dimse.store', 'dimse.find', 'dimse.get', 'dimse.move'],

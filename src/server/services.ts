@@ -14,7 +14,7 @@ import {
 import { SCOPED_ROLES, ZonePolicy } from '../policy/index.js';
 import {
   AlertStore, ArchiveIndex, BaselineStore, BlobReplicas, ChangeRequestStore, closeDataDirectory, FileBlobStore, keepNewFilesPrivate, LifecycleIndex, openIndexDatabase,
-  PseudonymStore, type IndexDatabase,
+  PseudonymStore, type CapacityWatch, type IndexDatabase,
 } from '../storage/index.js';
 import { CodecPool, pseudonymsWith, type Pseudonyms } from '../dicom/index.js';
 import { randomBytes } from 'node:crypto';
@@ -23,6 +23,7 @@ import { join, resolve } from 'node:path';
 import type { PacsGuardError } from '../errors.js';
 import { repairFromReplicas, reportDamage } from './integrity.js';
 import type { PathServices } from './path.js';
+import { watchStorage } from './storage-health.js';
 
 /** Everything a running PacsGuard holds open, built once from the data directory. */
 export interface Services extends PathServices {
@@ -32,6 +33,8 @@ export interface Services extends PathServices {
   readonly index: ArchiveIndex;
   readonly blobs: FileBlobStore;
   readonly ingest: Ingest;
+  /** Disk pressure on the blob, index and audit volumes: what stops ingest before the disk is full. */
+  readonly capacity: CapacityWatch;
   readonly retrieve: Retrieve;
   /** Ransomware containment: who is suspended, and the counting that suspends them. */
   readonly containment: Containment;
@@ -111,6 +114,7 @@ export async function openServices(dataDir: string, overrides: { index?: string 
     })
     : null;
   const alerts = new AlertStore(database.db);
+  const capacity = await watchStorage({ config, paths, database, audit, alerts });
   const pseudonymKey = join(paths.pki, 'research-pseudonym.key');
   // Made once per installation, kept with the other keys (and so in backups): pseudonyms stay stable.
   await writeFile(pseudonymKey, randomBytes(32), { flag: 'wx', mode: 0o600 }).catch((err: NodeJS.ErrnoException) => {
@@ -177,7 +181,8 @@ export async function openServices(dataDir: string, overrides: { index?: string 
     users,
     devices: new DeviceStore(database.db),
     zones: new ZonePolicy(config.zones),
-    ingest: new Ingest(blobs, index, paths.quarantine, ingestGuard(containment)),
+    ingest: new Ingest(blobs, index, paths.quarantine, ingestGuard(containment), capacity),
+    capacity,
     containment,
     holds,
     lifecycle: new LifecycleIndex(database.db),
@@ -202,6 +207,7 @@ export async function openServices(dataDir: string, overrides: { index?: string 
     replicas,
     auditReview,
     async close() {
+      capacity.close();
       // Each part closes even if another fails (a full disk may fail the log's last checkpoint).
       const results = await Promise.allSettled([
         (async () => siem?.stop())(),

@@ -12,3 +12,4 @@ export { ChangeRequestStore, type ChangeRequest, type ChangeKind, type ChangeSta
 export { AlertStore, BaselineStore, type StoredAlert, type AlertFilter, type Baseline } from './alerts.js';
 export { PseudonymStore } from './pseudonyms.js';
 export { closeDataDirectory, keepNewFilesPrivate } from './private-files.js';
+export { CapacityWatch, indexWriteProbe, formatBytes, type CapacityEvent, type IngestAdmission, type ReservePolicy, type VolumeReport, type VolumeRole } from './space.js';

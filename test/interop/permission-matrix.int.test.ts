@@ -94,6 +94,7 @@ const ROUTE_REQUESTS: Record<string, { path: string; body?: unknown }> = {
   'GET /api/auth/oidc/start': { path: '/api/auth/oidc/start' },
   'GET /api/auth/oidc/callback': { path: '/api/auth/oidc/callback?code=x&state=y' },
   'POST /api/auth/oidc/complete': { path: '/api/auth/oidc/complete', body: {} },
+  'GET /readyz': { path: '/readyz' },
   'POST /dicomweb/studies': { path: '/dicomweb/studies', body: 'stow' },
   'POST /dicomweb/studies/:study': { path: '/dicomweb/studies/2.25.9902', body: 'stow' },
   'GET /dicomweb/studies': { path: `/dicomweb/studies?PatientID=${PATIENT}` },

@@ -366,7 +366,8 @@ export class AssociationScp extends dimse.Scp {
       sourceAe: this.callingAe,
     });
     let staged: StagedBlob | undefined;
-    if (this.storeAllowed) {
+    // Below the disk reserve the store will be refused: its bytes are not written into the headroom.
+    if (this.storeAllowed && this.ctx.services.capacity.state.state === 'accepting') {
       staged = this.ctx.services.blobs.stage();
       staged.append(header);
     }

@@ -16,6 +16,7 @@ import { registerGrantRoutes } from './grant-routes.js';
 import { registerAlertRoutes } from './alert-routes.js';
 import { registerPasskeyRoutes } from './passkey-routes.js';
 import { registerOidcRoutes } from './oidc-routes.js';
+import { registerHealthRoutes } from './health-routes.js';
 import { credentialsOf, resourceOfParams, type RouteDeclaration } from './context.js';
 import { registerDicomwebRoutes } from './dicomweb-routes.js';
 import { registerRenderedRoutes } from './rendered-routes.js';
@@ -198,5 +199,6 @@ export async function buildHttpApp(services: Services, tls?: HttpTls, opts: { lo
   await app.register(async (scope) => registerDicomwebRoutes(scope, services, memory), { prefix: '/dicomweb' });
   await app.register(async (scope) => registerRenderedRoutes(scope, services), { prefix: '/dicomweb' });
   await app.register(async (scope) => registerViewerRoutes(scope, services));
+  await app.register(async (scope) => registerHealthRoutes(scope, services));
   return app;
 }
