@@ -27,7 +27,7 @@ export const ANONYMOUS_ATTEMPTS: readonly Action[] = ['account.enrol', 'session.
  * What anyone may ask, signed in or not, from a zone whose flow allows it: readiness, which a load
  * balancer or orchestrator probes without credentials and which names no patient, person or path.
  */
-const OPEN_TO_ALL: readonly Action[] = ['server.ready'];
+export const OPEN_TO_ALL: readonly Action[] = ['server.ready'];
 
 /** Whether a zone may use the flow an action belongs to (the zone step of the one path). */
 export function decideZone(zones: ZonePolicy, zone: ZoneMatch, action: Action): Decision {

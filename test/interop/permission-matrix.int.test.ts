@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PERSON_ROLES, type PersonRole } from '../../src/identity/index.js';
-import { ACTIONS, ANONYMOUS_ATTEMPTS, PERMISSIONS, type Action, type ZoneConfig } from '../../src/policy/index.js';
+import { ACTIONS, ANONYMOUS_ATTEMPTS, OPEN_TO_ALL, PERMISSIONS, type Action, type ZoneConfig } from '../../src/policy/index.js';
 import { dcmtkAvailable, runDcmtk, startStorescp, writeInstances, type RunningStorescp } from '../support/dcmtk.js';
 import { httpsCall, stowBody } from '../support/https.js';
 import { freePort } from '../support/orthanc.js';
@@ -195,6 +195,9 @@ describe('the permission matrix, request by request', () => {
         const subjects: Array<[string, string | undefined, boolean]> = ANONYMOUS_ATTEMPTS.includes(route.action)
           // Ways in are driven anonymously only: a role's token on logout or refresh would end its session.
           ? [['anonymous', undefined, zoneAllows]]
+          // Open to anyone (readiness probes carry no credentials): only the zone decides.
+          : OPEN_TO_ALL.includes(route.action)
+            ? [['anonymous', undefined, zoneAllows], ...PERSON_ROLES.map((role): [string, string | undefined, boolean] => [role, tokens.get(role), zoneAllows])]
           : [
             ['anonymous', undefined, false],
             ...PERSON_ROLES.map((role): [string, string | undefined, boolean] => [role, tokens.get(role),
