@@ -7,6 +7,7 @@ export { extractFrames } from './frames.js';
 export { readBulkData } from './bulkdata.js';
 export { toExplicitLittleEndian } from './transcode.js';
 export { storedFrames } from './encapsulated.js';
+export { identifyingUids, type IdentifyingUids } from './identifying-uids.js';
 export { renderFrame, type RenderedImage, type RenderedMediaType, type RenderOptions } from './render.js';
 export { CodecPool, codecsConvert, DECODABLE_TRANSFER_SYNTAXES, ENCODABLE_TRANSFER_SYNTAXES, type CodecPoolOptions } from './codecs.js';
 export { inspectPreamble, sanitizePreamble, type PreambleThreat } from './sanitize.js';

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { hierarchyConflictDetail, HierarchyConflictError, parseQuery, QuarantinedError, searchResult, withBulkDataUrls, type IngestResult } from '../../archive/index.js';
-import { codecsConvert, deidentifyPart10, lookupTransferSyntax, type DicomJson } from '../../dicom/index.js';
+import { codecsConvert, deidentifyPart10, identifyingUids, lookupTransferSyntax, type DicomJson } from '../../dicom/index.js';
 import { PacsGuardError } from '../../errors.js';
 import { subjectLabel } from '../../identity/index.js';
 import type { QueryLevel, StoredInstance } from '../../storage/index.js';
@@ -390,7 +390,8 @@ async function storeParts(
   early: EarlyAudit,
 ): Promise<Operated<StowResponse>> {
   const { accepted, refusedParts } = sortParts(parts);
-  const summarise = (results: ReadonlyArray<IngestResult | PacsGuardError>) => stowOutcome(results, refusedParts, studyUid, base);
+  const uidsOf = (at: number) => identifyingUids((accepted[at] as { body: Buffer }).body);
+  const summarise = (results: ReadonlyArray<IngestResult | PacsGuardError>) => stowOutcome(results, refusedParts, studyUid, base, uidsOf);
   const results = await services.ingest.ingestMany(accepted.map((p) => p.body), { receivedBy, expectedStudyUid: studyUid }, (settled) => early.record(summarise(settled)));
   return summarise(results);
 }
@@ -477,18 +478,21 @@ function stowOutcome(
   refusedParts: readonly StowFailure[],
   studyUid: string | undefined,
   base: string,
+  uidsOf?: (resultIndex: number) => { sopClassUid?: string; sopInstanceUid?: string },
 ): Operated<StowResponse> {
   const stored: IngestResult[] = [];
   const failed: StowFailure[] = [...refusedParts];
   const alerts: SecurityAlert[] = [];
-  for (const r of results) {
+  for (const [at, r] of results.entries()) {
     if (!(r instanceof PacsGuardError)) {
       stored.push(r);
       continue;
     }
+    // The refused file's own UIDs, where they can be read, so that the client can tell which one failed.
+    const uids = r instanceof HierarchyConflictError ? undefined : uidsOf?.(at);
     failed.push(r instanceof HierarchyConflictError
       ? { reason: r.spec.dicomStatus, detail: r.detail, comment: r.comment, sopClassUid: r.sopClassUid, sopUid: r.sopUid }
-      : { reason: r.spec.dicomStatus, detail: r.detail });
+      : { reason: r.spec.dicomStatus, detail: r.detail, ...(uids?.sopClassUid ? { sopClassUid: uids.sopClassUid } : {}), ...(uids?.sopInstanceUid ? { sopUid: uids.sopInstanceUid } : {}) });
     if (r instanceof QuarantinedError) {
       alerts.push({ reason: `executable content in a DICOM preamble: ${r.threat}`, code: r.code, detail: { quarantineFile: r.quarantineFile, sha256: r.sha256 } });
     }
@@ -534,7 +538,10 @@ function stowOutcome(
   const duplicates = stored.filter((s) => s.outcome.kind === 'duplicate').length;
   // Hierarchy conflicts in full (the UIDs and both parents), stored or refused.
   const { hierarchyConflictsStored: conflictsStored, hierarchyConflictsRefused: conflictsRefused } = hierarchyConflictDetail(results);
-  const warnings = [conflictsStored && `stored as its header says: ${conflictsStored}`, conflictsRefused && `refused: ${conflictsRefused}`]
+  // An ErrorComment holds 64 characters (LO); a longer reason is given whole in a Warning, by instance.
+  const cut = failed.filter((f) => f.comment === undefined && f.detail.length > 64)
+    .map((f) => `${f.sopUid ? `instance ${f.sopUid}` : 'an instance'} refused: ${f.detail}`);
+  const warnings = [conflictsStored && `stored as its header says: ${conflictsStored}`, conflictsRefused && `refused: ${conflictsRefused}`, ...cut]
     .filter((w): w is string => !!w).map((text) => `299 pacsguard "${text.replace(/["\\]/g, '')}"`);
   return {
     value: { status, body, warnings },

@@ -121,6 +121,11 @@ describe('DICOMweb over HTTPS', () => {
     const body = res.json<Record<string, { Value: Array<Record<string, { Value: unknown[] }>> }>>();
     expect(body['00081199']?.Value).toHaveLength(1);
     expect(body['00081198']?.Value.map((f) => f['00081197']?.Value[0])).toEqual([0xc000, 0xc000]);
+    // The truncated file still names itself (from its file meta); the one that is not DICOM names nothing.
+    const [cutShort, notDicom] = body['00081198']?.Value ?? [];
+    expect(cutShort?.['00081155']?.Value).toEqual(['2.25.1001.1.5']);
+    expect(cutShort?.['00081150']?.Value).toEqual(['1.2.840.10008.5.1.4.1.1.2']);
+    expect(notDicom?.['00081155']).toBeUndefined();
     expect((await s.server.services.index.findInstances(study, undefined, '2.25.1001.1.5'))).toHaveLength(0);
   });
 
@@ -294,5 +299,21 @@ describe('DICOMweb over HTTPS', () => {
     const v = await verifyChain(join(s.dataDir, 'audit', 'audit.log'));
     expect(v.ok).toBe(true);
     expect(v.records).toBeGreaterThan(30);
+  });
+
+  it('gives a refusal reason too long for ErrorComment whole in a Warning, naming the instance', async () => {
+    // Pixel Data far short of what Rows, Columns and Number of Frames say: refused, with a long reason.
+    const elsewhere = { studyUid: '2.25.1002', seriesUid: '2.25.1002.1' };
+    const short = ct(7, { ...elsewhere, sopUid: '2.25.1002.1.7', extra: { '00280010': { vr: 'US', Value: [4096] }, '00280011': { vr: 'US', Value: [4096] }, '00280008': { vr: 'IS', Value: [1000] } } });
+    const res = await stow(tech, [ct(8, { ...elsewhere, sopUid: '2.25.1002.1.8' }), short]);
+    expect(res.status).toBe(202);
+    const failure = res.json<Record<string, { Value: Array<Record<string, { Value: unknown[] }>> }>>()['00081198']?.Value[0];
+    expect(failure?.['00081155']?.Value).toEqual(['2.25.1002.1.7']);
+    const comment = String(failure?.['00000902']?.Value[0]);
+    expect(comment.length).toBeLessThanOrEqual(64);
+    const warning = String(res.headers.warning);
+    expect(warning).toContain('instance 2.25.1002.1.7 refused:');
+    expect(warning).toContain('1000 frame(s) of 4096x4096 need');
+    expect(warning.length).toBeGreaterThan(comment.length + 20);
   });
 });
