@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import { PacsGuardError } from '../../errors.js';
 import type { TLSSocket } from 'node:tls';
 import type { AuditEventType } from '../../audit/index.js';
 import type { Action } from '../../policy/index.js';
@@ -154,4 +155,20 @@ export function resourceOfParams(params: unknown): Resource {
     ...(instance ? { sopUid: instance } : {}),
     ...(username ? { username } : {}),
   };
+}
+
+const WELL_FORMED_UID = /^[0-9]+(\.[0-9]+)*$/;
+
+/**
+ * The study, series and instance UIDs a DICOMweb path names, refused with a 400 when one is not a
+ * well-formed UID (PS3.5 §9.1: digits and dots, at most 64 characters).
+ */
+export function uidParams(request: FastifyRequest): { study?: string; series?: string; instance?: string } {
+  const p = request.params as { study?: string; series?: string; instance?: string };
+  for (const [name, value] of [['study', p.study], ['series', p.series], ['instance', p.instance]] as const) {
+    if (value !== undefined && (value.length > 64 || !WELL_FORMED_UID.test(value))) {
+      throw new PacsGuardError('PG_ERR_HTTP_BAD_REQUEST', `${name} UID '${value.slice(0, 80)}' is not a valid UID`);
+    }
+  }
+  return { study: p.study, series: p.series, instance: p.instance };
 }

@@ -10,7 +10,7 @@ import { perform, type EarlyAudit, type Operated, type SecurityAlert } from '../
 import type { Services } from '../services.js';
 import { breakGlassDetail, enforceScope, scopeFor, searchScope } from '../scope.js';
 import { isResearcher, ResearchView } from '../research.js';
-import { contextOf, dicomwebBase } from './context.js';
+import { contextOf, dicomwebBase, uidParams } from './context.js';
 import { joinMultipart, parseMultipartRelated, splitMultipart } from './multipart.js';
 import { BodyBuffers, readWholeBody } from './input.js';
 import { closeAfterAnswer, declaredLength } from './request-limits.js';
@@ -18,7 +18,6 @@ import type { RequestMemory } from './request-memory.js';
 import { receiveParts, type StagedPart } from './stow-upload.js';
 import { acceptedTransferSyntaxes, acceptOf, parseMediaType } from './media-type.js';
 
-const UID = /^[0-9]+(\.[0-9]+)*$/;
 const DICOM_JSON = 'application/dicom+json';
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 // Uncompressed syntaxes, which can be re-encoded as Explicit VR Little Endian without a codec.
@@ -28,15 +27,6 @@ const NOT_FOR_WEB = new Set(['1.2.840.10008.1.2', '1.2.840.10008.1.2.2']);
 
 type Params = { study?: string; series?: string; instance?: string; frames?: string; '*'?: string };
 
-function uidParams(request: FastifyRequest): { study?: string; series?: string; instance?: string } {
-  const p = request.params as Params;
-  for (const [name, value] of [['study', p.study], ['series', p.series], ['instance', p.instance]] as const) {
-    if (value !== undefined && (value.length > 64 || !UID.test(value))) {
-      throw new PacsGuardError('PG_ERR_HTTP_BAD_REQUEST', `${name} UID '${value.slice(0, 80)}' is not a valid UID`);
-    }
-  }
-  return { study: p.study, series: p.series, instance: p.instance };
-}
 
 /** The query string as ordered key/value pairs (repeated keys kept, as includefield may repeat). */
 function queryPairs(request: FastifyRequest): Array<[string, string]> {

@@ -6,19 +6,14 @@ import { perform } from '../path.js';
 import { isResearcher, ResearchView } from '../research.js';
 import { breakGlassDetail, enforceScope, scopeFor } from '../scope.js';
 import type { Services } from '../services.js';
-import { contextOf } from './context.js';
+import { contextOf, uidParams } from './context.js';
 import { acceptOf, parseAccept } from './media-type.js';
 
 /** The edge of a thumbnail when the request names no viewport (Orthanc's and most viewers' size). */
 const THUMBNAIL_EDGE = 128;
-const UID = /^[0-9]+(\.[0-9]+)*$/;
 
 type Params = { study?: string; series?: string; instance?: string; frame?: string };
 
-function uid(name: string, value: string | undefined): string | undefined {
-  if (value !== undefined && (value.length > 64 || !UID.test(value))) throw new PacsGuardError('PG_ERR_HTTP_BAD_REQUEST', `${name} UID '${value.slice(0, 80)}' is not a valid UID`);
-  return value;
-}
 
 /** The image type by the client's Accept, best q first: JPEG (the default, PS3.18 §8.7.4) or PNG. */
 function renderedType(header: string | readonly string[] | undefined): RenderedMediaType {
@@ -97,9 +92,7 @@ export async function registerRenderedRoutes(app: FastifyInstance, services: Ser
   const render = (kind: 'instance' | 'frame' | 'thumbnail') => async (request: FastifyRequest, reply: FastifyReply) => {
     const ctx = contextOf(request);
     const p = request.params as Params;
-    const study = uid('study', p.study);
-    const series = uid('series', p.series);
-    const instance = uid('instance', p.instance);
+    const { study, series, instance } = uidParams(request);
     const image = await perform(services, { ...ctx, resource: { studyUid: study, seriesUid: series, sopUid: instance } }, async () => {
       let frame = 1;
       if (kind === 'frame') {
